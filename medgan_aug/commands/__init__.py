@@ -1,0 +1,1 @@
+"""Subcommands of ``medgan-aug``: each module defines ``register(subparsers)``."""
