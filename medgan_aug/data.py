@@ -31,6 +31,7 @@ __all__ = [
     "MedMNISTDataset",
     "MedMNISTFileError",
     "SPLITS",
+    "file_md5",
     "flag_info",
     "label_vectors",
     "load_medmnist_npz",
@@ -80,7 +81,8 @@ def official_file(flag: str, size: int, root: str | os.PathLike) -> tuple[Path, 
     return Path(root) / f"{flag}{suffix}.npz", info[f"url{suffix}"], info[f"MD5{suffix}"]
 
 
-def _md5(path: Path, chunk: int = 1 << 20) -> str:
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """MD5 hex digest of a file, read in chunks."""
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -117,7 +119,7 @@ def _resolve_official(flag: str, size: int, root: str | os.PathLike | None, down
             f"MedMNIST file {target} not found. Pass download=True (CLI: --download), or fetch it from "
             f"{url} (MD5 {md5}) and put it at {target}; a MedMNIST-format file elsewhere can be given by path."
         )
-    actual = _md5(target)
+    actual = file_md5(target)
     if actual != md5:
         raise MedMNISTFileError(
             f"MD5 mismatch for {target}: expected {md5} (medmnist INFO for {flag!r}, size {size}) but the file "

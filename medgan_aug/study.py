@@ -1,0 +1,298 @@
+"""The low-data augmentation study: a grid of fraction x seed x condition x classifier, run leak-free.
+
+Protocol (written into every ``summary.md``):
+
+* For each (fraction, seed) the training subset is ``low_data_indices(train labels, fraction, seed)``;
+  subsets are nested across fractions for one seed.
+* The GAN of a (fraction, seed) is trained on that subset only (its run directory records the indices),
+  and the synthetic labels are resampled from that subset's label vectors only.
+* Classifiers are trained for a fixed number of iterations: no early stopping and no model selection,
+  so the validation split is not used at all and the test split is touched once per run, for the
+  reported number.
+* Conditions differ only in what a training batch holds: real images, classically augmented ones, and a
+  share of generated ones mixed in by :class:`medgan_aug.transforms.MixSyntheticd` (``mode="replace"``,
+  so every condition trains on the same batch size for the same number of steps).
+
+Every finished run leaves ``runs/<key>.json`` (its settings and metrics) and ``scores/<key>.npz`` (its
+test probabilities, for the paired bootstrap), written atomically: a grid that is interrupted, sharded
+(``shard=(i, n)``) or run by several processes resumes by skipping the keys already present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Condition",
+    "RunSpec",
+    "StudyConfig",
+    "expand_grid",
+    "load_study_config",
+    "parse_condition",
+    "run_study",
+    "select_shard",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """What the training batches of one study arm hold.
+
+    Names: ``real``, ``real+classical``, ``real+synthetic@R``, ``real+synthetic@R+classical`` and
+    ``synthetic-only`` (R: the share of every batch replaced by generated images).
+    """
+
+    name: str
+    synthetic_ratio: float = 0.0
+    classical: bool = False
+
+    @property
+    def needs_gan(self) -> bool:
+        return self.synthetic_ratio > 0
+
+
+def parse_condition(name: str) -> Condition:
+    """Parse a condition name (see :class:`Condition`), with a clear error for anything else."""
+    if name == "synthetic-only":
+        return Condition(name, synthetic_ratio=1.0)
+    parts = name.split("+")
+    ratio, classical = 0.0, False
+    ok = parts[0] == "real"
+    for part in parts[1:]:
+        if part == "classical" and not classical:
+            classical = True
+        elif part.startswith("synthetic@") and ratio == 0.0:
+            try:
+                ratio = float(part.split("@", 1)[1])
+            except ValueError:
+                ok = False
+            ok = ok and 0.0 < ratio < 1.0
+        else:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"unknown condition {name!r}; use real, real+classical, real+synthetic@R (0<R<1), "
+            "real+synthetic@R+classical or synthetic-only"
+        )
+    return Condition(name, synthetic_ratio=ratio, classical=classical)
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """A study grid and its budgets (loaded from YAML/JSON by :func:`load_study_config`).
+
+    Attributes:
+        name: the study's name (used in the summary).
+        data: ``path`` (a MedMNIST-format file) or ``flag``/``root``/``download`` (official file), ``size``.
+        fractions: training-subset fractions in (0, 1].
+        seeds: seeds; seed s picks the subset, initialises the GAN and the classifier.
+        conditions: condition names (:func:`parse_condition`); ``real`` is added if missing (the reference).
+        classifiers: ``small_cnn`` and/or ``resnet18``.
+        gan: keyword arguments of the GAN trainer's config (iterations, batch_size, ...).
+        classifier: ``iterations``, ``batch_size``, ``lr`` of classifier training.
+        synthetic: ``num_samples`` generated per GAN (the cached source mixed into batches).
+        bootstrap: ``n_boot`` resamples of the paired bootstrap.
+    """
+
+    name: str = "study"
+    data: dict[str, Any] = dataclasses.field(default_factory=lambda: {"flag": "chestmnist"})
+    fractions: list[float] = dataclasses.field(default_factory=lambda: [0.1, 1.0])
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    conditions: list[str] = dataclasses.field(default_factory=lambda: ["real", "real+synthetic@0.5"])
+    classifiers: list[str] = dataclasses.field(default_factory=lambda: ["small_cnn"])
+    gan: dict[str, Any] = dataclasses.field(default_factory=dict)
+    classifier: dict[str, Any] = dataclasses.field(default_factory=dict)
+    synthetic: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for fraction in self.fractions:
+            if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+                raise ValueError(f"fractions must be in (0, 1], got {fraction!r}")
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
+        parsed = [parse_condition(c).name for c in self.conditions]
+        if "real" not in parsed:
+            parsed.insert(0, "real")
+        self.conditions = parsed
+        if not self.classifiers:
+            raise ValueError("classifiers must name at least one classifier")
+        if not self.data.get("path") and not self.data.get("flag"):
+            raise ValueError("data needs a path (a MedMNIST-format .npz) or a flag")
+
+
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}
+
+
+def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> StudyConfig:
+    """Read a study config (YAML or JSON); ``data_overrides`` (path, flag, ...) replace its data entries.
+
+    A ``path`` override drops the config's ``flag``-based source unless a flag is given too, and vice versa.
+    """
+    path = Path(config_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"study config {path} is not valid YAML/JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"study config {path} must hold a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"study config {path}: unknown key(s) {unknown}; known: {sorted(_CONFIG_FIELDS)}")
+    overrides = {k: v for k, v in data_overrides.items() if v is not None}
+    data = dict(raw.get("data") or {})
+    if "path" in overrides:
+        data.pop("root", None)
+        data.pop("download", None)
+    data.update(overrides)
+    raw["data"] = data
+    try:
+        return StudyConfig(**raw)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"study config {path}: {err}") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: a classifier trained under one condition on one (fraction, seed) subset."""
+
+    fraction: float
+    seed: int
+    condition: str
+    classifier: str
+
+    @property
+    def group(self) -> tuple[float, int]:
+        """Runs of one group share the subset and the GAN."""
+        return (self.fraction, self.seed)
+
+
+def expand_grid(config: StudyConfig) -> list[RunSpec]:
+    """Every run of the grid, in a fixed order (fraction, seed, condition, classifier)."""
+    return [
+        RunSpec(float(f), int(s), c, k)
+        for f in config.fractions
+        for s in config.seeds
+        for c in config.conditions
+        for k in config.classifiers
+    ]
+
+
+def select_shard(runs: Sequence[RunSpec], shard: tuple[int, int]) -> list[RunSpec]:
+    """The runs of shard ``i`` of ``n`` (0-based): whole (fraction, seed) groups, so no GAN is trained twice.
+
+    The shards of ``0..n-1`` partition the grid: every run is in exactly one shard.
+    """
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    groups = sorted({run.group for run in runs})
+    mine = {g for position, g in enumerate(groups) if position % count == index}
+    return [run for run in runs if run.group in mine]
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def data_identity(config: StudyConfig) -> dict[str, Any]:
+    """What identifies the data: a local file by its name and MD5, an official file by flag and size."""
+    from medgan_aug.data import file_md5
+
+    data = config.data
+    if data.get("path"):
+        path = Path(data["path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"study data file {path} does not exist")
+        return {"file": path.name, "md5": file_md5(path), "flag": data.get("flag", "chestmnist"), "size": data.get("size")}
+    return {"flag": data["flag"], "size": data.get("size"), "official": True}
+
+
+def gan_key(config: StudyConfig, fraction: float, seed: int) -> str:
+    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings."""
+    return _digest({"data": data_identity(config), "fraction": fraction, "seed": seed, "gan": config.gan})
+
+
+def run_key(config: StudyConfig, run: RunSpec) -> str:
+    """Key of a run: every setting that changes its result (resume skips runs whose key is present)."""
+    payload = {"data": data_identity(config), "run": dataclasses.asdict(run), "classifier": config.classifier}
+    if parse_condition(run.condition).needs_gan:
+        payload.update(gan=gan_key(config, run.fraction, run.seed), synthetic=config.synthetic)
+    return _digest(payload)
+
+
+def finished_keys(out_dir: str | os.PathLike) -> set[str]:
+    """Keys of the runs that already left a result in ``out_dir/runs``."""
+    runs_dir = Path(out_dir) / "runs"
+    return {p.stem for p in runs_dir.glob("*.json")} if runs_dir.is_dir() else set()
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_plain))
+    os.replace(tmp, path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | os.PathLike,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    jobs: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) the study grid into ``out_dir`` and rebuild its results.csv, summary.md, figures.
+
+    Args:
+        config: the study.
+        out_dir: results folder (``runs/``, ``scores/``, ``gans/``, ``results.csv``, ``summary.md``, figures).
+        shard: ``(i, n)``: run only shard i of n (whole (fraction, seed) groups); results of every shard
+            that wrote into the same folder are summarised together.
+        jobs: local worker processes, each taking whole groups.
+        progress: show progress bars.
+
+    Returns:
+        ``out_dir``.
+    """
+    from medgan_aug.study_runner import run_groups
+    from medgan_aug.summary import write_summary
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "study_config.json", dataclasses.asdict(config))
+    done = finished_keys(out)
+    todo = [run for run in select_shard(expand_grid(config), shard) if run_key(config, run) not in done]
+    skipped = len(select_shard(expand_grid(config), shard)) - len(todo)
+    logger.info("study %s: %d runs to do, %d already finished (shard %d/%d)", config.name, len(todo), skipped, *shard)
+    started = time.perf_counter()
+    run_groups(config, todo, out, jobs=jobs, progress=progress)
+    logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)
+    write_summary(config, out)
+    return out

@@ -1,0 +1,186 @@
+"""Executes the runs of a study grid, one (fraction, seed) group at a time (see :mod:`medgan_aug.study`).
+
+A group shares its training subset, its GAN (trained once, on that subset only, and cached under
+``gans/<gan key>/``) and its synthetic source; each run then trains one classifier under one condition
+and scores the test split once. Results are files, so groups can run in separate processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from medgan_aug.classify import build_classifier, classical_augmentation, predict, train_classifier
+from medgan_aug.data import MedMNISTDataset, low_data_indices
+from medgan_aug.metrics import evaluate_scores
+from medgan_aug.study import RunSpec, StudyConfig, gan_key, parse_condition, run_key, write_json_atomic
+
+logger = logging.getLogger("medgan_aug.study")
+
+__all__ = ["ensure_gan", "run_group", "run_groups"]
+
+CLASSIFIER_DEFAULTS = {"iterations": 1000, "batch_size": 64, "lr": 1e-3}
+SYNTHETIC_DEFAULTS = {"num_samples": 5000}
+
+
+def data_source(config: StudyConfig) -> dict[str, Any]:
+    """MedMNISTDataset keyword arguments for the study's data (a local path or the official file)."""
+    data = config.data
+    source = {"flag": data.get("flag", "chestmnist"), "size": data.get("size")}
+    if data.get("path"):
+        source["path"] = data["path"]
+    else:
+        source.update(root=data.get("root"), download=bool(data.get("download", False)))
+    return source
+
+
+def output_names(dataset: MedMNISTDataset) -> list[str]:
+    """Names of a classifier's outputs: the findings, or for a binary flag its positive class."""
+    names = dataset.label_names
+    return names if dataset.num_labels == len(names) else names[-dataset.num_labels :]
+
+
+def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path) -> tuple[Path, float]:
+    """Train (or resume, or reuse) the GAN of a (fraction, seed) group on that subset only.
+
+    Returns:
+        The run directory and the training wall time in seconds (0 when a finished GAN was reused).
+    """
+    from medgan_aug.training import GANConfig, train_gan
+
+    run_dir = out / "gans" / gan_key(config, fraction, seed)
+    timing = run_dir / "study_timing.json"
+    if (run_dir / "generator.pt").is_file() and timing.is_file():
+        import json
+
+        return run_dir, float(json.loads(timing.read_text())["seconds"])
+    data = config.data
+    settings = dict(config.gan)
+    settings.update(
+        path=data.get("path"),
+        flag=data.get("flag", "chestmnist"),
+        root=data.get("root"),
+        download=bool(data.get("download", False)),
+        size=data.get("size") or 28,
+        fraction=fraction,
+        subset_seed=seed,
+        seed=seed,
+        out=str(run_dir),
+        resume=run_dir.exists(),
+        progress=False,
+    )
+    started = time.perf_counter()
+    train_gan(GANConfig(**settings))
+    seconds = time.perf_counter() - started
+    write_json_atomic(timing, {"seconds": seconds})
+    return run_dir, seconds
+
+
+def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
+    from medgan_aug.synthetic import SyntheticDataset
+
+    settings = {**SYNTHETIC_DEFAULTS, **config.synthetic}
+    return SyntheticDataset.from_run(run_dir, int(settings["num_samples"]), seed=seed).materialize()
+
+
+def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False) -> list[dict]:
+    """Run every run of one (fraction, seed) group; each leaves ``runs/<key>.json`` and ``scores/<key>.npz``."""
+    fraction, seed = runs[0].group
+    source = data_source(config)
+    train_all = MedMNISTDataset(split="train", **source)
+    indices = low_data_indices(train_all.labels, fraction=fraction, seed=seed)
+    test = MedMNISTDataset(split="test", **source)
+    conditions = {run.condition: parse_condition(run.condition) for run in runs}
+    gan_dir, gan_seconds, synthetic = None, None, None
+    if any(c.needs_gan for c in conditions.values()):
+        gan_dir, gan_seconds = ensure_gan(config, fraction, seed, out)
+        synthetic = _synthetic_source(gan_dir, config, seed)
+    budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
+    rows = []
+    for run in runs:
+        condition = conditions[run.condition]
+        transform = classical_augmentation(train_all.size) if condition.classical else None
+        train = MedMNISTDataset(split="train", indices=indices, transform=transform, **source)
+        batch_transform = None
+        if condition.needs_gan:
+            from medgan_aug.transforms import MixSyntheticd
+
+            batch_transform = MixSyntheticd(source=synthetic, ratio=condition.synthetic_ratio, mode="replace")
+        model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
+        started = time.perf_counter()
+        train_classifier(
+            model, train, task=train.task, iterations=int(budget["iterations"]),
+            batch_size=int(budget["batch_size"]), lr=float(budget["lr"]), seed=seed,
+            batch_transform=batch_transform, progress=progress,
+        )
+        seconds = time.perf_counter() - started
+        scores, targets = predict(model, test, task=train.task)
+        metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
+        key = run_key(config, run)
+        row = {
+            "key": key, "study": config.name, **dataclasses.asdict(run),
+            "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
+            "flag": train.flag, "task": train.task, "image_size": train.size, "n_train": len(indices),
+            "n_test": len(test), "synthetic_ratio": condition.synthetic_ratio, "classical": condition.classical,
+            "auc": metrics["auc"], "acc": metrics["acc"], "per_label_auc": metrics["auc_per_label"],
+            "skipped_labels": metrics["skipped_labels"], "classifier_iterations": int(budget["iterations"]),
+            "classifier_batch_size": int(budget["batch_size"]), "classifier_seconds": seconds,
+            "gan_dir": str(gan_dir.relative_to(out)) if gan_dir else None, "gan_seconds": gan_seconds,
+            "gan_iterations": config.gan.get("iterations") if gan_dir else None,
+            "num_synthetic": len(synthetic) if synthetic is not None else 0,
+        }
+        scores_file = out / "scores" / f"{key}.npz"
+        scores_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = scores_file.with_name(f".{key}.{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
+        os.replace(tmp, scores_file)
+        write_json_atomic(out / "runs" / f"{key}.json", row)
+        logger.info(
+            "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
+            key, fraction, seed, run.condition, run.classifier, metrics["auc"], metrics["acc"], seconds,
+        )
+        rows.append(row)
+    return rows
+
+
+def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int]) -> int:
+    config, runs, out, threads = args
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return len(run_group(config, runs, out))
+
+
+def run_groups(
+    config: StudyConfig, runs: Sequence[RunSpec], out: Path, *, jobs: int = 1, progress: bool = True
+) -> None:
+    """Run ``runs`` grouped by (fraction, seed), in this process or in ``jobs`` worker processes."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    groups: dict[tuple[float, int], list[RunSpec]] = defaultdict(list)
+    for run in runs:
+        groups[run.group].append(run)
+    if not groups:
+        return
+    bar = tqdm(total=len(runs), desc=f"study {config.name}", unit="run", disable=not progress)
+    if jobs == 1:
+        for group_runs in groups.values():
+            run_group(config, group_runs, out)
+            bar.update(len(group_runs))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        tasks = [(config, group_runs, out, threads) for group_runs in groups.values()]
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for finished in pool.imap_unordered(_group_worker, tasks):
+                bar.update(finished)
+    bar.close()

@@ -1,0 +1,161 @@
+"""Study results: ``results.csv``, ``summary.md`` and figures, rebuilt from the per-run files.
+
+The summary reports, per fraction, each condition's AUC and ACC (mean ± sd over seeds) and its paired
+difference in AUC against ``real`` for the same classifier, with a 95% percentile-bootstrap interval over
+test images pooled over seeds (:func:`medgan_aug.metrics.pooled_paired_bootstrap_delta`; Efron &
+Tibshirani 1993). A difference is called a gain (or a loss) only when its interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medgan_aug.metrics import pooled_paired_bootstrap_delta
+
+__all__ = ["collect_runs", "compare_to_real", "write_results_csv", "write_summary"]
+
+BASE_COLUMNS = [
+    "key", "study", "data_file", "flag", "task", "image_size", "fraction", "n_train", "seed", "condition",
+    "classifier", "synthetic_ratio", "classical", "auc", "acc", "skipped_labels", "n_test",
+    "classifier_iterations", "classifier_batch_size", "classifier_seconds", "gan_dir", "gan_iterations",
+    "gan_seconds", "num_synthetic",
+]
+
+
+def collect_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished run's record in ``out/runs``, sorted by fraction, seed, condition, classifier."""
+    rows = [json.loads(p.read_text()) for p in sorted((Path(out) / "runs").glob("*.json"))]
+    return sorted(rows, key=lambda r: (r["fraction"], r["seed"], r["condition"], r["classifier"]))
+
+
+def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``), timings."""
+    labels: list[str] = []
+    for row in rows:
+        labels += [name for name in row["per_label_auc"] if name not in labels]
+    columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            flat = dict(row, skipped_labels=";".join(row["skipped_labels"]))
+            flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
+            writer.writerow(flat)
+    os.replace(tmp, path)
+
+
+def _scores(out: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(out / "scores" / f"{key}.npz") as npz:
+        return npz["scores"], npz["targets"]
+
+
+def compare_to_real(out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Per (fraction, condition, classifier): AUC/ACC mean ± sd over seeds and ΔAUC vs real with its CI."""
+    out = Path(out)
+    cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        cells[(row["fraction"], row["condition"], row["classifier"])][row["seed"]] = row
+    table = []
+    for (fraction, condition, classifier), by_seed in sorted(cells.items()):
+        aucs = np.array([r["auc"] for r in by_seed.values()])
+        accs = np.array([r["acc"] for r in by_seed.values()])
+        entry = {
+            "fraction": fraction, "condition": condition, "classifier": classifier, "n_seeds": len(by_seed),
+            "n_train": next(iter(by_seed.values()))["n_train"],
+            "auc_mean": aucs.mean(), "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
+            "acc_mean": accs.mean(), "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
+        }
+        reference = cells.get((fraction, "real", classifier), {})
+        seeds = sorted(set(by_seed) & set(reference))
+        if condition != "real" and seeds:
+            arms_a, arms_b, targets = [], [], None
+            for seed in seeds:
+                scores_a, targets = _scores(out, reference[seed]["key"])
+                scores_b, targets_b = _scores(out, by_seed[seed]["key"])
+                if not np.array_equal(targets, targets_b):
+                    raise ValueError(f"runs {reference[seed]['key']} and {by_seed[seed]['key']} were scored on different test sets")
+                arms_a.append(scores_a)
+                arms_b.append(scores_b)
+            task = next(iter(by_seed.values()))["task"]
+            delta = pooled_paired_bootstrap_delta(targets, arms_a, arms_b, n_boot=n_boot, seed=0, task=task)
+            entry.update(delta=delta["delta"], ci_low=delta["ci_low"], ci_high=delta["ci_high"], paired_seeds=len(seeds))
+            entry["verdict"] = "gain" if delta["ci_low"] > 0 else "loss" if delta["ci_high"] < 0 else "no clear difference"
+        table.append(entry)
+    return table
+
+
+def _fmt(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+PROTOCOL = """\
+## Protocol
+
+- Training subsets: `low_data_indices(train labels, fraction, seed)` — nested across fractions for a
+  seed, stratified over the findings. Validation split: not used (fixed budgets, no model selection).
+- GAN: one per (fraction, seed), trained only on that subset; synthetic labels are resampled from that
+  subset's label vectors. Synthetic images enter classifier batches through `MixSyntheticd`
+  (mode `replace`: the batch size and the number of steps are the same in every condition).
+- Classifier: same architecture, initialisation seed, budget and batch order in every condition.
+- Test split: scored once per run. ΔAUC is paired with `real` on the same test images and seeds, with a
+  95% percentile bootstrap interval over test images pooled over seeds; "gain"/"loss" only when the
+  interval excludes zero.
+"""
+
+
+def write_summary(config: Any, out: str | os.PathLike) -> Path:
+    """Write ``results.csv``, ``summary.md`` and the figures for every finished run in ``out``."""
+    from medgan_aug.summary_figures import plot_study
+
+    out = Path(out)
+    rows = collect_runs(out)
+    if not rows:
+        raise ValueError(f"no finished runs in {out / 'runs'}: nothing to summarise")
+    write_results_csv(rows, out / "results.csv")
+    n_boot = int((config.bootstrap or {}).get("n_boot", 1000))
+    table = compare_to_real(out, rows, n_boot=n_boot)
+    first = rows[0]
+    lines = [
+        f"# Study `{config.name}` on {first['data_file']} ({first['flag']}, {first['image_size']} px)",
+        "",
+        f"{len(rows)} runs; test images: {first['n_test']}; classifier budget: "
+        f"{first['classifier_iterations']} iterations of batch {first['classifier_batch_size']}; "
+        f"GAN budget: {config.gan.get('iterations', 'default')} iterations.",
+        "",
+        PROTOCOL,
+    ]
+    for fraction in sorted({e["fraction"] for e in table}):
+        entries = [e for e in table if e["fraction"] == fraction]
+        lines += [
+            f"## Fraction {fraction:g} ({entries[0]['n_train']} training images)",
+            "",
+            "| condition | classifier | seeds | AUC | ACC | ΔAUC vs real [95% CI] | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in entries:
+            delta = (
+                f"{e['delta']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]" if "delta" in e else "—"
+            )
+            lines.append(
+                f"| {e['condition']} | {e['classifier']} | {e['n_seeds']} | {_fmt(e['auc_mean'], e['auc_sd'])} "
+                f"| {_fmt(e['acc_mean'], e['acc_sd'])} | {delta} | {e.get('verdict', 'reference')} |"
+            )
+        lines.append("")
+    skipped = sorted({name for row in rows for name in row["skipped_labels"]})
+    if skipped:
+        lines += [f"Findings without both classes in the test split (no AUC, left out of the mean): {', '.join(skipped)}.", ""]
+    lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
+    summary = out / "summary.md"
+    tmp = summary.with_name(".summary.md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, summary)
+    plot_study(table, out)
+    return summary

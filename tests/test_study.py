@@ -1,0 +1,111 @@
+"""The study grid: conditions, configs, keys, sharding, resume, and a reduced quick study end to end."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medgan_aug import study_runner
+from medgan_aug.study import (
+    RunSpec,
+    StudyConfig,
+    expand_grid,
+    finished_keys,
+    load_study_config,
+    parse_condition,
+    run_key,
+    run_study,
+    select_shard,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "experiments" / "configs"
+
+
+def test_conditions_parse_and_refuse():
+    assert parse_condition("real") == parse_condition("real")
+    assert parse_condition("real+synthetic@0.25+classical").synthetic_ratio == 0.25
+    assert parse_condition("real+synthetic@0.25+classical").classical
+    assert parse_condition("synthetic-only").synthetic_ratio == 1.0
+    for bad in ("synthetic", "real+synthetic@1.5", "real+synthetic@x", "real+flip", "real+classical+classical"):
+        with pytest.raises(ValueError, match=re.escape(f"unknown condition {bad!r}")):
+            parse_condition(bad)
+
+
+def test_every_shipped_config_loads(chest28_path):
+    names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+    assert {"quick.yaml", "chestmnist.yaml", "nih1000_chestmnist.yaml", "pneumoniamnist_union.yaml"} <= set(names)
+    for name in names:
+        config = load_study_config(CONFIGS / name)
+        assert config.conditions[0] == "real" and config.fractions and config.seeds
+    overridden = load_study_config(CONFIGS / "chestmnist.yaml", path=str(chest28_path))
+    assert overridden.data["path"] == str(chest28_path) and "download" not in overridden.data
+
+
+def test_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fractions: [0.1]\nsedes: [0]\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown key\(s\) \['sedes'\]"):
+        load_study_config(bad)
+    bad.write_text("fractions: [0, 0.5]\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: fractions must be in \(0, 1\], got 0"):
+        load_study_config(bad)
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_study_config(tmp_path / "nope.yaml")
+
+
+def test_shards_partition_the_grid_by_group():
+    config = StudyConfig(fractions=[0.1, 0.25, 0.5], seeds=[0, 1, 2], conditions=["real", "synthetic-only"],
+                         classifiers=["small_cnn", "resnet18"], data={"flag": "chestmnist"})
+    grid = expand_grid(config)
+    assert len(grid) == 3 * 3 * 2 * 2 and len(set(grid)) == len(grid)
+    for count in (1, 2, 4, 7):
+        shards = [select_shard(grid, (i, count)) for i in range(count)]
+        assert sorted(sum(shards, []), key=grid.index) == grid  # every run exactly once
+        for shard in shards:  # a (fraction, seed) group never splits, so no GAN is trained twice
+            groups = {r.group for r in shard}
+            assert all(r in shard for r in grid if r.group in groups)
+    with pytest.raises(ValueError, match="0 <= i < n, got 2/2"):
+        select_shard(grid, (2, 2))
+
+
+def test_run_keys_change_with_every_setting(chest28_path):
+    config = StudyConfig(data={"path": str(chest28_path), "flag": "chestmnist"}, conditions=["real", "synthetic-only"])
+    run = RunSpec(0.1, 0, "synthetic-only", "small_cnn")
+    key = run_key(config, run)
+    assert key == run_key(config, RunSpec(0.1, 0, "synthetic-only", "small_cnn"))
+    assert key != run_key(config, dataclasses.replace(run, seed=1))
+    assert key != run_key(dataclasses.replace(config, gan={"iterations": 5}), run)
+    assert key != run_key(dataclasses.replace(config, classifier={"iterations": 5}), run)
+    real = RunSpec(0.1, 0, "real", "small_cnn")  # a real-only run does not depend on the GAN's settings
+    assert run_key(config, real) == run_key(dataclasses.replace(config, gan={"iterations": 5}), real)
+
+
+def tiny_config(path: Path, conditions: list[str], **budgets) -> StudyConfig:
+    config = load_study_config(CONFIGS / "quick.yaml", path=str(path))
+    config.conditions = conditions
+    config.gan = {**config.gan, "iterations": 12, "batch_size": 16, "base_channels": 8, **budgets.get("gan", {})}
+    config.classifier = {"iterations": 15, "batch_size": 32, "lr": 0.001}
+    config.synthetic = {"num_samples": 96}
+    config.bootstrap = {"n_boot": 50}
+    return config
+
+
+def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
+    config = tiny_config(chest28_path, ["real", "real+classical"])
+    out = run_study(config, tmp_path / "out", progress=False)
+    assert len(finished_keys(out)) == 4  # 2 fractions x 1 seed x 2 conditions
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    calls = []
+    monkeypatch.setattr(study_runner, "run_group", lambda *a, **k: calls.append(a) or [])
+    run_study(config, out, progress=False)
+    assert calls == [] and before == {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    config.seeds = [0, 1]  # a grown grid runs only what is new
+    run_study(config, out, progress=False)
+    assert [sorted({r.seed for r in a[1]}) for a in calls] == [[1], [1]]
