@@ -1,0 +1,197 @@
+"""Tests for medgan_aug.networks: shapes, parameter counts, conditioning, init, generator files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from medgan_aug.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    GeneratorFileError,
+    count_parameters,
+    load_generator,
+    save_generator,
+    to_unit_range,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("size", [28, 64])
+@pytest.mark.parametrize("num_labels", [0, 14, 1])
+def test_shapes_and_ranges(size, num_labels):
+    torch.manual_seed(0)
+    g = DCGANGenerator(size, num_labels=num_labels, base_channels=8)
+    d = DCGANDiscriminator(size, num_labels=num_labels, base_channels=8)
+    z = torch.randn(3, 100)
+    y = (torch.rand(3, num_labels) > 0.5).float() if num_labels else None
+    x = g(z, y)
+    assert x.shape == (3, 1, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    logits = d(x, y)
+    assert logits.shape == (3,)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_spectral_norm_discriminator(size):
+    d = DCGANDiscriminator(size, num_labels=14, base_channels=8, spectral_norm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    assert any("parametrizations" in name for name, _ in d.named_parameters())
+    d.train()
+    for _ in range(3):  # power iterations converge: the largest singular value of fc's weight -> 1
+        d(torch.randn(4, 1, size, size), torch.zeros(4, 14))
+    sigma = torch.linalg.matrix_norm(d.fc.weight, ord=2)
+    assert abs(sigma.item() - 1.0) < 0.05
+
+
+# numbers in the module docstring table (base_channels=64, latent 100)
+@pytest.mark.parametrize(
+    "size,num_labels,g_params,d_params",
+    [
+        (28, 0, 1_911_233, 431_937),
+        (28, 14, 2_086_849, 489_281),
+        (64, 0, 3_574_657, 2_763_585),
+        (64, 14, 3_689_345, 2_878_273),
+    ],
+)
+def test_parameter_counts_match_docstring(size, num_labels, g_params, d_params):
+    assert count_parameters(DCGANGenerator(size, num_labels=num_labels)) == g_params
+    assert count_parameters(DCGANDiscriminator(size, num_labels=num_labels)) == d_params
+
+
+def test_dcgan_initialisation():
+    torch.manual_seed(0)
+    g = DCGANGenerator(28, base_channels=32)
+    w = g.net[3].weight  # second transposed convolution
+    assert abs(w.mean().item()) < 0.002
+    assert abs(w.std().item() - 0.02) < 0.002
+    bn = g.net[1]
+    assert abs(bn.weight.mean().item() - 1.0) < 0.01 and torch.all(bn.bias == 0)
+
+
+def test_projection_term_depends_on_labels():
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(28, num_labels=14, base_channels=8).eval()
+    x = torch.randn(2, 1, 28, 28)
+    zero, one = torch.zeros(2, 14), torch.zeros(2, 14)
+    one[:, 3] = 1
+    with torch.no_grad():
+        h = d.features(x).flatten(1)
+        base = d.fc(h).squeeze(1)
+        assert torch.allclose(d(x, zero), base)  # "no finding": only the unconditional term
+        expected = base + (h * d.embed.weight[:, 3]).sum(1)
+        assert torch.allclose(d(x, one), expected, atol=1e-5)
+
+
+def test_generator_conditioning_changes_output():
+    torch.manual_seed(0)
+    g = DCGANGenerator(28, num_labels=14, base_channels=8).eval()
+    z = torch.randn(2, 100)
+    y = torch.zeros(2, 14)
+    y2 = y.clone()
+    y2[:, 1] = 1
+    assert not torch.allclose(g(z, y), g(z, y2))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="image_size"):
+        DCGANGenerator(32)
+    with pytest.raises(ValueError, match="latent_dim"):
+        DCGANGenerator(28, latent_dim=0)
+    with pytest.raises(ValueError, match="num_labels"):
+        DCGANDiscriminator(28, num_labels=-1)
+    g = DCGANGenerator(28, num_labels=14, base_channels=4)
+    with pytest.raises(ValueError, match="labels of shape"):
+        g(torch.randn(2, 100))
+    with pytest.raises(ValueError, match=r"\(2, 14\)"):
+        g(torch.randn(2, 100), torch.zeros(2, 13))
+    with pytest.raises(ValueError, match="z must have shape"):
+        g(torch.randn(2, 99), torch.zeros(2, 14))
+    with pytest.raises(ValueError, match="unconditional"):
+        DCGANGenerator(28, base_channels=4)(torch.randn(2, 100), torch.zeros(2, 14))
+    with pytest.raises(ValueError, match="x must have shape"):
+        DCGANDiscriminator(28, base_channels=4)(torch.randn(2, 1, 64, 64))
+
+
+def test_to_unit_range():
+    x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])
+    assert torch.equal(to_unit_range(x), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+def test_generator_file_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(28, num_labels=14, base_channels=8)
+    g.train()
+    g(torch.randn(8, 100), torch.zeros(8, 14))  # move BN running stats away from init
+    g.eval()
+    labels = np.eye(14, dtype=np.uint8)[:5]
+    path = save_generator(
+        g, tmp_path / "g.pt", {"label_names": ["a"] * 14, "train_labels": labels, "fraction": 0.5}
+    )
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    g2, meta = load_generator(path)
+    assert not g2.training
+    assert g2.arch == g.arch
+    for (k, a), (_, b) in zip(g.state_dict().items(), g2.state_dict().items()):
+        assert torch.equal(a, b), k
+    z, y = torch.randn(4, 100), torch.zeros(4, 14)
+    assert torch.equal(g(z, y), g2(z, y))
+    assert meta["train_labels"] == labels.tolist() and meta["fraction"] == 0.5
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "medgan_aug.generator" and raw["version"] == 1
+    assert set(raw["arch"]) == {"image_size", "latent_dim", "num_labels", "base_channels", "out_channels"}
+
+
+def test_generator_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_generator(tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.ones(2)}, other)
+    with pytest.raises(GeneratorFileError, match="other.pt.*not a medgan_aug generator"):
+        load_generator(other)
+    g = DCGANGenerator(28, base_channels=4)
+    good = save_generator(g, tmp_path / "good.pt")
+    payload = torch.load(good, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "v99.pt")
+    with pytest.raises(GeneratorFileError, match="v99.pt has version 99"):
+        load_generator(tmp_path / "v99.pt")
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(GeneratorFileError, match="cut.pt"):
+        load_generator(tmp_path / "cut.pt")
+    with pytest.raises(TypeError, match="plain types"):
+        save_generator(g, tmp_path / "bad.pt", {"obj": object()})
+
+
+class _Payload:
+    """A pickle that would create a marker file when unpickled without weights_only."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_generator_file_with_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    _Payload.marker = str(marker)
+    path = tmp_path / "evil_generator.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"format": "medgan_aug.generator", "version": 1, "x": _Payload()}, fh)
+    with pytest.raises(GeneratorFileError, match="evil_generator.pt"):
+        load_generator(path)
+    assert not marker.exists()
