@@ -134,7 +134,7 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
             "flag": train.flag, "task": train.task, "image_size": train.size, "n_train": len(indices),
             "n_test": len(test), "synthetic_ratio": condition.synthetic_ratio, "classical": condition.classical,
             "auc": metrics["auc"], "acc": metrics["acc"], "per_label_auc": metrics["auc_per_label"],
-            "skipped_labels": metrics["skipped_labels"], "classifier_iterations": int(budget["iterations"]),
+            "skipped_labels": metrics["skipped_labels"], "label_names": output_names(test), "classifier_iterations": int(budget["iterations"]),
             "classifier_batch_size": int(budget["batch_size"]), "classifier_seconds": seconds,
             "gan_dir": str(gan_dir.relative_to(out)) if gan_dir else None, "gan_seconds": gan_seconds,
             "gan_iterations": config.gan.get("iterations") if gan_dir else None,
@@ -157,7 +157,8 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
 def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int]) -> int:
     config, runs, out, threads = args
     torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("medgan_aug").setLevel(logging.INFO)
     return len(run_group(config, runs, out))
 
 

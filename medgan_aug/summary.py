@@ -36,10 +36,10 @@ def collect_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``), timings."""
+    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped), timings."""
     labels: list[str] = []
     for row in rows:
-        labels += [name for name in row["per_label_auc"] if name not in labels]
+        labels += [name for name in row["label_names"] if name not in labels]
     columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as fh:

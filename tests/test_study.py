@@ -109,3 +109,44 @@ def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
     config.seeds = [0, 1]  # a grown grid runs only what is new
     run_study(config, out, progress=False)
     assert [sorted({r.seed for r in a[1]}) for a in calls] == [[1], [1]]
+
+
+def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypatch):
+    """The quick config's grid on a reduced budget; the GAN of a subset only ever holds that subset's images."""
+    from medgan_aug import training
+    from medgan_aug.data import MedMNISTDataset, low_data_indices
+    from medgan_aug.networks import load_generator
+
+    seen: list[np.ndarray] = []
+    original_init = training.SeededBatches.__init__
+
+    def recording_init(self, images, labels, batch_size, seed):
+        seen.append(((images + 1) * 127.5).round().to(dtype=__import__("torch").uint8).numpy())
+        original_init(self, images, labels, batch_size, seed)
+
+    monkeypatch.setattr(training.SeededBatches, "__init__", recording_init)
+    config = tiny_config(chest28_path, load_study_config(CONFIGS / "quick.yaml").conditions)
+    out = run_study(config, tmp_path / "quick", progress=False)
+
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == len(config.fractions) * len(config.seeds) * len(config.conditions)
+    assert {r["condition"] for r in rows} == set(config.conditions)
+    assert all(0.0 <= float(r["auc"]) <= 1.0 for r in rows)
+    assert all(r["skipped_labels"] == "hernia" for r in rows)  # 0 positives in the test split
+    assert all("auc_hernia" in r and r["auc_hernia"] == "" for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert "ΔAUC vs real" in summary and "synthetic-only" in summary and "Protocol" in summary
+    for figure in ("auc_vs_fraction.png", "delta_auc_vs_fraction.png"):
+        assert (out / figure).stat().st_size > 5000
+
+    train = MedMNISTDataset(path=chest28_path, split="train")
+    row_of = {image.tobytes(): i for i, image in enumerate(train.images)}
+    assert len(seen) == len(config.fractions)  # one GAN per (fraction, seed)
+    for fraction, images in zip(config.fractions, seen):
+        subset = low_data_indices(train.labels, fraction=fraction, seed=0)
+        rows_seen = sorted(row_of[image[0].tobytes()] for image in images)
+        assert rows_seen == subset.tolist()  # exactly the subset: nothing from outside it
+        gan_dir = next(p for p in (out / "gans").iterdir()
+                       if json.loads((p / "config.json").read_text())["subset"]["fraction"] == fraction)
+        _, meta = load_generator(gan_dir / "generator.pt")
+        assert np.array_equal(np.asarray(meta["train_labels"]), train.labels[subset])  # label pool: subset only

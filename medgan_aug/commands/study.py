@@ -19,7 +19,8 @@ def _shard(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     from medgan_aug.study import load_study_config, run_study
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("medgan_aug").setLevel(logging.INFO)  # one line per finished run, not ignite's per epoch
     config = load_study_config(args.config, path=args.path, flag=args.flag)
     out = run_study(config, args.out, shard=args.shard, jobs=args.jobs, progress=not args.no_progress)
     print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.md'}")
