@@ -19,6 +19,10 @@ def _shard(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     from medgan_aug.study import load_study_config, run_study
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("medgan_aug").setLevel(logging.INFO)  # one line per finished run, not ignite's per epoch
     config = load_study_config(args.config, path=args.path, flag=args.flag)
@@ -35,5 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flag", help="override the config's MedMNIST flag")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (0-based), e.g. 1/4")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in this process (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
