@@ -1,0 +1,251 @@
+"""Generator evaluation: distances with floors, precision/recall, conditional AUC, memorization audit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medgan_aug.data import MedMNISTDataset
+from medgan_aug.evaluation import (
+    conditional_fidelity,
+    data_fingerprint,
+    density_coverage,
+    distribution_metrics,
+    extractor_features,
+    fit_feature_extractor,
+    frechet_distance,
+    inception_features,
+    kernel_distance,
+    load_or_fit_extractor,
+    precision_recall,
+    weights_fingerprint,
+)
+from medgan_aug.memorization import memorization_audit, nearest_neighbours
+from medgan_aug.synthetic import SyntheticDataset
+
+
+def _images(ds: MedMNISTDataset) -> torch.Tensor:
+    return torch.from_numpy(ds.images).float().div(255.0)[:, None]
+
+
+@pytest.fixture(scope="module")
+def splits(chest28_path):
+    return {s: MedMNISTDataset(path=chest28_path, split=s) for s in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module")
+def extractor(splits, tmp_path_factory):
+    path = tmp_path_factory.mktemp("extractor") / "extractor.pt"
+    model, meta = fit_feature_extractor(splits["train"], path, iterations=30, seed=0)
+    return model, meta, path
+
+
+# ------------------------------------------------------------------------------------ distances
+def test_identical_sets_have_zero_frechet_distance():
+    x = np.random.default_rng(0).normal(size=(400, 16))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    # two independent samples of one distribution: KID ~ 0 (unbiased), far below a shifted sample's
+    y = np.random.default_rng(1).normal(size=(400, 16))
+    same, _ = kernel_distance(x, y, num_subsets=10)
+    shifted, _ = kernel_distance(x, y + 1.0, num_subsets=10)
+    assert abs(same) < 0.02 and shifted > 50 * abs(same)
+
+
+def test_frechet_distance_matches_closed_form():
+    # b = 2a + 3: mean mu_b = 2 mu_a + 3 and covariance 4 S_a, so
+    # FD = ||mu_a + 3||^2 + Tr(S_a + 4 S_a - 2 * 2 S_a) = ||mu_a + 3||^2 + Tr(S_a), exactly.
+    a = np.random.default_rng(2).normal(size=(300, 8)) @ np.diag(np.arange(1.0, 9.0))
+    b = 2 * a + 3
+    expected = np.sum((a.mean(0) + 3) ** 2) + np.trace(np.cov(a.T))
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_kernel_distance_is_the_unbiased_polynomial_mmd():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 5)), rng.normal(0.5, 1.0, size=(40, 5))
+    k = lambda a, b: (a @ b.T / 5 + 1) ** 3  # noqa: E731
+    m = 30  # one subset of min(30, 40) rows; x is used whole (a permutation), y subsampled
+    mean, std = kernel_distance(x, y, subset_size=1000, num_subsets=1, seed=0)
+    idx = np.random.default_rng(0)
+    ia, ib = idx.choice(30, m, replace=False), idx.choice(40, m, replace=False)
+    xs, ys = x[ia], y[ib]
+    kxx, kyy, kxy = k(xs, xs), k(ys, ys), k(xs, ys)
+    ref = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+    assert mean == pytest.approx(ref, rel=1e-10) and std == 0.0
+
+
+def test_shifted_set_is_farther_than_the_real_floor():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(600, 12))
+    same = rng.normal(size=(300, 12))
+    shifted = rng.normal(size=(300, 12)) + 0.6
+    far = distribution_metrics(real, shifted, repeats=3, seed=0)
+    near = distribution_metrics(real, same, repeats=3, seed=0)
+    assert far["n"] == near["n"] == 300
+    for key in ("frechet_distance", "kid"):
+        m = far[key]
+        assert m["value"] > m["floor"] + 10 * max(m["floor_std"], 1e-3), key
+        # a sample of the real distribution sits at the floor
+        assert abs(near[key]["value"] - near[key]["floor"]) < 5 * max(near[key]["floor_std"], 0.02), key
+    assert far["precision"]["value"] < far["precision"]["floor"] - 0.2
+    assert far["coverage"]["value"] < far["coverage"]["floor"] - 0.2
+
+
+def test_precision_recall_density_coverage_extremes():
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(200, 6))
+    pr = precision_recall(real, real.copy())
+    assert pr == {"precision": 1.0, "recall": 1.0}
+    assert density_coverage(real, real.copy())["coverage"] == 1.0
+    far = real + 100.0
+    assert precision_recall(real, far) == {"precision": 0.0, "recall": 0.0}
+    assert density_coverage(real, far) == {"density": 0.0, "coverage": 0.0}
+    # half the fakes on the real data, half far away: precision 1/2, recall stays high
+    mixed = np.concatenate([real[:100], far[100:]])
+    assert precision_recall(real, mixed)["precision"] == pytest.approx(0.5)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="features_a has 4 features per row but features_b has 3"):
+        frechet_distance(np.zeros((5, 4)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(np.full((5, 2), np.nan), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        kernel_distance(np.zeros(5), np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="too few samples"):
+        distribution_metrics(np.zeros((8, 2)), np.zeros((8, 2)))
+    with pytest.raises(ValueError, match="percentile"):
+        memorization_audit(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)), percentile=0)
+
+
+# ---------------------------------------------------------------------------- feature extractor
+def test_extractor_is_saved_and_reused(extractor, splits):
+    model, meta, path = extractor
+    assert meta["data_sha256"] == data_fingerprint(splits["train"].images, splits["train"].labels)
+    assert meta["train_iterations"] == 30 and meta["image_size"] == 28
+    loaded, loaded_meta, fitted = load_or_fit_extractor(path, splits["train"])
+    assert fitted is False and loaded_meta == meta
+    assert weights_fingerprint(loaded) == weights_fingerprint(model)
+    # the same training again gives the same weights: numbers are reproducible, not only reusable
+    again, _ = fit_feature_extractor(splits["train"], iterations=30, seed=0)
+    assert weights_fingerprint(again) == weights_fingerprint(model)
+    x = _images(splits["test"])[:50]
+    np.testing.assert_array_equal(extractor_features(model, x), extractor_features(loaded, x))
+    # other data with the same layout: usable, with a warning naming the file
+    other = MedMNISTDataset(path=splits["train"].source, split="train", indices=np.arange(100))
+    with pytest.warns(UserWarning, match="trained on other data"):
+        load_or_fit_extractor(path, other)
+
+
+def test_extractor_that_does_not_fit_the_data_is_refused(extractor, pneumonia_path):
+    _, _, path = extractor
+    pneumonia = MedMNISTDataset(flag="pneumoniamnist", path=pneumonia_path, split="val")
+    with pytest.raises(ValueError, match="num_outputs: file 14 vs data 1"):
+        load_or_fit_extractor(path, pneumonia)
+
+
+def test_features_reject_generator_range(extractor):
+    model, _, _ = extractor
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        extractor_features(model, torch.full((2, 1, 28, 28), -1.0))
+
+
+def test_random_noise_generator_has_low_precision(extractor, splits):
+    model, _, _ = extractor
+    real = extractor_features(model, _images(splits["train"]))
+    noise = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    result = distribution_metrics(real, extractor_features(model, noise), repeats=2, seed=0)
+    assert result["precision"]["floor"] > 0.5
+    assert result["precision"]["value"] < 0.05
+    assert result["frechet_distance"]["value"] > 10 * result["frechet_distance"]["floor"]
+    # held-out real images, unlike noise, sit near the floor
+    held = extractor_features(model, _images(splits["test"]))
+    ok = distribution_metrics(real, held, repeats=2, seed=0)
+    assert ok["precision"]["value"] > 0.5
+
+
+def test_inception_hook_never_downloads(tmp_path, extractor):
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        inception_features(torch.zeros(2, 1, 28, 28), tmp_path / "missing.pth")
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"x")
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="torch-fidelity"):
+            inception_features(torch.zeros(2, 1, 28, 28), weights)
+
+
+# --------------------------------------------------------------------------- conditional fidelity
+class _LabelReader(nn.Module):
+    """A "classifier" that reads label j from pixel (0, j): lets the AUC plumbing be checked exactly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 20.0 * (x[:, 0, 0, :3] - 0.5)
+
+
+def test_conditional_fidelity_is_auc_against_generation_labels():
+    rng = np.random.default_rng(6)
+    labels = (rng.random((200, 3)) < 0.4).astype(np.float32)
+    images = torch.full((200, 1, 8, 8), 0.5)
+    images[:, 0, 0, :3] = torch.from_numpy(0.3 + 0.4 * labels)  # label visible in the image
+    good = conditional_fidelity(_LabelReader(), images, labels, label_names=["a", "b", "c"])
+    assert good["auc"] == pytest.approx(1.0) and set(good["auc_per_label"]) == {"a", "b", "c"}
+    ignored = conditional_fidelity(_LabelReader(), images, rng.permutation(labels))
+    assert abs(ignored["auc"] - 0.5) < 0.1
+
+
+# --------------------------------------------------------------------------------- memorization
+class _VerbatimGenerator(nn.Module):
+    """A 'generator' that returns training images verbatim (picked by the noise), in G's [-1, 1] range."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("bank", images * 2.0 - 1.0)
+        self.image_size, self.latent_dim, self.num_labels, self.out_channels = images.shape[-1], 8, 0, 1
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        index = (z[:, 0].abs() * 1e4).long() % self.bank.shape[0]
+        return self.bank[index]
+
+
+def test_verbatim_generator_is_flagged_by_memorization_audit(splits, extractor):
+    train, val, test = (_images(splits[s]) for s in ("train", "val", "test"))
+    synthetic = SyntheticDataset(_VerbatimGenerator(train), 300, seed=0)
+    fake = synthetic.get_batch(np.arange(300))["image"]
+    audit = memorization_audit(fake, train, torch.cat([val, test]))
+    assert audit.share_flagged >= 0.99
+    assert audit.heldout_share_flagged == pytest.approx(0.01, abs=0.01)
+    summary = audit.summary()
+    assert summary["n_exact_copies"] >= 297 and summary["synthetic_nn"]["median"] < 1e-6
+    assert summary["closest"][0]["distance"] < 1e-6
+    # the closest pairs really are the same images
+    pair = summary["closest"][0]
+    assert torch.allclose(fake[pair["synthetic_index"]], train[pair["train_index"]], atol=1e-6)
+    # feature space flags it too
+    model, _, _ = extractor
+    f_audit = memorization_audit(
+        extractor_features(model, fake),
+        extractor_features(model, train),
+        extractor_features(model, torch.cat([val, test])),
+        space="feature",
+    )
+    assert f_audit.share_flagged >= 0.99
+
+
+def test_new_real_images_are_not_flagged(splits):
+    train, val, test = (_images(splits[s]) for s in ("train", "val", "test"))
+    audit = memorization_audit(val, train, test)  # unseen real images standing in for a generator
+    assert audit.share_flagged < 0.06
+    assert 0.5 < audit.summary()["median_ratio_synthetic_to_heldout"] < 1.5
+
+
+def test_nearest_neighbours_exact():
+    ref = torch.rand(50, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    d, i = nearest_neighbours(ref[[7, 3, 3]], ref)
+    np.testing.assert_array_equal(i, [7, 3, 3])
+    np.testing.assert_array_equal(d, [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="values per row"):
+        nearest_neighbours(np.zeros((2, 3)), np.zeros((2, 4)))

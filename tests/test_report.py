@@ -1,0 +1,198 @@
+"""`medgan-aug report` on a short real-data GAN run: every file, valid images of the expected size."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medgan_aug.cli import main as cli_main
+from medgan_aug.report import load_run_record, read_losses, resolve_real_file, write_report
+from medgan_aug.report_figures import HEADER, grid_image, read_sample_tiles
+from medgan_aug.training import GANConfig, train_gan
+
+SIZE, N_SAMPLES, SNAPSHOTS = 28, 16, 3  # 16 fixed-noise samples -> 4x4 sample grids, 3 of them
+
+
+@pytest.fixture(scope="module")
+def run(chest28_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    config = GANConfig(
+        path=str(chest28_path),
+        conditional=True,
+        iterations=30,
+        batch_size=32,
+        base_channels=8,
+        latent_dim=16,
+        sample_every=10,
+        checkpoint_every=30,
+        n_samples=N_SAMPLES,
+        standing_stats_batches=2,
+        seed=0,
+        out=str(out),
+        progress=False,
+    )
+    return train_gan(config)
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    code = cli_main(
+        [
+            "report",
+            "--run",
+            str(run),
+            "--num",
+            "200",
+            "--extractor-iterations",
+            "20",
+            "--repeats",
+            "2",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    return json.loads((run / "metrics.json").read_text())
+
+
+def _size(path):
+    with Image.open(path) as im:
+        im.verify()  # a valid, complete image file
+    with Image.open(path) as im:
+        return im.size, getattr(im, "n_frames", 1)
+
+
+def _grid(n, nrow, scale, tile=SIZE):
+    rows = -(-n // nrow)
+    return (nrow * (tile + 1) + 1) * scale, (rows * (tile + 1) + 1) * scale
+
+
+def test_report_writes_every_file_with_expected_sizes(run, report):
+    gw, gh = _grid(32, 8, 3)  # collage: 32 tiles per side, 8 per row, x3
+    assert _size(run / "real_vs_synthetic.png") == ((2 * gw + 12, gh + HEADER), 1)
+    assert _size(run / "progression.png") == ((130 + _grid(8, 8, 2)[0], SNAPSHOTS * _grid(8, 8, 2)[1]), 1)
+    sample_grid = 4 * (SIZE + 1) + 1  # the trainer's 4x4 grid of 16 samples with 1 px padding
+    assert _size(run / "progression.gif") == ((sample_grid, sample_grid + HEADER), SNAPSHOTS)
+    assert _size(run / "losses.png") == ((900, 360), 1)
+    assert _size(run / "per_finding.png") == ((130 + _grid(8, 8, 2)[0], _grid(15 * 8, 8, 2)[1]), 1)
+    pw, ph = _grid(16, 8, 3)  # 8 pairs: two rows of 8, x3
+    assert _size(run / "memorization_pairs.png") == ((pw, ph + 2 * HEADER), 1)
+    assert _size(run / "memorization_hist.png") == ((600, 340), 1)
+    assert (run / "progression.gif").stat().st_size < 1_000_000
+    html = (run / "report.html").read_text()
+    for name in report["files"].values():
+        assert f'src="{name}"' in html  # relative paths: the folder is readable offline
+    assert "not Inception FIDs" in html and '"base_channels": 8' in html  # the note and the run's config
+    assert "http://" not in html and "https://" not in html
+
+
+def test_metrics_have_a_floor_beside_every_value(report, run):
+    d = report["distances"]
+    assert d["n"] == 200  # min(691 // 2 real halves, 200 generated, 309 held-out)
+    for key in ("frechet_distance", "kid", "precision", "recall", "density", "coverage"):
+        assert {"value", "floor", "value_std", "floor_std", "heldout"} <= set(d[key])
+        assert all(np.isfinite(v) for v in d[key].values())
+    # 30 iterations of a tiny GAN make noise: far from real data, far above the real-vs-real floor
+    assert d["frechet_distance"]["value"] > 5 * d["frechet_distance"]["floor"]
+    assert d["precision"]["value"] < d["precision"]["floor"]
+    c = report["conditional_fidelity"]
+    assert 0.0 <= c["auc"] <= 1.0 and len(c["auc_per_label"]) + len(c["skipped_labels"]) == 14
+    assert 0.0 <= c["reference_real_heldout_auc"] <= 1.0
+    for space in ("pixel", "feature"):
+        m = report["memorization"][space]
+        assert 0.0 <= m["share_flagged"] <= 1.0 and m["n_synthetic"] == 200 and m["n_heldout"] == 309
+        assert m["heldout_share_flagged"] == pytest.approx(0.01, abs=0.01)
+        assert len(m["closest"]) == 8
+    assert report["memorization"]["pixel"]["n_exact_copies"] == 0
+    assert report["data"] == {
+        "real_file": report["data"]["real_file"],
+        "flag": "chestmnist",
+        "image_size": 28,
+        "n_real_train": 691,
+        "n_gan_train": 691,
+        "n_heldout": 309,
+        "heldout": "val + test",
+    }
+    assert report["extractor"]["fitted_now"] is True
+    assert (run.parent / "extractors").is_dir()
+
+
+def test_second_report_reuses_the_extractor_and_repeats_the_numbers(run, report):
+    again = write_report(run, num_samples=200, extractor_iterations=20, repeats=2, progress=False)
+    assert again["extractor"]["fitted_now"] is False
+    assert again["extractor"]["weights_sha256"] == report["extractor"]["weights_sha256"]
+    assert again["distances"] == report["distances"]
+    assert again["memorization"] == report["memorization"]
+
+
+def test_progression_tiles_are_the_trainer_samples(run):
+    last = sorted((run / "samples").glob("iter_*.png"))[-1]
+    tiles = read_sample_tiles(last, SIZE, N_SAMPLES)
+    assert tiles.shape == (N_SAMPLES, SIZE, SIZE) and tiles.dtype == np.uint8
+    # re-tiling the tiles the way the trainer does gives its grid back
+    rebuilt = np.asarray(grid_image(tiles[:, None] / 255.0, 4, 1, 1, background=0))
+    with Image.open(last) as im:
+        original = np.asarray(im.convert("L"))
+    np.testing.assert_array_equal(rebuilt, original)
+    with pytest.raises(ValueError, match="not a grid of 27px tiles"):
+        read_sample_tiles(last, 27, 4)
+
+
+def test_losses_and_record_are_read_and_checked(run, tmp_path):
+    losses = read_losses(run / "losses.csv")
+    assert losses["iteration"].tolist() == list(range(1, 31)) and np.isfinite(losses["loss_g"]).all()
+    record = load_run_record(run)
+    assert record["config"]["base_channels"] == 8
+    bad = tmp_path / "losses.csv"
+    bad.write_text("iteration,loss_d\n1,x\n")
+    with pytest.raises(ValueError, match="non-numeric"):
+        read_losses(bad)
+
+
+def test_unfinished_or_foreign_runs_are_clear_errors(run, tmp_path, capsys, pneumonia_path):
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run / "config.json", unfinished / "config.json")
+    with pytest.raises(FileNotFoundError, match="generator.pt not found: the run has not finished"):
+        load_run_record(unfinished)
+    assert cli_main(["report", "--run", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    # a relative data path that resolves nowhere asks for --real
+    record = load_run_record(run)
+    record["config"]["path"] = "elsewhere/x.npz"
+    with pytest.raises(FileNotFoundError, match="pass it with --real"):
+        resolve_real_file(record, run, None)
+    # the wrong data file for this run is refused (label layout differs), never silently compared
+    code = cli_main(["report", "--run", str(run), "--real", str(pneumonia_path), "--no-progress"])
+    assert code == 1 and "pneumoniamnist_union.npz" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_samples"):
+        write_report(run, num_samples=5)
+
+
+def test_unconditional_run_has_no_per_finding_rows(chest28_path, tmp_path, run, report):
+    out = train_gan(
+        GANConfig(
+            path=str(chest28_path),
+            conditional=False,
+            iterations=10,
+            batch_size=32,
+            base_channels=8,
+            latent_dim=16,
+            sample_every=5,
+            checkpoint_every=10,
+            n_samples=N_SAMPLES,
+            standing_stats_batches=2,
+            seed=1,
+            out=str(tmp_path / "uncond"),
+            progress=False,
+        )
+    )
+    m = write_report(out, extractor=report["extractor"]["file"], num_samples=100, repeats=1, progress=False)
+    assert m["conditional_fidelity"] is None and m["extractor"]["fitted_now"] is False
+    assert "per_finding" not in m["files"] and not (out / "per_finding.png").exists()
+    for name in m["files"].values():
+        assert _size(out / name)[0][0] > 0
+    assert "One row per finding" in (out / "report.html").read_text()  # section says "not available"
