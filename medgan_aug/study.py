@@ -105,6 +105,8 @@ class StudyConfig:
         classifier: ``iterations``, ``batch_size``, ``lr`` of classifier training.
         synthetic: ``num_samples`` generated per GAN (the cached source mixed into batches).
         bootstrap: ``n_boot`` resamples of the paired bootstrap.
+        evaluation: generator evaluation of every GAN (:func:`medgan_aug.report.write_report`):
+            ``enabled`` (default true), ``num_samples``, ``repeats``, ``extractor_iterations``.
     """
 
     name: str = "study"
@@ -117,6 +119,7 @@ class StudyConfig:
     classifier: dict[str, Any] = dataclasses.field(default_factory=dict)
     synthetic: dict[str, Any] = dataclasses.field(default_factory=dict)
     bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for fraction in self.fractions:
@@ -281,7 +284,7 @@ def run_study(
     Returns:
         ``out_dir``.
     """
-    from medgan_aug.study_runner import run_groups
+    from medgan_aug.study_runner import evaluate_gans, run_groups
     from medgan_aug.summary import write_summary
 
     out = Path(out_dir)
@@ -294,5 +297,6 @@ def run_study(
     started = time.perf_counter()
     run_groups(config, todo, out, jobs=jobs, progress=progress)
     logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)
+    evaluate_gans(config, select_shard(expand_grid(config), shard), out, progress=progress)
     write_summary(config, out)
     return out

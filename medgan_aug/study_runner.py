@@ -28,10 +28,11 @@ from medgan_aug.study import RunSpec, StudyConfig, gan_key, parse_condition, run
 
 logger = logging.getLogger("medgan_aug.study")
 
-__all__ = ["ensure_gan", "run_group", "run_groups"]
+__all__ = ["ensure_gan", "evaluate_gans", "run_group", "run_groups"]
 
 CLASSIFIER_DEFAULTS = {"iterations": 1000, "batch_size": 64, "lr": 1e-3}
 SYNTHETIC_DEFAULTS = {"num_samples": 5000}
+EVALUATION_DEFAULTS = {"enabled": True, "num_samples": 500, "repeats": 3, "extractor_iterations": 1000}
 
 
 def data_source(config: StudyConfig) -> dict[str, Any]:
@@ -128,6 +129,7 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
         scores, targets = predict(model, test, task=train.task)
         metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
         key = run_key(config, run)
+        uses_gan = condition.needs_gan
         row = {
             "key": key, "study": config.name, **dataclasses.asdict(run),
             "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
@@ -136,9 +138,10 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
             "auc": metrics["auc"], "acc": metrics["acc"], "per_label_auc": metrics["auc_per_label"],
             "skipped_labels": metrics["skipped_labels"], "label_names": output_names(test), "classifier_iterations": int(budget["iterations"]),
             "classifier_batch_size": int(budget["batch_size"]), "classifier_seconds": seconds,
-            "gan_dir": str(gan_dir.relative_to(out)) if gan_dir else None, "gan_seconds": gan_seconds,
-            "gan_iterations": config.gan.get("iterations") if gan_dir else None,
-            "num_synthetic": len(synthetic) if synthetic is not None else 0,
+            "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
+            "gan_seconds": gan_seconds if uses_gan else None,
+            "gan_iterations": config.gan.get("iterations") if uses_gan else None,
+            "num_synthetic": len(synthetic) if uses_gan else 0,
         }
         scores_file = out / "scores" / f"{key}.npz"
         scores_file.parent.mkdir(parents=True, exist_ok=True)
@@ -185,3 +188,28 @@ def run_groups(
             for finished in pool.imap_unordered(_group_worker, tasks):
                 bar.update(finished)
     bar.close()
+
+
+def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False) -> None:
+    """Evaluate every trained GAN of ``runs`` once (``gans/<key>/metrics.json``, see :mod:`medgan_aug.report`).
+
+    All GANs of a study are measured with one in-domain extractor (``out/extractors/``), trained on the
+    real training split of the study's file: a measuring instrument only — it takes no part in GAN or
+    classifier training, so it cannot leak into the study's numbers.
+    """
+    from medgan_aug.report import write_report
+
+    settings = {**EVALUATION_DEFAULTS, **config.evaluation}
+    if not settings["enabled"]:
+        return
+    for fraction, seed in sorted({run.group for run in runs if parse_condition(run.condition).needs_gan}):
+        run_dir = out / "gans" / gan_key(config, fraction, seed)
+        if not (run_dir / "generator.pt").is_file() or (run_dir / "metrics.json").is_file():
+            continue
+        extractor = out / "extractors" / f"extractor_{int(settings['extractor_iterations'])}it.pt"
+        write_report(
+            run_dir, real=config.data.get("path"), extractor=extractor, num_samples=int(settings["num_samples"]),
+            seed=seed, extractor_iterations=int(settings["extractor_iterations"]),
+            repeats=int(settings["repeats"]), progress=progress,
+        )
+        logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)

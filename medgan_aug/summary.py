@@ -25,8 +25,27 @@ BASE_COLUMNS = [
     "key", "study", "data_file", "flag", "task", "image_size", "fraction", "n_train", "seed", "condition",
     "classifier", "synthetic_ratio", "classical", "auc", "acc", "skipped_labels", "n_test",
     "classifier_iterations", "classifier_batch_size", "classifier_seconds", "gan_dir", "gan_iterations",
-    "gan_seconds", "num_synthetic",
+    "gan_seconds", "num_synthetic", "gan_fd", "gan_fd_floor", "gan_fd_heldout", "gan_kid", "gan_kid_floor",
+    "gan_precision", "gan_recall", "gan_coverage", "gan_conditional_auc", "gan_memorized_share",
+    "gan_memorized_share_heldout",
 ]
+
+
+def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
+    """The generator's evaluation numbers for a run's GAN (empty when it has none or was not evaluated)."""
+    path = out / gan_dir / "metrics.json" if gan_dir else None
+    if path is None or not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text())
+    distances, pixel = metrics["distances"], metrics["memorization"]["pixel"]
+    return {
+        "gan_fd": distances["frechet_distance"]["value"], "gan_fd_floor": distances["frechet_distance"]["floor"],
+        "gan_fd_heldout": distances["frechet_distance"]["heldout"], "gan_kid": distances["kid"]["value"],
+        "gan_kid_floor": distances["kid"]["floor"], "gan_precision": distances["precision"]["value"],
+        "gan_recall": distances["recall"]["value"], "gan_coverage": distances["coverage"]["value"],
+        "gan_conditional_auc": (metrics.get("conditional_fidelity") or {}).get("auc"),
+        "gan_memorized_share": pixel["share_flagged"], "gan_memorized_share_heldout": pixel["heldout_share_flagged"],
+    }
 
 
 def collect_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -36,7 +55,8 @@ def collect_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped), timings."""
+    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped),
+    timings, and the generator's evaluation numbers (``gan_*``)."""
     labels: list[str] = []
     for row in rows:
         labels += [name for name in row["label_names"] if name not in labels]
@@ -47,6 +67,10 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writeheader()
         for row in rows:
             flat = dict(row, skipped_labels=";".join(row["skipped_labels"]))
+            if row["synthetic_ratio"] > 0:
+                flat.update(gan_evaluation(path.parent, row["gan_dir"]))
+            else:  # a run without synthetic images has no generator, whatever its group trained
+                flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0)
             flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
             writer.writerow(flat)
     os.replace(tmp, path)
@@ -111,6 +135,42 @@ PROTOCOL = """\
 """
 
 
+def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: the generators' evaluation per fraction (mean over the seeds' GANs)."""
+    by_fraction: dict[float, dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        numbers = gan_evaluation(out, row["gan_dir"]) if row["synthetic_ratio"] > 0 else {}
+        if numbers:
+            by_fraction[row["fraction"]][row["gan_dir"]] = numbers
+    if not by_fraction:
+        return []
+    lines = [
+        "## Generators (in-domain features, not Inception; mean over the seeds' GANs)",
+        "",
+        "| fraction | GANs | FD (floor / held-out real) | precision | recall | conditional AUC | memorized (held-out real) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for fraction, gans in sorted(by_fraction.items()):
+        def mean(name: str) -> float:
+            values = [g[name] for g in gans.values() if g.get(name) is not None]
+            return float(np.mean(values)) if values else float("nan")
+
+        lines.append(
+            f"| {fraction:g} | {len(gans)} | {mean('gan_fd'):.1f} ({mean('gan_fd_floor'):.1f} / "
+            f"{mean('gan_fd_heldout'):.1f}) | {mean('gan_precision'):.2f} | {mean('gan_recall'):.2f} | "
+            f"{mean('gan_conditional_auc'):.2f} | {mean('gan_memorized_share'):.1%} "
+            f"({mean('gan_memorized_share_heldout'):.1%}) |"
+        )
+    lines += [
+        "",
+        "FD: Fréchet distance to half of the real training split; floor: the other half; held-out real: val+test.",
+        "Memorized: share of generated images closer to a GAN-training image than the 1st percentile of",
+        "held-out-real-to-training distances (`medgan_aug.memorization`).",
+        "",
+    ]
+    return lines
+
+
 def write_summary(config: Any, out: str | os.PathLike) -> Path:
     """Write ``results.csv``, ``summary.md`` and the figures for every finished run in ``out``."""
     from medgan_aug.summary_figures import plot_study
@@ -149,6 +209,7 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
                 f"| {_fmt(e['acc_mean'], e['acc_sd'])} | {delta} | {e.get('verdict', 'reference')} |"
             )
         lines.append("")
+    lines += generator_table(out, rows)
     skipped = sorted({name for row in rows for name in row["skipped_labels"]})
     if skipped:
         lines += [f"Findings without both classes in the test split (no AUC, left out of the mean): {', '.join(skipped)}.", ""]

@@ -94,6 +94,7 @@ def tiny_config(path: Path, conditions: list[str], **budgets) -> StudyConfig:
     config.classifier = {"iterations": 15, "batch_size": 32, "lr": 0.001}
     config.synthetic = {"num_samples": 96}
     config.bootstrap = {"n_boot": 50}
+    config.evaluation = {"num_samples": 64, "repeats": 1, "extractor_iterations": 20}
     return config
 
 
@@ -134,7 +135,13 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
     assert all(0.0 <= float(r["auc"]) <= 1.0 for r in rows)
     assert all(r["skipped_labels"] == "hernia" for r in rows)  # 0 positives in the test split
     assert all("auc_hernia" in r and r["auc_hernia"] == "" for r in rows)
+    for r in rows:  # the generator's evaluation numbers sit beside every run that used a GAN
+        uses_gan = r["condition"] in ("real+synthetic@0.5", "synthetic-only")
+        assert (r["gan_fd"] != "") == uses_gan and (r["gan_memorized_share"] != "") == uses_gan
+        if uses_gan:
+            assert float(r["gan_fd"]) > 0 and 0 <= float(r["gan_precision"]) <= 1
     summary = (out / "summary.md").read_text()
+    assert "Generators" in summary and "memorized" in summary
     assert "ΔAUC vs real" in summary and "synthetic-only" in summary and "Protocol" in summary
     for figure in ("auc_vs_fraction.png", "delta_auc_vs_fraction.png"):
         assert (out / figure).stat().st_size > 5000
