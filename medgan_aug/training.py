@@ -383,6 +383,9 @@ class GANTrainer(Trainer):
         g_scheduler, d_scheduler: optional per-iteration LR schedulers.
         noise_seed: seed of the latent-noise generator.
         train_handlers: MONAI/ignite handlers (objects with ``attach``), attached at construction.
+        shard: a :class:`medgan_aug.distributed.Shard` under ``torchrun`` (None: one process). Then the
+            noise is drawn for the global batch and sliced, gradients are averaged over the ranks after
+            each backward, and reported losses are means over the ranks.
 
     Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
     logits of the last D step), ``r1``, ``lr_g``, ``lr_d`` and ``GanKeys.DLOSS`` / ``GanKeys.GLOSS``.
@@ -406,6 +409,7 @@ class GANTrainer(Trainer):
         d_scheduler: Any = None,
         noise_seed: int = 0,
         train_handlers: Sequence | None = None,
+        shard: Any = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -435,6 +439,7 @@ class GANTrainer(Trainer):
         self.augment, self.r1_gamma = augment, float(r1_gamma)
         self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
         self.conditional = generator.num_labels > 0
+        self.shard = shard
         self.add_event_handler(Events.ITERATION_COMPLETED, GANTrainer._stop_when_done)
 
     # -- loop ---------------------------------------------------------------------------------------
@@ -443,7 +448,20 @@ class GANTrainer(Trainer):
             self.terminate()
 
     def _noise(self, batch: int) -> torch.Tensor:
+        if self.shard is not None:  # this rank's rows of the global batch's noise
+            z = torch.randn(
+                batch * self.shard.world_size, self.generator.latent_dim, generator=self.noise_rng
+            )
+            return self.shard.slice(z).to(self.state.device)
         return torch.randn(batch, self.generator.latent_dim, generator=self.noise_rng).to(self.state.device)
+
+    def _mean(self, value: torch.Tensor) -> float:
+        """A scalar tensor as a float; under torchrun its mean over the ranks (one sync either way)."""
+        return value.item() if self.shard is None else self.shard.mean(value)
+
+    def _average_gradients(self, module: nn.Module) -> None:
+        if self.shard is not None:
+            self.shard.average_gradients(module)
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.augment is None else self.augment(x)
@@ -482,19 +500,21 @@ class GANTrainer(Trainer):
                 (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
                 r1 = grad.pow(2).flatten(1).sum(1).mean()
                 loss_d = loss_d + 0.5 * self.r1_gamma * r1
-                r1 = r1.item()
-            ld = self._check_finite("loss_d", loss_d.item())
+                r1 = self._mean(r1)
+            ld = self._check_finite("loss_d", self._mean(loss_d))
             self.d_optimizer.zero_grad(set_to_none=True)
             loss_d.backward()
+            self._average_gradients(D)
             self.d_optimizer.step()
 
         # 2. generator
         D.requires_grad_(False)
         fake = G(self._noise(b), y)
         loss_g = _g_loss(self.loss, D(self._aug(fake), y))
-        lg = self._check_finite("loss_g", loss_g.item(), loss_d=ld)
+        lg = self._check_finite("loss_g", self._mean(loss_g), loss_d=ld)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss_g.backward()
+        self._average_gradients(G)
         self.g_optimizer.step()
         D.requires_grad_(True)
 
@@ -507,8 +527,8 @@ class GANTrainer(Trainer):
         return {
             "loss_d": ld,
             "loss_g": lg,
-            "d_real": d_real.detach().mean().item(),
-            "d_fake": d_fake.detach().mean().item(),
+            "d_real": self._mean(d_real.detach().mean()),
+            "d_fake": self._mean(d_fake.detach().mean()),
             "r1": r1,
             "lr_g": lr_g,
             "lr_d": lr_d,
@@ -799,19 +819,29 @@ def _seeds(seed: int) -> dict[str, int]:
     return {n: int(v) for n, v in zip(names, values)}
 
 
-def build_gan_trainer(config: GANConfig, subset: _Subset, handlers: Sequence | None = None) -> GANTrainer:
-    """Networks, optimisers, schedulers, augmentation and the :class:`GANTrainer` for ``config``."""
+def build_gan_trainer(
+    config: GANConfig, subset: _Subset, handlers: Sequence | None = None, shard: Any = None
+) -> GANTrainer:
+    """Networks, optimisers, schedulers, augmentation and the :class:`GANTrainer` for ``config``.
+
+    ``shard`` (a :class:`medgan_aug.distributed.Shard`, under torchrun) makes it data-parallel: synchronised
+    BatchNorm, rank 0's initial weights, and this rank's slice of every batch, noise and augmentation draw.
+    """
     seeds = _seeds(config.seed)
     torch.manual_seed(seeds["init"])
     np.random.seed(seeds["init"] % (2**32))
     random.seed(seeds["init"])
-    device = _device(config.device)
+    device = _device(config.device) if shard is None else shard.device
     num_labels = subset.info["num_labels"] if config.conditional else 0
     channels = subset.info["num_channels"]
     G = DCGANGenerator(config.size, config.latent_dim, num_labels, config.base_channels, channels).to(device)
     D = DCGANDiscriminator(config.size, num_labels, config.base_channels, channels, config.spectral_norm).to(
         device
     )
+    if shard is not None:
+        from medgan_aug.distributed import ShardedBatches, ShardedDiffAugment
+
+        G, D = shard.prepare(G), shard.prepare(D)
     g_opt = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
     d_opt = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     g_sched = d_sched = None
@@ -820,13 +850,18 @@ def build_gan_trainer(config: GANConfig, subset: _Subset, handlers: Sequence | N
         g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, fn)
         d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, fn)
     augment = DiffAugment(config.diffaugment, seed=seeds["augment"]) if config.diffaugment.strip() else None
-    batches = SeededBatches(
+    batch_args = (
         subset.images.to(device),
         subset.targets.to(device) if num_labels else None,
         config.batch_size,
         seeds["data"],
     )
-    return GANTrainer(
+    if shard is None:
+        batches = SeededBatches(*batch_args)
+    else:
+        batches = ShardedBatches(*batch_args, shard)
+        augment = None if augment is None else ShardedDiffAugment(augment, shard)
+    trainer = GANTrainer(
         device,
         G,
         D,
@@ -843,7 +878,11 @@ def build_gan_trainer(config: GANConfig, subset: _Subset, handlers: Sequence | N
         d_scheduler=d_sched,
         noise_seed=seeds["noise"],
         train_handlers=handlers,
+        shard=shard,
     )
+    if shard is not None:
+        shard.unsync(trainer.generator_ema)  # the EMA copy only ever runs on rank 0
+    return trainer
 
 
 def _run_record(config: GANConfig, subset: _Subset, epoch_length: int) -> dict[str, Any]:
@@ -888,6 +927,9 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     ``samples/iter_*.png``, ``losses.csv`` and, when all iterations are done, ``generator.pt`` (the EMA
     generator via :func:`medgan_aug.networks.save_generator`).
 
+    Under ``torchrun`` with several processes the run is data-parallel over the global batch
+    ``config.batch_size`` and only rank 0 writes the run directory (:mod:`medgan_aug.distributed`).
+
     Args:
         config: the run's :class:`GANConfig`.
         handlers: extra ignite/MONAI handlers (objects with ``attach(engine)``), attached after the
@@ -905,37 +947,52 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    from medgan_aug.distributed import distributed_context
+
     try:
-        return _train_gan(config, handlers)
+        with distributed_context(config.device) as shard:  # None unless started by torchrun with >1 process
+            return _train_gan(config, handlers, shard)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train_gan(config: GANConfig, handlers: Sequence | None) -> Path:
+def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) -> Path:
+    from medgan_aug.distributed import run_on_main
+
     run_dir = Path(config.out)
     manager = CheckpointManager(run_dir / "checkpoints", config.n_saved)
+    main = shard is None or shard.is_main  # only the main process writes the run directory
     subset = _load_subset(config)
     if config.conditional and subset.info["num_labels"] == 0:
         raise ValueError("conditional=True but the data has no labels")
-    if not config.resume and ((run_dir / "config.json").exists() or manager.list()):
-        raise FileExistsError(
-            f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
-        )
 
-    trainer = build_gan_trainer(config, subset)
+    def check_new_run() -> None:
+        if not config.resume and ((run_dir / "config.json").exists() or manager.list()):
+            raise FileExistsError(
+                f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
+            )
+
+    run_on_main(shard, check_new_run)
+    trainer = build_gan_trainer(config, subset, shard=shard)
     record = _run_record(config, subset, trainer.state.epoch_length)
     start: int | None = None
     if config.resume:
-        _check_resume(run_dir, record)
-        loaded = manager.load_latest(map_location=trainer.state.device)
-        if loaded is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {manager.directory}")
-        state, _ = loaded
+
+        def load_resume_state() -> dict[str, Any]:
+            _check_resume(run_dir, record)
+            loaded = manager.load_latest(map_location=trainer.state.device if shard is None else "cpu")
+            if loaded is None:
+                raise FileNotFoundError(f"--resume: no checkpoint in {manager.directory}")
+            return loaded[0]
+
+        state = run_on_main(shard, load_resume_state)
         trainer.load_training_state(state)
         start = int(state["iteration"])
-        manager.remove_after(start)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
+        if main:
+            manager.remove_after(start)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
 
     seeds = _seeds(config.seed)
     fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
@@ -944,20 +1001,22 @@ def _train_gan(config: GANConfig, handlers: Sequence | None) -> Path:
     fixed_labels = None
     if pool is not None:
         fixed_labels = pool[torch.arange(config.n_samples) % len(pool)]
-    own = [
-        _LossCSV(run_dir / "losses.csv", start),
-        _Checkpointer(manager, config.checkpoint_every),
-        _SampleGrid(
-            run_dir / "samples",
-            config.sample_every,
-            z,
-            fixed_labels,
-            pool,
-            config.standing_stats_batches,
-            seeds["standing"],
-        ),
-    ]
-    if config.progress:
+    own = []
+    if main:
+        own += [
+            _LossCSV(run_dir / "losses.csv", start),
+            _Checkpointer(manager, config.checkpoint_every),
+            _SampleGrid(
+                run_dir / "samples",
+                config.sample_every,
+                z,
+                fixed_labels,
+                pool,
+                config.standing_stats_batches,
+                seeds["standing"],
+            ),
+        ]
+    if config.progress and main:
         own.append(_Progress(config.iterations, start or 0))
     for handler in [*own, *(handlers or [])]:
         handler.attach(trainer)
@@ -969,6 +1028,9 @@ def _train_gan(config: GANConfig, handlers: Sequence | None) -> Path:
             f"continue with resume=True (--resume). No generator.pt was written.",
             stacklevel=2,
         )
+        return run_dir
+    if not main:
+        shard.barrier()  # wait for rank 0 to write generator.pt
         return run_dir
 
     ema = standing_batchnorm_stats(
@@ -991,4 +1053,6 @@ def _train_gan(config: GANConfig, handlers: Sequence | None) -> Path:
         "source": subset.info["source"],
     }
     save_generator(ema, run_dir / "generator.pt", meta)
+    if shard is not None:
+        shard.barrier()
     return run_dir

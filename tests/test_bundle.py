@@ -1,0 +1,198 @@
+"""MONAI bundle export: layout, metadata, ConfigParser loading, `python -m monai.bundle run`, exact
+equality with SyntheticDataset for the same seed, overwrite refusal, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from medgan_aug.bundle import BUNDLE_FILES, export_bundle, load_bundle_dataset, write_synthetic
+from medgan_aug.cli import main as cli_main
+from medgan_aug.networks import DCGANGenerator, save_generator
+from medgan_aug.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.training import GANConfig, train_gan
+
+
+@pytest.fixture(scope="module")
+def run_dir(chest28_path, tmp_path_factory):
+    """A tiny conditional run on the real file (8 iterations, base width 8)."""
+    out = tmp_path_factory.mktemp("gan") / "run"
+    config = GANConfig(
+        path=str(chest28_path),
+        conditional=True,
+        fraction=0.1,
+        iterations=8,
+        batch_size=16,
+        latent_dim=32,
+        base_channels=8,
+        checkpoint_every=8,
+        sample_every=8,
+        n_samples=4,
+        standing_stats_batches=2,
+        seed=1,
+        out=str(out),
+        threads=1,
+        progress=False,
+    )
+    return train_gan(config)
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, tmp_path_factory):
+    return export_bundle(run_dir, tmp_path_factory.mktemp("bundles") / "chest_gan", num_samples=40, seed=2)
+
+
+def _parser(bundle) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "inference.json")
+    parser.read_meta(bundle / "configs" / "metadata.json")
+    parser["bundle_root"] = str(bundle)
+    return parser
+
+
+def test_layout_and_metadata(bundle, run_dir):
+    for rel in (*BUNDLE_FILES, "models/label_pool.npy"):
+        assert (bundle / rel).is_file(), rel
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask  # not tempfile's private 0700
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    import monai
+
+    assert (
+        meta["monai_version"] == monai.__version__
+        and meta["pytorch_version"] == torch.__version__.split("+")[0]
+    )
+    assert meta["numpy_version"] == np.__version__ and "medgan_aug" in meta["required_packages_version"]
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["latent"]["spatial_shape"] == [32]
+    labels = fmt["inputs"]["labels"]
+    assert labels["spatial_shape"] == [14] and labels["value_range"] == [0, 1]
+    assert labels["channel_def"]["0"] == "atelectasis" and labels["channel_def"]["13"] == "hernia"
+    pred = fmt["outputs"]["pred"]
+    assert (pred["num_channels"], pred["spatial_shape"], pred["value_range"]) == (1, [28, 28], [0, 1])
+    data = meta["training_data"]
+    assert data["flag"] == "chestmnist" and data["file"] == "nih1000_chestmnist.npz"
+    assert data["num_images"] == 69 and data["fraction"] == 0.1
+    assert "unrestricted use with attribution" in data["license"] and "CVPR 2017" in data["citation"]
+    assert data["medmnist"]["license"] == "CC BY 4.0"
+    assert meta["medgan_aug"]["arch"] == {
+        "image_size": 28,
+        "latent_dim": 32,
+        "num_labels": 14,
+        "base_channels": 8,
+        "out_channels": 1,
+    }
+    assert meta["medgan_aug"]["run"]["iterations"] == 8
+    assert "path" not in meta["medgan_aug"]["training_config"]  # no local paths in the bundle
+    readme = (bundle / "docs" / "README.md").read_text()
+    assert "python -m monai.bundle run --config_file configs/inference.json" in readme
+    assert "CC BY 4.0" in readme and "Wang et al." in readme
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values()) and "net.0.weight" in state
+    pool = np.load(bundle / "models" / "label_pool.npy", allow_pickle=False)
+    assert pool.dtype == np.float32 and pool.shape == (69, 14)
+
+
+def test_config_parser_gives_the_synthetic_dataset_items(bundle, run_dir):
+    parser = _parser(bundle)
+    network = parser.get_parsed_content("network")
+    assert isinstance(network, DCGANGenerator) and not network.training
+    dataset = parser.get_parsed_content("dataset")
+    assert isinstance(dataset, SyntheticDataset) and len(dataset) == 40 and dataset.seed == 2
+    n = CHUNK_SIZE + 20  # crosses a chunk boundary
+    from_bundle = load_bundle_dataset(bundle, num_samples=n, seed=5)
+    reference = SyntheticDataset.from_run(run_dir, n, seed=5)
+    a, b = from_bundle.get_batch(np.arange(n)), reference.get_batch(np.arange(n))
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    other = load_bundle_dataset(bundle, num_samples=n, seed=6).get_batch(np.arange(n))
+    assert not torch.equal(other["image"], a["image"])  # the seed matters
+    balanced = load_bundle_dataset(bundle, num_samples=300, label_sampler="balanced")
+    assert balanced.targets[:, 13].mean() > 0.03  # hernia: 1/69 real rows, about 1/14 balanced
+
+
+def test_monai_bundle_run_writes_the_same_images(bundle, run_dir, tmp_path):
+    out = tmp_path / "gen.npz"
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.json",
+        "--num_samples",
+        "300",
+        "--seed",
+        "5",
+        "--output_path",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"wrote 300 synthetic images (seed 5) to {out}" in proc.stdout  # via configs/logging.conf
+    with np.load(out, allow_pickle=False) as f:
+        images, labels, names = f["images"], f["labels"], f["label_names"]
+        assert int(f["seed"]) == 5
+    reference = SyntheticDataset.from_run(run_dir, 300, seed=5).get_batch(np.arange(300))
+    assert images.shape == (300, 1, 28, 28) and images.dtype == np.float32
+    assert np.array_equal(images, reference["image"].numpy())  # bit-identical
+    assert np.array_equal(labels, reference["label"].numpy())
+    assert names[0] == "atelectasis" and len(names) == 14
+    # a second run refuses to overwrite its output unless told to
+    proc = subprocess.run(cmd, cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "exists" in proc.stderr
+    with np.load(out, allow_pickle=False) as f:
+        assert np.array_equal(f["images"], images)
+
+
+def test_folder_output_and_unconditional_bundle(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=0, base_channels=8).eval()
+    save_generator(g, tmp_path / "g.pt", meta={"flag": "pneumoniamnist", "iterations": 1})
+    bundle = export_bundle(tmp_path / "g.pt", tmp_path / "uncond")
+    assert not (bundle / "models" / "label_pool.npy").exists()
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert "labels" not in meta["network_data_format"]["inputs"]
+    assert "Kermany" in meta["training_data"]["citation"]
+    dataset = load_bundle_dataset(bundle, num_samples=5, seed=1)
+    folder = write_synthetic(dataset, tmp_path / "pngs")
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:06d}.png" for i in range(5)]
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(folder / "000003.png"))
+    expected = np.round(SyntheticDataset(g, 5, seed=1)[3]["image"][0].numpy() * 255).astype(np.uint8)
+    assert pixels.shape == (28, 28) and np.array_equal(pixels, expected)
+    with pytest.raises(FileExistsError, match="exists"):
+        write_synthetic(dataset, folder)
+
+
+def test_overwrite_refusal_and_cli(bundle, run_dir, tmp_path, capsys):
+    before = (bundle / "configs" / "inference.json").read_text()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export_bundle(run_dir, bundle)
+    assert cli_main(["export-bundle", "--run", str(run_dir), "--out", str(bundle)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert (bundle / "configs" / "inference.json").read_text() == before
+    out = tmp_path / "b2"
+    assert cli_main(["export-bundle", "--run", str(run_dir), "--out", str(out), "--num-samples", "7"]) == 0
+    assert "monai.bundle run" in capsys.readouterr().out
+    assert json.loads((out / "configs" / "inference.json").read_text())["num_samples"] == 7
+    assert (
+        cli_main(["export-bundle", "--run", str(run_dir), "--out", str(out), "--seed", "9", "--overwrite"])
+        == 0
+    )
+    assert json.loads((out / "configs" / "inference.json").read_text())["seed"] == 9
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert cli_main(["export-bundle", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "b3")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_samples"):
+        export_bundle(run_dir, tmp_path / "b4", num_samples=0)
