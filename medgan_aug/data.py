@@ -135,8 +135,10 @@ def _validate_split(
     expected_ndim = 3 if channels == 1 else 4
     if images.dtype != np.uint8:
         raise MedMNISTFileError(f"{path}: {split}_images has dtype {images.dtype}, expected uint8 (0..255)")
-    if images.ndim != expected_ndim or images.shape[1] != images.shape[2] or (
-        channels > 1 and images.shape[3] != channels
+    if (
+        images.ndim != expected_ndim
+        or images.shape[1] != images.shape[2]
+        or (channels > 1 and images.shape[3] != channels)
     ):
         layout = "(N, H, W)" if channels == 1 else f"(N, H, W, {channels})"
         raise MedMNISTFileError(
@@ -163,7 +165,9 @@ def _validate_split(
         )
 
 
-def load_medmnist_npz(path: str | os.PathLike, split: str, flag: str = "chestmnist") -> tuple[np.ndarray, np.ndarray]:
+def load_medmnist_npz(
+    path: str | os.PathLike, split: str, flag: str = "chestmnist"
+) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate one split of a MedMNIST-format ``.npz``.
 
     Args:

@@ -222,7 +222,12 @@ def data_identity(config: StudyConfig) -> dict[str, Any]:
         path = Path(data["path"])
         if not path.is_file():
             raise FileNotFoundError(f"study data file {path} does not exist")
-        return {"file": path.name, "md5": file_md5(path), "flag": data.get("flag", "chestmnist"), "size": data.get("size")}
+        return {
+            "file": path.name,
+            "md5": file_md5(path),
+            "flag": data.get("flag", "chestmnist"),
+            "size": data.get("size"),
+        }
     return {"flag": data["flag"], "size": data.get("size"), "official": True}
 
 
@@ -293,7 +298,9 @@ def run_study(
     done = finished_keys(out)
     todo = [run for run in select_shard(expand_grid(config), shard) if run_key(config, run) not in done]
     skipped = len(select_shard(expand_grid(config), shard)) - len(todo)
-    logger.info("study %s: %d runs to do, %d already finished (shard %d/%d)", config.name, len(todo), skipped, *shard)
+    logger.info(
+        "study %s: %d runs to do, %d already finished (shard %d/%d)", config.name, len(todo), skipped, *shard
+    )
     started = time.perf_counter()
     run_groups(config, todo, out, jobs=jobs, progress=progress)
     logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)

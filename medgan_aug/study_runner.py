@@ -121,9 +121,15 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
         model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
         started = time.perf_counter()
         train_classifier(
-            model, train, task=train.task, iterations=int(budget["iterations"]),
-            batch_size=int(budget["batch_size"]), lr=float(budget["lr"]), seed=seed,
-            batch_transform=batch_transform, progress=progress,
+            model,
+            train,
+            task=train.task,
+            iterations=int(budget["iterations"]),
+            batch_size=int(budget["batch_size"]),
+            lr=float(budget["lr"]),
+            seed=seed,
+            batch_transform=batch_transform,
+            progress=progress,
         )
         seconds = time.perf_counter() - started
         scores, targets = predict(model, test, task=train.task)
@@ -131,13 +137,25 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
         key = run_key(config, run)
         uses_gan = condition.needs_gan
         row = {
-            "key": key, "study": config.name, **dataclasses.asdict(run),
+            "key": key,
+            "study": config.name,
+            **dataclasses.asdict(run),
             "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
-            "flag": train.flag, "task": train.task, "image_size": train.size, "n_train": len(indices),
-            "n_test": len(test), "synthetic_ratio": condition.synthetic_ratio, "classical": condition.classical,
-            "auc": metrics["auc"], "acc": metrics["acc"], "per_label_auc": metrics["auc_per_label"],
-            "skipped_labels": metrics["skipped_labels"], "label_names": output_names(test), "classifier_iterations": int(budget["iterations"]),
-            "classifier_batch_size": int(budget["batch_size"]), "classifier_seconds": seconds,
+            "flag": train.flag,
+            "task": train.task,
+            "image_size": train.size,
+            "n_train": len(indices),
+            "n_test": len(test),
+            "synthetic_ratio": condition.synthetic_ratio,
+            "classical": condition.classical,
+            "auc": metrics["auc"],
+            "acc": metrics["acc"],
+            "per_label_auc": metrics["auc_per_label"],
+            "skipped_labels": metrics["skipped_labels"],
+            "label_names": output_names(test),
+            "classifier_iterations": int(budget["iterations"]),
+            "classifier_batch_size": int(budget["batch_size"]),
+            "classifier_seconds": seconds,
             "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
             "gan_seconds": gan_seconds if uses_gan else None,
             "gan_iterations": config.gan.get("iterations") if uses_gan else None,
@@ -151,7 +169,14 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
         write_json_atomic(out / "runs" / f"{key}.json", row)
         logger.info(
             "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
-            key, fraction, seed, run.condition, run.classifier, metrics["auc"], metrics["acc"], seconds,
+            key,
+            fraction,
+            seed,
+            run.condition,
+            run.classifier,
+            metrics["auc"],
+            metrics["acc"],
+            seconds,
         )
         rows.append(row)
     return rows
@@ -208,8 +233,13 @@ def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progr
             continue
         extractor = out / "extractors" / f"extractor_{int(settings['extractor_iterations'])}it.pt"
         write_report(
-            run_dir, real=config.data.get("path"), extractor=extractor, num_samples=int(settings["num_samples"]),
-            seed=seed, extractor_iterations=int(settings["extractor_iterations"]),
-            repeats=int(settings["repeats"]), progress=progress,
+            run_dir,
+            real=config.data.get("path"),
+            extractor=extractor,
+            num_samples=int(settings["num_samples"]),
+            seed=seed,
+            extractor_iterations=int(settings["extractor_iterations"]),
+            repeats=int(settings["repeats"]),
+            progress=progress,
         )
         logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)

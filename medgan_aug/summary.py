@@ -22,11 +22,40 @@ from medgan_aug.metrics import pooled_paired_bootstrap_delta
 __all__ = ["collect_runs", "compare_to_real", "write_results_csv", "write_summary"]
 
 BASE_COLUMNS = [
-    "key", "study", "data_file", "flag", "task", "image_size", "fraction", "n_train", "seed", "condition",
-    "classifier", "synthetic_ratio", "classical", "auc", "acc", "skipped_labels", "n_test",
-    "classifier_iterations", "classifier_batch_size", "classifier_seconds", "gan_dir", "gan_iterations",
-    "gan_seconds", "num_synthetic", "gan_fd", "gan_fd_floor", "gan_fd_heldout", "gan_kid", "gan_kid_floor",
-    "gan_precision", "gan_recall", "gan_coverage", "gan_conditional_auc", "gan_memorized_share",
+    "key",
+    "study",
+    "data_file",
+    "flag",
+    "task",
+    "image_size",
+    "fraction",
+    "n_train",
+    "seed",
+    "condition",
+    "classifier",
+    "synthetic_ratio",
+    "classical",
+    "auc",
+    "acc",
+    "skipped_labels",
+    "n_test",
+    "classifier_iterations",
+    "classifier_batch_size",
+    "classifier_seconds",
+    "gan_dir",
+    "gan_iterations",
+    "gan_seconds",
+    "num_synthetic",
+    "gan_fd",
+    "gan_fd_floor",
+    "gan_fd_heldout",
+    "gan_kid",
+    "gan_kid_floor",
+    "gan_precision",
+    "gan_recall",
+    "gan_coverage",
+    "gan_conditional_auc",
+    "gan_memorized_share",
     "gan_memorized_share_heldout",
 ]
 
@@ -39,12 +68,17 @@ def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
     metrics = json.loads(path.read_text())
     distances, pixel = metrics["distances"], metrics["memorization"]["pixel"]
     return {
-        "gan_fd": distances["frechet_distance"]["value"], "gan_fd_floor": distances["frechet_distance"]["floor"],
-        "gan_fd_heldout": distances["frechet_distance"]["heldout"], "gan_kid": distances["kid"]["value"],
-        "gan_kid_floor": distances["kid"]["floor"], "gan_precision": distances["precision"]["value"],
-        "gan_recall": distances["recall"]["value"], "gan_coverage": distances["coverage"]["value"],
+        "gan_fd": distances["frechet_distance"]["value"],
+        "gan_fd_floor": distances["frechet_distance"]["floor"],
+        "gan_fd_heldout": distances["frechet_distance"]["heldout"],
+        "gan_kid": distances["kid"]["value"],
+        "gan_kid_floor": distances["kid"]["floor"],
+        "gan_precision": distances["precision"]["value"],
+        "gan_recall": distances["recall"]["value"],
+        "gan_coverage": distances["coverage"]["value"],
         "gan_conditional_auc": (metrics.get("conditional_fidelity") or {}).get("auc"),
-        "gan_memorized_share": pixel["share_flagged"], "gan_memorized_share_heldout": pixel["heldout_share_flagged"],
+        "gan_memorized_share": pixel["share_flagged"],
+        "gan_memorized_share_heldout": pixel["heldout_share_flagged"],
     }
 
 
@@ -81,7 +115,9 @@ def _scores(out: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
         return npz["scores"], npz["targets"]
 
 
-def compare_to_real(out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: int = 1000) -> list[dict[str, Any]]:
+def compare_to_real(
+    out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: int = 1000
+) -> list[dict[str, Any]]:
     """Per (fraction, condition, classifier): AUC/ACC mean ± sd over seeds and ΔAUC vs real with its CI."""
     out = Path(out)
     cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
@@ -92,10 +128,15 @@ def compare_to_real(out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: 
         aucs = np.array([r["auc"] for r in by_seed.values()])
         accs = np.array([r["acc"] for r in by_seed.values()])
         entry = {
-            "fraction": fraction, "condition": condition, "classifier": classifier, "n_seeds": len(by_seed),
+            "fraction": fraction,
+            "condition": condition,
+            "classifier": classifier,
+            "n_seeds": len(by_seed),
             "n_train": next(iter(by_seed.values()))["n_train"],
-            "auc_mean": aucs.mean(), "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
-            "acc_mean": accs.mean(), "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
+            "auc_mean": aucs.mean(),
+            "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
+            "acc_mean": accs.mean(),
+            "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
         }
         reference = cells.get((fraction, "real", classifier), {})
         seeds = sorted(set(by_seed) & set(reference))
@@ -105,13 +146,22 @@ def compare_to_real(out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: 
                 scores_a, targets = _scores(out, reference[seed]["key"])
                 scores_b, targets_b = _scores(out, by_seed[seed]["key"])
                 if not np.array_equal(targets, targets_b):
-                    raise ValueError(f"runs {reference[seed]['key']} and {by_seed[seed]['key']} were scored on different test sets")
+                    raise ValueError(
+                        f"runs {reference[seed]['key']} and {by_seed[seed]['key']} were scored on different test sets"
+                    )
                 arms_a.append(scores_a)
                 arms_b.append(scores_b)
             task = next(iter(by_seed.values()))["task"]
             delta = pooled_paired_bootstrap_delta(targets, arms_a, arms_b, n_boot=n_boot, seed=0, task=task)
-            entry.update(delta=delta["delta"], ci_low=delta["ci_low"], ci_high=delta["ci_high"], paired_seeds=len(seeds))
-            entry["verdict"] = "gain" if delta["ci_low"] > 0 else "loss" if delta["ci_high"] < 0 else "no clear difference"
+            entry.update(
+                delta=delta["delta"],
+                ci_low=delta["ci_low"],
+                ci_high=delta["ci_high"],
+                paired_seeds=len(seeds),
+            )
+            entry["verdict"] = (
+                "gain" if delta["ci_low"] > 0 else "loss" if delta["ci_high"] < 0 else "no clear difference"
+            )
         table.append(entry)
     return table
 
@@ -150,16 +200,17 @@ def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
         "| fraction | GANs | FD (floor / held-out real) | precision | recall | conditional AUC | memorized (held-out real) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for fraction, gans in sorted(by_fraction.items()):
-        def mean(name: str) -> float:
-            values = [g[name] for g in gans.values() if g.get(name) is not None]
-            return float(np.mean(values)) if values else float("nan")
 
+    def mean(gans: dict[str, dict], name: str) -> float:
+        values = [g[name] for g in gans.values() if g.get(name) is not None]
+        return float(np.mean(values)) if values else float("nan")
+
+    for fraction, gans in sorted(by_fraction.items()):
         lines.append(
-            f"| {fraction:g} | {len(gans)} | {mean('gan_fd'):.1f} ({mean('gan_fd_floor'):.1f} / "
-            f"{mean('gan_fd_heldout'):.1f}) | {mean('gan_precision'):.2f} | {mean('gan_recall'):.2f} | "
-            f"{mean('gan_conditional_auc'):.2f} | {mean('gan_memorized_share'):.1%} "
-            f"({mean('gan_memorized_share_heldout'):.1%}) |"
+            f"| {fraction:g} | {len(gans)} | {mean(gans, 'gan_fd'):.1f} ({mean(gans, 'gan_fd_floor'):.1f} / "
+            f"{mean(gans, 'gan_fd_heldout'):.1f}) | {mean(gans, 'gan_precision'):.2f} | {mean(gans, 'gan_recall'):.2f} | "
+            f"{mean(gans, 'gan_conditional_auc'):.2f} | {mean(gans, 'gan_memorized_share'):.1%} "
+            f"({mean(gans, 'gan_memorized_share_heldout'):.1%}) |"
         )
     lines += [
         "",
@@ -201,9 +252,7 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
             "|---|---|---|---|---|---|---|",
         ]
         for e in entries:
-            delta = (
-                f"{e['delta']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]" if "delta" in e else "—"
-            )
+            delta = f"{e['delta']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]" if "delta" in e else "—"
             lines.append(
                 f"| {e['condition']} | {e['classifier']} | {e['n_seeds']} | {_fmt(e['auc_mean'], e['auc_sd'])} "
                 f"| {_fmt(e['acc_mean'], e['acc_sd'])} | {delta} | {e.get('verdict', 'reference')} |"
@@ -212,7 +261,10 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
     lines += generator_table(out, rows)
     skipped = sorted({name for row in rows for name in row["skipped_labels"]})
     if skipped:
-        lines += [f"Findings without both classes in the test split (no AUC, left out of the mean): {', '.join(skipped)}.", ""]
+        lines += [
+            f"Findings without both classes in the test split (no AUC, left out of the mean): {', '.join(skipped)}.",
+            "",
+        ]
     lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
     summary = out / "summary.md"
     tmp = summary.with_name(".summary.md.tmp")

@@ -30,8 +30,10 @@ def plot_study(table: list[dict[str, Any]], out: str | os.PathLike) -> list[Path
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     fig_d, ax_d = plt.subplots(figsize=(6.5, 4.2))
     for condition, classifier in arms:
-        entries = sorted((e for e in table if (e["condition"], e["classifier"]) == (condition, classifier)),
-                         key=lambda e: e["fraction"])
+        entries = sorted(
+            (e for e in table if (e["condition"], e["classifier"]) == (condition, classifier)),
+            key=lambda e: e["fraction"],
+        )
         label = f"{condition} ({classifier})" if many_classifiers else condition
         x = [e["fraction"] for e in entries]
         sd = [0.0 if np.isnan(e["auc_sd"]) else e["auc_sd"] for e in entries]
@@ -40,7 +42,9 @@ def plot_study(table: list[dict[str, Any]], out: str | os.PathLike) -> list[Path
         if with_delta:
             d = np.array([e["delta"] for e in with_delta])
             err = np.array([[e["delta"] - e["ci_low"], e["ci_high"] - e["delta"]] for e in with_delta]).T
-            ax_d.errorbar([e["fraction"] for e in with_delta], d, yerr=err, marker="o", capsize=3, label=label)
+            ax_d.errorbar(
+                [e["fraction"] for e in with_delta], d, yerr=err, marker="o", capsize=3, label=label
+            )
     for axis, ylabel in ((ax, "test AUC (mean ± sd over seeds)"), (ax_d, "ΔAUC vs real (95% bootstrap CI)")):
         axis.set_xscale("log")
         axis.set_xlabel("fraction of the training split")

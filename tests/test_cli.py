@@ -28,8 +28,20 @@ def test_data_info_bad_file_is_one_line_error(tmp_path, capsys):
 
 def test_console_entry_point_runs_as_module(pneumonia_path):
     result = subprocess.run(
-        [sys.executable, "-m", "medgan_aug", "data", "info", "--path", str(pneumonia_path), "--flag", "pneumoniamnist"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "medgan_aug",
+            "data",
+            "info",
+            "--path",
+            str(pneumonia_path),
+            "--flag",
+            "pneumoniamnist",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "train 4682  val 524  test 621" in result.stdout and "pneumonia" in result.stdout

@@ -13,8 +13,20 @@ from monai.data import DataLoader
 from medgan_aug.data import MedMNISTDataset, MedMNISTFileError, load_medmnist_npz, official_file
 
 CHEST_NAMES = [
-    "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia",
-    "pneumothorax", "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
+    "atelectasis",
+    "cardiomegaly",
+    "effusion",
+    "infiltration",
+    "mass",
+    "nodule",
+    "pneumonia",
+    "pneumothorax",
+    "consolidation",
+    "edema",
+    "emphysema",
+    "fibrosis",
+    "pleural",
+    "hernia",
 ]
 
 
@@ -68,9 +80,15 @@ def test_binary_flag_gives_single_float_label(pneumonia_path):
 
 
 def test_multiclass_flag_gives_one_hot(tmp_path):
-    path = write_npz(tmp_path / "blood.npz", width=1, **{
-        f"{s}_labels": np.array([[0], [3], [7], [1], [2], [5]], np.uint8) for s in ("train", "val", "test")
-    } | {f"{s}_images": np.zeros((6, 28, 28, 3), np.uint8) for s in ("train", "val", "test")})
+    path = write_npz(
+        tmp_path / "blood.npz",
+        width=1,
+        **{
+            f"{s}_labels": np.array([[0], [3], [7], [1], [2], [5]], np.uint8)
+            for s in ("train", "val", "test")
+        }
+        | {f"{s}_images": np.zeros((6, 28, 28, 3), np.uint8) for s in ("train", "val", "test")},
+    )
     ds = MedMNISTDataset(flag="bloodmnist", path=path)
     assert ds.num_labels == 8 and ds[1]["label"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
     assert ds[0]["image"].shape == (3, 28, 28)

@@ -24,7 +24,9 @@ def test_subsets_are_nested_sorted_and_sized(chest_labels):
             assert set(small) <= set(large)
         assert all(np.array_equal(s, np.sort(s)) for s in subsets)
         assert np.array_equal(subsets[-1], np.arange(691))
-    assert not np.array_equal(low_data_indices(chest_labels, n=50, seed=0), low_data_indices(chest_labels, n=50, seed=1))
+    assert not np.array_equal(
+        low_data_indices(chest_labels, n=50, seed=0), low_data_indices(chest_labels, n=50, seed=1)
+    )
 
 
 def test_deterministic_and_pinned(chest_labels):
@@ -78,4 +80,6 @@ def test_binary_labels_are_stratified(pneumonia_path):
 def test_refuses_bad_sizes(chest_labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         low_data_indices(chest_labels, **kwargs)
+
+
 PINNED_1PCT_SEED0 = [88, 109, 304, 348, 354, 355, 401]

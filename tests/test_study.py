@@ -33,14 +33,22 @@ def test_conditions_parse_and_refuse():
     assert parse_condition("real+synthetic@0.25+classical").synthetic_ratio == 0.25
     assert parse_condition("real+synthetic@0.25+classical").classical
     assert parse_condition("synthetic-only").synthetic_ratio == 1.0
-    for bad in ("synthetic", "real+synthetic@1.5", "real+synthetic@x", "real+flip", "real+classical+classical"):
+    for bad in (
+        "synthetic",
+        "real+synthetic@1.5",
+        "real+synthetic@x",
+        "real+flip",
+        "real+classical+classical",
+    ):
         with pytest.raises(ValueError, match=re.escape(f"unknown condition {bad!r}")):
             parse_condition(bad)
 
 
 def test_every_shipped_config_loads(chest28_path):
     names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
-    assert {"quick.yaml", "chestmnist.yaml", "nih1000_chestmnist.yaml", "pneumoniamnist_union.yaml"} <= set(names)
+    assert {"quick.yaml", "chestmnist.yaml", "nih1000_chestmnist.yaml", "pneumoniamnist_union.yaml"} <= set(
+        names
+    )
     for name in names:
         config = load_study_config(CONFIGS / name)
         assert config.conditions[0] == "real" and config.fractions and config.seeds
@@ -61,8 +69,13 @@ def test_config_errors_name_the_file(tmp_path):
 
 
 def test_shards_partition_the_grid_by_group():
-    config = StudyConfig(fractions=[0.1, 0.25, 0.5], seeds=[0, 1, 2], conditions=["real", "synthetic-only"],
-                         classifiers=["small_cnn", "resnet18"], data={"flag": "chestmnist"})
+    config = StudyConfig(
+        fractions=[0.1, 0.25, 0.5],
+        seeds=[0, 1, 2],
+        conditions=["real", "synthetic-only"],
+        classifiers=["small_cnn", "resnet18"],
+        data={"flag": "chestmnist"},
+    )
     grid = expand_grid(config)
     assert len(grid) == 3 * 3 * 2 * 2 and len(set(grid)) == len(grid)
     for count in (1, 2, 4, 7):
@@ -76,7 +89,9 @@ def test_shards_partition_the_grid_by_group():
 
 
 def test_run_keys_change_with_every_setting(chest28_path):
-    config = StudyConfig(data={"path": str(chest28_path), "flag": "chestmnist"}, conditions=["real", "synthetic-only"])
+    config = StudyConfig(
+        data={"path": str(chest28_path), "flag": "chestmnist"}, conditions=["real", "synthetic-only"]
+    )
     run = RunSpec(0.1, 0, "synthetic-only", "small_cnn")
     key = run_key(config, run)
     assert key == run_key(config, RunSpec(0.1, 0, "synthetic-only", "small_cnn"))
@@ -90,7 +105,13 @@ def test_run_keys_change_with_every_setting(chest28_path):
 def tiny_config(path: Path, conditions: list[str], **budgets) -> StudyConfig:
     config = load_study_config(CONFIGS / "quick.yaml", path=str(path))
     config.conditions = conditions
-    config.gan = {**config.gan, "iterations": 12, "batch_size": 16, "base_channels": 8, **budgets.get("gan", {})}
+    config.gan = {
+        **config.gan,
+        "iterations": 12,
+        "batch_size": 16,
+        "base_channels": 8,
+        **budgets.get("gan", {}),
+    }
     config.classifier = {"iterations": 15, "batch_size": 32, "lr": 0.001}
     config.synthetic = {"num_samples": 96}
     config.bootstrap = {"n_boot": 50}
@@ -153,7 +174,12 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
         subset = low_data_indices(train.labels, fraction=fraction, seed=0)
         rows_seen = sorted(row_of[image[0].tobytes()] for image in images)
         assert rows_seen == subset.tolist()  # exactly the subset: nothing from outside it
-        gan_dir = next(p for p in (out / "gans").iterdir()
-                       if json.loads((p / "config.json").read_text())["subset"]["fraction"] == fraction)
+        gan_dir = next(
+            p
+            for p in (out / "gans").iterdir()
+            if json.loads((p / "config.json").read_text())["subset"]["fraction"] == fraction
+        )
         _, meta = load_generator(gan_dir / "generator.pt")
-        assert np.array_equal(np.asarray(meta["train_labels"]), train.labels[subset])  # label pool: subset only
+        assert np.array_equal(
+            np.asarray(meta["train_labels"]), train.labels[subset]
+        )  # label pool: subset only

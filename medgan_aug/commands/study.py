@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("medgan_aug").setLevel(logging.INFO)  # one line per finished run, not ignite's per epoch
+    logging.getLogger("medgan_aug").setLevel(
+        logging.INFO
+    )  # one line per finished run, not ignite's per epoch
     config = load_study_config(args.config, path=args.path, flag=args.flag)
     out = run_study(config, args.out, shard=args.shard, jobs=args.jobs, progress=not args.no_progress)
     print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.md'}")
@@ -33,13 +35,19 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run a low-data augmentation study grid (resumable)")
-    parser.add_argument("--config", required=True, help="study config (YAML/JSON), e.g. experiments/configs/quick.yaml")
+    parser.add_argument(
+        "--config", required=True, help="study config (YAML/JSON), e.g. experiments/configs/quick.yaml"
+    )
     parser.add_argument("--out", required=True, help="results folder (finished runs in it are skipped)")
     parser.add_argument("--path", help="override the config's data file (a MedMNIST-format .npz)")
     parser.add_argument("--flag", help="override the config's MedMNIST flag")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (0-based), e.g. 1/4")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads in this process (1 is fastest on a busy 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads in this process (1 is fastest on a busy 2-core machine)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
