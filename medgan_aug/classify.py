@@ -395,7 +395,10 @@ def predict(
     was_training = model.training
     model.to(device).eval()
     scores, targets = [], []
-    for batch in DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=0):
+    # An own generator: MONAI's DataLoader otherwise draws from and re-seeds torch's global RNG.
+    for batch in DataLoader(
+        dataset, batch_size=int(batch_size), shuffle=False, num_workers=0, generator=torch.Generator()
+    ):
         images, labels = _check_batch(batch, model, "dataset batch")
         scores.append(scores_from_logits(model(images.to(device)), task).cpu().double().numpy())
         targets.append(labels.double().numpy())
@@ -423,7 +426,10 @@ def extract_features(
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         chunks = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
     else:
-        chunks = (b["image"] for b in DataLoader(images, batch_size=batch_size, shuffle=False))
+        chunks = (
+            b["image"]
+            for b in DataLoader(images, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+        )
     for chunk in chunks:
         out.append(model.features(chunk.as_subclass(torch.Tensor).float().to(device)).cpu().numpy())
     model.train(was_training)

@@ -39,10 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        # Bad input (a file, an argument): the message names it; a traceback would only bury it.
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, *_run_errors()) as err:
+        # Bad input or a run that cannot go on: the message names the file or argument and what is wrong;
+        # a traceback would only bury it.
         print(f"medgan-aug {args.command}: error: {err}", file=sys.stderr)
         return 1
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """The project's own run-time errors (unreadable checkpoints, a diverged GAN)."""
+    from medgan_aug.checkpoint import CheckpointError
+    from medgan_aug.training import GANDivergenceError
+
+    return (CheckpointError, GANDivergenceError)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,9 @@ Protocol (written into every ``summary.md``):
 * The GAN of a (fraction, seed) is trained on that subset only (its run directory records the indices),
   and the synthetic labels are resampled from that subset's label vectors only.
 * Classifiers are trained for a fixed number of iterations: no early stopping and no model selection,
-  so the validation split is not used at all and the test split is touched once per run, for the
-  reported number.
+  so the validation split takes no part in the classifier numbers and the test split is scored once per
+  run, for the reported number. (The optional generator evaluation, a diagnostic beside the study, uses
+  val+test as its held-out real reference.)
 * Conditions differ only in what a training batch holds: real images, classically augmented ones, and a
   share of generated ones mixed in by :class:`medgan_aug.transforms.MixSyntheticd` (``mode="replace"``,
   so every condition trains on the same batch size for the same number of steps).
@@ -90,6 +91,22 @@ def parse_condition(name: str) -> Condition:
     return Condition(name, synthetic_ratio=ratio, classical=classical)
 
 
+_SECTION_KEYS = {
+    "classifier": {"iterations", "batch_size", "lr"},
+    "synthetic": {"num_samples"},
+    "bootstrap": {"n_boot"},
+    "evaluation": {"enabled", "num_samples", "repeats", "extractor_iterations"},
+}
+# The study sets these GAN settings itself, per (fraction, seed) group.
+_GAN_KEYS_SET_BY_STUDY = {"path", "flag", "root", "download", "size", "fraction", "subset_seed", "seed", "out", "resume"}
+
+
+def _gan_config_class() -> type:
+    from medgan_aug.training import GANConfig
+
+    return GANConfig
+
+
 @dataclasses.dataclass
 class StudyConfig:
     """A study grid and its budgets (loaded from YAML/JSON by :func:`load_study_config`).
@@ -131,8 +148,18 @@ class StudyConfig:
         if "real" not in parsed:
             parsed.insert(0, "real")
         self.conditions = parsed
-        if not self.classifiers:
-            raise ValueError("classifiers must name at least one classifier")
+        from medgan_aug.classify import CLASSIFIER_NAMES
+
+        if not self.classifiers or not set(self.classifiers) <= set(CLASSIFIER_NAMES):
+            raise ValueError(f"classifiers must be a non-empty list from {CLASSIFIER_NAMES}, got {self.classifiers!r}")
+        for section, allowed in _SECTION_KEYS.items():
+            unknown = sorted(set(getattr(self, section) or {}) - allowed)
+            if unknown:
+                raise ValueError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+        gan_fields = {f.name for f in dataclasses.fields(_gan_config_class())} - _GAN_KEYS_SET_BY_STUDY
+        unknown = sorted(set(self.gan) - gan_fields)
+        if unknown:
+            raise ValueError(f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}")
         if not self.data.get("path") and not self.data.get("flag"):
             raise ValueError("data needs a path (a MedMNIST-format .npz) or a flag")
 

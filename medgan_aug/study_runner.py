@@ -8,9 +8,11 @@ and scores the test split once. Results are files, so groups can run in separate
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import multiprocessing
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,7 +26,15 @@ from tqdm.auto import tqdm
 from medgan_aug.classify import build_classifier, classical_augmentation, predict, train_classifier
 from medgan_aug.data import MedMNISTDataset, low_data_indices
 from medgan_aug.metrics import evaluate_scores
-from medgan_aug.study import RunSpec, StudyConfig, gan_key, parse_condition, run_key, write_json_atomic
+from medgan_aug.study import (
+    RunSpec,
+    StudyConfig,
+    data_identity,
+    gan_key,
+    parse_condition,
+    run_key,
+    write_json_atomic,
+)
 
 logger = logging.getLogger("medgan_aug.study")
 
@@ -52,20 +62,27 @@ def output_names(dataset: MedMNISTDataset) -> list[str]:
     return names if dataset.num_labels == len(names) else names[-dataset.num_labels :]
 
 
-def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path) -> tuple[Path, float]:
-    """Train (or resume, or reuse) the GAN of a (fraction, seed) group on that subset only.
+def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path, size: int) -> tuple[Path, float]:
+    """Train, resume or reuse the GAN of a (fraction, seed) group, trained on that subset only.
+
+    A run killed before its first checkpoint holds nothing to resume and is started again; a run with a
+    checkpoint resumes from it. The wall time is summed over the sessions that trained it.
 
     Returns:
-        The run directory and the training wall time in seconds (0 when a finished GAN was reused).
+        The run directory and the GAN's total training wall time in seconds.
     """
+    from medgan_aug.checkpoint import CheckpointManager
     from medgan_aug.training import GANConfig, train_gan
 
     run_dir = out / "gans" / gan_key(config, fraction, seed)
-    timing = run_dir / "study_timing.json"
-    if (run_dir / "generator.pt").is_file() and timing.is_file():
-        import json
-
-        return run_dir, float(json.loads(timing.read_text())["seconds"])
+    timing_file = run_dir / "study_timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"seconds": 0.0}
+    if (run_dir / "generator.pt").is_file() and timing.get("complete", True):
+        return run_dir, float(timing["seconds"])
+    resumable = (run_dir / "config.json").is_file() and bool(CheckpointManager(run_dir / "checkpoints").list())
+    if run_dir.exists() and not resumable:
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+        timing = {"seconds": 0.0}
     data = config.data
     settings = dict(config.gan)
     settings.update(
@@ -73,18 +90,22 @@ def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path) -> tu
         flag=data.get("flag", "chestmnist"),
         root=data.get("root"),
         download=bool(data.get("download", False)),
-        size=data.get("size") or 28,
+        size=size,
         fraction=fraction,
         subset_seed=seed,
         seed=seed,
         out=str(run_dir),
-        resume=run_dir.exists(),
+        resume=resumable,
         progress=False,
     )
-    started = time.perf_counter()
-    train_gan(GANConfig(**settings))
-    seconds = time.perf_counter() - started
-    write_json_atomic(timing, {"seconds": seconds})
+    started, complete = time.perf_counter(), False
+    try:
+        train_gan(GANConfig(**settings))
+        complete = True
+    finally:
+        seconds = float(timing["seconds"]) + time.perf_counter() - started
+        if run_dir.is_dir():
+            write_json_atomic(timing_file, {"seconds": seconds, "complete": complete})
     return run_dir, seconds
 
 
@@ -105,7 +126,7 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
     conditions = {run.condition: parse_condition(run.condition) for run in runs}
     gan_dir, gan_seconds, synthetic = None, None, None
     if any(c.needs_gan for c in conditions.values()):
-        gan_dir, gan_seconds = ensure_gan(config, fraction, seed, out)
+        gan_dir, gan_seconds = ensure_gan(config, fraction, seed, out, train_all.size)
         synthetic = _synthetic_source(gan_dir, config, seed)
     budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
     rows = []
@@ -227,11 +248,13 @@ def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progr
     settings = {**EVALUATION_DEFAULTS, **config.evaluation}
     if not settings["enabled"]:
         return
+    identity = data_identity(config)  # the extractor is tied to its data: another file gets another one
+    data_tag = f"{identity.get('md5', identity['flag'])[:12]}_{identity.get('size') or 'file'}px"
     for fraction, seed in sorted({run.group for run in runs if parse_condition(run.condition).needs_gan}):
         run_dir = out / "gans" / gan_key(config, fraction, seed)
         if not (run_dir / "generator.pt").is_file() or (run_dir / "metrics.json").is_file():
             continue
-        extractor = out / "extractors" / f"extractor_{int(settings['extractor_iterations'])}it.pt"
+        extractor = out / "extractors" / f"extractor_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
         write_report(
             run_dir,
             real=config.data.get("path"),

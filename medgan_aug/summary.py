@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import socket
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from medgan_aug.metrics import pooled_paired_bootstrap_delta
+
+logger = logging.getLogger("medgan_aug.study")
 
 __all__ = ["collect_runs", "compare_to_real", "write_results_csv", "write_summary"]
 
@@ -82,9 +86,16 @@ def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
     }
 
 
-def collect_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every finished run's record in ``out/runs``, sorted by fraction, seed, condition, classifier."""
-    rows = [json.loads(p.read_text()) for p in sorted((Path(out) / "runs").glob("*.json"))]
+def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[dict[str, Any]]:
+    """Finished runs' records in ``out/runs`` (only ``keys`` if given), by fraction, seed, condition, classifier."""
+    rows = []
+    for path in sorted((Path(out) / "runs").glob("*.json")):
+        if keys is not None and path.stem not in keys:
+            continue
+        try:
+            rows.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"run record {path} is not valid JSON ({err}); delete it to rerun that run") from err
     return sorted(rows, key=lambda r: (r["fraction"], r["seed"], r["condition"], r["classifier"]))
 
 
@@ -95,7 +106,7 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
     for row in rows:
         labels += [name for name in row["label_names"] if name not in labels]
     columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # shards may share out
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -174,14 +185,20 @@ PROTOCOL = """\
 ## Protocol
 
 - Training subsets: `low_data_indices(train labels, fraction, seed)` — nested across fractions for a
-  seed, stratified over the findings. Validation split: not used (fixed budgets, no model selection).
+  seed, stratified over the findings.
 - GAN: one per (fraction, seed), trained only on that subset; synthetic labels are resampled from that
   subset's label vectors. Synthetic images enter classifier batches through `MixSyntheticd`
-  (mode `replace`: the batch size and the number of steps are the same in every condition).
-- Classifier: same architecture, initialisation seed, budget and batch order in every condition.
-- Test split: scored once per run. ΔAUC is paired with `real` on the same test images and seeds, with a
-  95% percentile bootstrap interval over test images pooled over seeds; "gain"/"loss" only when the
-  interval excludes zero.
+  (mode `replace`: the batch size and the number of steps are the same in every condition). In
+  `+classical` conditions the classical augmentation is applied to the real rows only.
+- Classifier: same architecture, initialisation seed, budget and batch order in every condition; fixed
+  budget, no early stopping, no model selection: the validation split takes no part in the classifier
+  numbers, and the test split is scored once per run.
+- ΔAUC is paired with `real` on the same test images and seeds, with a 95% percentile bootstrap interval
+  over test images pooled over seeds (it covers test-image resampling, not the training variance between
+  seeds); "gain"/"loss" only when the interval excludes zero.
+- Generator evaluation (the Generators table) is a diagnostic beside the study, not part of it: its
+  in-domain feature extractor is trained on the full real training split, and held-out real images
+  (val+test) serve as its reference. None of it feeds GAN or classifier training.
 """
 
 
@@ -223,13 +240,22 @@ def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_summary(config: Any, out: str | os.PathLike) -> Path:
-    """Write ``results.csv``, ``summary.md`` and the figures for every finished run in ``out``."""
+    """Write ``results.csv``, ``summary.md`` and the figures for the finished runs of ``config``'s grid.
+
+    Runs in ``out`` from another config (other budgets, data or conditions) are left out and counted in a
+    log line, so a changed config never pairs its runs with stale ones.
+    """
+    from medgan_aug.study import expand_grid, run_key
     from medgan_aug.summary_figures import plot_study
 
     out = Path(out)
-    rows = collect_runs(out)
+    keys = {run_key(config, run) for run in expand_grid(config)}
+    rows = collect_runs(out, keys)
+    foreign = len(list((out / "runs").glob("*.json"))) - len(rows) if (out / "runs").is_dir() else 0
+    if foreign:
+        logger.info("summary of %s: left out %d runs of other configs found in %s", config.name, foreign, out)
     if not rows:
-        raise ValueError(f"no finished runs in {out / 'runs'}: nothing to summarise")
+        raise ValueError(f"no finished runs of study {config.name!r} in {out / 'runs'}: nothing to summarise")
     write_results_csv(rows, out / "results.csv")
     n_boot = int((config.bootstrap or {}).get("n_boot", 1000))
     table = compare_to_real(out, rows, n_boot=n_boot)
@@ -267,7 +293,7 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
         ]
     lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
     summary = out / "summary.md"
-    tmp = summary.with_name(".summary.md.tmp")
+    tmp = summary.with_name(f".summary.md.{socket.gethostname()}.{os.getpid()}.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, summary)
     plot_study(table, out)

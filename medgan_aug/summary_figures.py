@@ -16,7 +16,7 @@ __all__ = ["plot_study"]
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
@@ -50,7 +50,8 @@ def plot_study(table: list[dict[str, Any]], out: str | os.PathLike) -> list[Path
         axis.set_xlabel("fraction of the training split")
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
     ax_d.axhline(0.0, color="black", lw=0.8)
     paths = [out / "auc_vs_fraction.png", out / "delta_auc_vs_fraction.png"]
     _save(fig, paths[0])

@@ -263,3 +263,19 @@ def test_classifier_file_round_trip_and_errors(tmp_path):
         save_classifier(model, tmp_path / "x.pt", meta={"bad": object()})
     with pytest.raises(TypeError, match="build_classifier"):
         save_classifier(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_predict_leaves_the_global_torch_rng_alone(chest28_path):
+    """MONAI's DataLoader re-seeds torch's global generator unless given its own; predict must not rewind it."""
+    from medgan_aug.data import MedMNISTDataset
+
+    ds = MedMNISTDataset(path=chest28_path, split="val")
+    model = build_classifier("small_cnn", 1, 14, 28, seed=0)
+    torch.manual_seed(1)
+    torch.rand(5)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    torch.rand(5)
+    predict(model, ds)
+    extract_features(model, ds)
+    assert torch.equal(torch.rand(3), expected)

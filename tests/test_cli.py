@@ -45,3 +45,11 @@ def test_console_entry_point_runs_as_module(pneumonia_path):
     )
     assert result.returncode == 0, result.stderr
     assert "train 4682  val 524  test 621" in result.stdout and "pneumonia" in result.stdout
+
+
+def test_study_with_a_typo_in_its_config_is_a_one_line_error(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("data: {flag: chestmnist}\nclassifier: {itertions: 5}\n")
+    assert main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "itertions" in err and str(config) in err and "Traceback" not in err

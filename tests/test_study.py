@@ -183,3 +183,45 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
         assert np.array_equal(
             np.asarray(meta["train_labels"]), train.labels[subset]
         )  # label pool: subset only
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("classifier: {itertions: 5}\n", r"classifier: unknown key\(s\) \['itertions'\]"),
+        ("gan: {iteratons: 5}\n", r"gan: unknown or study-controlled key\(s\) \['iteratons'\]"),
+        ("gan: {fraction: 0.5}\n", r"gan: unknown or study-controlled key\(s\) \['fraction'\]"),
+        ("classifiers: [vgg]\n", r"classifiers must be a non-empty list from"),
+        ("evaluation: {repeat: 2}\n", r"evaluation: unknown key\(s\) \['repeat'\]"),
+    ],
+)
+def test_typos_in_config_sections_are_refused(tmp_path, text, message):
+    path = tmp_path / "typo.yaml"
+    path.write_text("data: {flag: chestmnist}\n" + text)
+    with pytest.raises(ValueError, match=message):
+        load_study_config(path)
+
+
+def test_summary_leaves_out_runs_of_other_configs(tmp_path, chest28_path):
+    config = tiny_config(chest28_path, ["real", "real+classical"])
+    config.fractions = [1.0]
+    out = run_study(config, tmp_path / "out", progress=False)
+    config.classifier = {**config.classifier, "iterations": 10}  # a changed budget: new keys, same folder
+    config.conditions = ["real"]
+    run_study(config, out, progress=False)
+    assert len(list((out / "runs").glob("*.json"))) == 3
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["condition"], r["classifier_iterations"]) for r in rows] == [("real", "10")]
+
+
+def test_gan_killed_before_its_first_checkpoint_is_restarted(tmp_path, chest28_path):
+    from medgan_aug.study_runner import ensure_gan
+
+    config = tiny_config(chest28_path, ["real", "synthetic-only"])
+    run_dir = tmp_path / "gans" / __import__("medgan_aug.study", fromlist=["gan_key"]).gan_key(config, 1.0, 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")  # what a kill right after start leaves
+    gan_dir, seconds = ensure_gan(config, 1.0, 0, tmp_path, 28)
+    assert gan_dir == run_dir and (run_dir / "generator.pt").is_file() and seconds > 0
+    assert json.loads((run_dir / "study_timing.json").read_text())["complete"] is True
+    assert ensure_gan(config, 1.0, 0, tmp_path, 28) == (run_dir, seconds)  # reused, not retrained
