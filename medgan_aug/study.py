@@ -98,7 +98,18 @@ _SECTION_KEYS = {
     "evaluation": {"enabled", "num_samples", "repeats", "extractor_iterations"},
 }
 # The study sets these GAN settings itself, per (fraction, seed) group.
-_GAN_KEYS_SET_BY_STUDY = {"path", "flag", "root", "download", "size", "fraction", "subset_seed", "seed", "out", "resume"}
+_GAN_KEYS_SET_BY_STUDY = {
+    "path",
+    "flag",
+    "root",
+    "download",
+    "size",
+    "fraction",
+    "subset_seed",
+    "seed",
+    "out",
+    "resume",
+}
 
 
 def _gan_config_class() -> type:
@@ -151,7 +162,9 @@ class StudyConfig:
         from medgan_aug.classify import CLASSIFIER_NAMES
 
         if not self.classifiers or not set(self.classifiers) <= set(CLASSIFIER_NAMES):
-            raise ValueError(f"classifiers must be a non-empty list from {CLASSIFIER_NAMES}, got {self.classifiers!r}")
+            raise ValueError(
+                f"classifiers must be a non-empty list from {CLASSIFIER_NAMES}, got {self.classifiers!r}"
+            )
         for section, allowed in _SECTION_KEYS.items():
             unknown = sorted(set(getattr(self, section) or {}) - allowed)
             if unknown:
@@ -159,7 +172,9 @@ class StudyConfig:
         gan_fields = {f.name for f in dataclasses.fields(_gan_config_class())} - _GAN_KEYS_SET_BY_STUDY
         unknown = sorted(set(self.gan) - gan_fields)
         if unknown:
-            raise ValueError(f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}")
+            raise ValueError(
+                f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}"
+            )
         if not self.data.get("path") and not self.data.get("flag"):
             raise ValueError("data needs a path (a MedMNIST-format .npz) or a flag")
 

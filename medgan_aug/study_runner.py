@@ -79,7 +79,9 @@ def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path, size:
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"seconds": 0.0}
     if (run_dir / "generator.pt").is_file() and timing.get("complete", True):
         return run_dir, float(timing["seconds"])
-    resumable = (run_dir / "config.json").is_file() and bool(CheckpointManager(run_dir / "checkpoints").list())
+    resumable = (run_dir / "config.json").is_file() and bool(
+        CheckpointManager(run_dir / "checkpoints").list()
+    )
     if run_dir.exists() and not resumable:
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
         timing = {"seconds": 0.0}

@@ -95,7 +95,9 @@ def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[d
         try:
             rows.append(json.loads(path.read_text()))
         except json.JSONDecodeError as err:
-            raise ValueError(f"run record {path} is not valid JSON ({err}); delete it to rerun that run") from err
+            raise ValueError(
+                f"run record {path} is not valid JSON ({err}); delete it to rerun that run"
+            ) from err
     return sorted(rows, key=lambda r: (r["fraction"], r["seed"], r["condition"], r["classifier"]))
 
 
