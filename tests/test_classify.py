@@ -125,8 +125,9 @@ def test_batch_transform_is_applied_and_checked():
         return out
 
     model = build_classifier("small_cnn", 1, 3, 28, seed=0)
-    hist = train_classifier(model, _toy_dataset(n=40), task=ML, iterations=5, batch_size=16,
-                            batch_transform=double_with_synthetic)
+    hist = train_classifier(
+        model, _toy_dataset(n=40), task=ML, iterations=5, batch_size=16, batch_transform=double_with_synthetic
+    )
     assert calls == [16] * 5  # 40 items, drop_last: 2 full batches per pass, reshuffled
     assert hist["examples_seen"] == 5 * 32
 
@@ -178,8 +179,9 @@ def test_short_real_run_on_nih1000_beats_chance_and_names_hernia(chest28_path):
 
 
 def test_binary_class_run_on_pneumonia(pneumonia_path):
-    train = MedMNISTDataset("pneumoniamnist", path=pneumonia_path, split="train",
-                            indices=np.arange(0, 4000, 20))
+    train = MedMNISTDataset(
+        "pneumoniamnist", path=pneumonia_path, split="train", indices=np.arange(0, 4000, 20)
+    )
     test = MedMNISTDataset("pneumoniamnist", path=pneumonia_path, split="test")
     assert train.task == "binary-class" and train.num_labels == 1
     model = build_classifier("small_cnn", 1, 1, 28, seed=0)
@@ -223,14 +225,22 @@ def test_classical_augmentation_never_flips_left_right():
     flips = (Flip, Flipd, RandFlip, RandFlipd, RandAxisFlipd, RandRotate90d)
     assert not any(isinstance(t, flips) for t in aug.flatten().transforms)
     # 2) with geometry, noise and contrast set to zero at prob 1, the output IS the input (no hidden flip)
-    still = classical_augmentation(28, prob=1.0, rotate_degrees=0, translate_fraction=0, scale_fraction=0,
-                                   noise_std=0, gamma_range=(1.0, 1.0), seed=0)
+    still = classical_augmentation(
+        28,
+        prob=1.0,
+        rotate_degrees=0,
+        translate_fraction=0,
+        scale_fraction=0,
+        noise_std=0,
+        gamma_range=(1.0, 1.0),
+        seed=0,
+    )
     torch.testing.assert_close(still({"image": img.clone()})["image"], img, atol=1e-5, rtol=0)
     # 3) at full strength, every draw stays closer to the original than to its mirror image
     for _ in range(40):
         out = aug({"image": img.clone()})["image"]
         assert (out - img).abs().mean() < (out - mirrored).abs().mean()
-        left, right = out[..., : 14].mean(), out[..., 14:].mean()
+        left, right = out[..., :14].mean(), out[..., 14:].mean()
         assert left > right
 
 

@@ -225,3 +225,48 @@ def test_gan_killed_before_its_first_checkpoint_is_restarted(tmp_path, chest28_p
     assert gan_dir == run_dir and (run_dir / "generator.pt").is_file() and seconds > 0
     assert json.loads((run_dir / "study_timing.json").read_text())["complete"] is True
     assert ensure_gan(config, 1.0, 0, tmp_path, 28) == (run_dir, seconds)  # reused, not retrained
+
+
+def test_arms_see_the_same_real_batches(chest28_path):
+    """Pairing: with one seed, the mixed arm's real rows are exactly the real arm's batches, row for row."""
+    import torch
+
+    from medgan_aug.classify import build_classifier, train_classifier
+    from medgan_aug.data import MedMNISTDataset
+    from medgan_aug.networks import DCGANGenerator
+    from medgan_aug.synthetic import SyntheticDataset
+    from medgan_aug.transforms import MixSyntheticd
+
+    train = MedMNISTDataset(path=chest28_path, indices=np.arange(100))
+    torch.manual_seed(0)
+    source = SyntheticDataset(
+        DCGANGenerator(28, num_labels=14, base_channels=8), 64, label_pool=train.targets
+    )
+
+    class Recorder:
+        def __init__(self, inner=None):
+            self.inner, self.before, self.after = inner, [], []
+
+        def set_random_state(self, seed=None, state=None):
+            if self.inner is not None:
+                self.inner.set_random_state(seed, state)
+            return self
+
+        def __call__(self, batch):
+            self.before.append({k: v.clone() for k, v in batch.items()})
+            batch = self.inner(batch) if self.inner is not None else batch
+            self.after.append(batch)
+            return batch
+
+    arms = {}
+    for name, inner in (("real", None), ("mixed", MixSyntheticd(source=source, ratio=0.5))):
+        arms[name] = Recorder(inner)
+        model = build_classifier("small_cnn", 1, 14, 28, seed=3)
+        train_classifier(
+            model, train, task=train.task, iterations=4, batch_size=16, seed=3, batch_transform=arms[name]
+        )
+    for real, before, after in zip(arms["real"].before, arms["mixed"].before, arms["mixed"].after):
+        assert torch.equal(real["image"], before["image"]) and torch.equal(real["label"], before["label"])
+        kept = ~after["synthetic"]
+        assert int(after["synthetic"].sum()) == 8
+        assert torch.equal(after["image"][kept], real["image"][kept])
