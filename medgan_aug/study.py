@@ -22,6 +22,7 @@ test probabilities, for the paired bootstrap), written atomically: a grid that i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -255,18 +256,28 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def data_identity(config: StudyConfig) -> dict[str, Any]:
-    """What identifies the data: a local file by its name and MD5, an official file by flag and size."""
+@functools.lru_cache(maxsize=16)
+def _cached_md5(path: str, mtime_ns: int, size: int) -> str:
     from medgan_aug.data import file_md5
 
+    return file_md5(path)
+
+
+def data_identity(config: StudyConfig) -> dict[str, Any]:
+    """What identifies the data: a local file by its name and MD5, an official file by flag and size.
+
+    The MD5 is computed once per file version (path, modification time, size), not once per run key.
+    """
     data = config.data
     if data.get("path"):
         path = Path(data["path"])
         if not path.is_file():
             raise FileNotFoundError(f"study data file {path} does not exist")
+        stat = path.stat()
+        md5 = _cached_md5(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         return {
             "file": path.name,
-            "md5": file_md5(path),
+            "md5": md5,
             "flag": data.get("flag", "chestmnist"),
             "size": data.get("size"),
         }
