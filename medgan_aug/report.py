@@ -373,7 +373,9 @@ def write_report(
     if losses_path.is_file():
         files["losses"] = figs.loss_curves_figure(read_losses(losses_path), run_dir / "losses.png").name
     if conditional:
-        names = gen_meta.get("label_names") or train.label_names
+        names = list(gen_meta.get("label_names") or train.label_names)
+        if len(names) == int(generator.num_labels) + 1:  # binary flag: the one label is the positive class
+            names = names[1:]
         files["per_finding"] = figs.per_finding_grid(
             generator, names, run_dir / "per_finding.png", seed=seed
         ).name

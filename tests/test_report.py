@@ -196,3 +196,29 @@ def test_unconditional_run_has_no_per_finding_rows(chest28_path, tmp_path, run, 
     for name in m["files"].values():
         assert _size(out / name)[0][0] > 0
     assert "One row per finding" in (out / "report.html").read_text()  # section says "not available"
+
+
+def test_binary_flag_conditional_run_reports_its_positive_class(pneumonia_path, tmp_path):
+    """PneumoniaMNIST: one label, two class names; the report must take the positive class as the row."""
+    out = train_gan(
+        GANConfig(
+            path=str(pneumonia_path),
+            flag="pneumoniamnist",
+            fraction=0.02,
+            conditional=True,
+            iterations=10,
+            batch_size=32,
+            base_channels=8,
+            latent_dim=16,
+            sample_every=5,
+            checkpoint_every=10,
+            n_samples=N_SAMPLES,
+            standing_stats_batches=2,
+            seed=0,
+            out=str(tmp_path / "pneu"),
+            progress=False,
+        )
+    )
+    m = write_report(out, num_samples=100, repeats=1, extractor_iterations=10, progress=False)
+    assert m["files"]["per_finding"] == "per_finding.png" and (out / "per_finding.png").is_file()
+    assert 0.0 <= m["conditional_fidelity"]["auc"] <= 1.0
