@@ -91,7 +91,9 @@ __all__ = [
 LOSSES = ("bce", "hinge")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 # config fields that may differ between a run and its resume
-_RESUME_FREE = ("resume", "progress", "device", "threads")
+# Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
+# folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
+_RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "root", "download")
 
 
 class GANDivergenceError(RuntimeError):
@@ -772,7 +774,7 @@ class _Subset:
 
 
 def _load_subset(config: GANConfig) -> _Subset:
-    from medgan_aug.data import MedMNISTDataset, low_data_indices
+    from medgan_aug.data import MedMNISTDataset, file_md5, low_data_indices
 
     ds = MedMNISTDataset(
         flag=config.flag,
@@ -789,6 +791,7 @@ def _load_subset(config: GANConfig) -> _Subset:
     digest = hashlib.sha256(np.asarray(idx, dtype="<i8").tobytes()).hexdigest()
     info = {
         "source": os.fspath(ds.source),
+        "source_md5": file_md5(ds.source),
         "flag": ds.flag,
         "task": ds.task,
         "label_names": list(ds.label_names),
@@ -914,6 +917,12 @@ def _check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     if diff:
         details = "; ".join(f"{k}: saved {old.get(k)!r} vs now {new.get(k)!r}" for k in diff)
         raise ValueError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
+    old_md5, new_md5 = saved.get("data", {}).get("source_md5"), record["data"]["source_md5"]
+    if old_md5 is not None and old_md5 != new_md5:
+        raise ValueError(
+            f"--resume: the data file {record['data']['source']} (MD5 {new_md5}) is not the one the run in "
+            f"{run_dir} was trained on ({saved['data'].get('source')}, MD5 {old_md5})"
+        )
     if saved.get("subset", {}).get("indices_sha256") != record["subset"]["indices_sha256"]:
         raise ValueError(
             f"--resume: the training subset differs from the one recorded in {path} (data file changed?)"

@@ -378,3 +378,32 @@ def test_no_temporary_files_left(reference_run):
     leftovers = [p for p in reference_run.rglob("*") if ".tmp" in p.name]
     assert leftovers == []
     assert os.path.getsize(reference_run / "generator.pt") < 2_000_000
+
+
+def test_moved_run_folder_resumes_and_another_data_file_is_refused(reference_run, chest28_path, tmp_path):
+    """Where the folder and the file are may change between sessions; what the data is may not."""
+    import shutil
+
+    first = tmp_path / "first"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_gan(_cfg(chest28_path, first), handlers=[_StopAt(13)])
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.move(str(first), str(moved))
+    copy = tmp_path / "data" / "same.npz"  # the same bytes under another name: still the same data
+    copy.parent.mkdir()
+    shutil.copy(chest28_path, copy)
+    train_gan(_cfg(copy, moved, resume=True))
+    _assert_same_training_state(_final_state(reference_run), _final_state(moved))
+
+    other = tmp_path / "data" / "other.npz"  # same layout and subset rows, different pixels
+    with np.load(chest28_path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["train_images"] = 255 - arrays["train_images"]
+    np.savez(other, **arrays)
+    second = tmp_path / "second"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_gan(_cfg(chest28_path, second), handlers=[_StopAt(6)])
+    with pytest.raises(ValueError, match=r"other.npz \(MD5 [0-9a-f]{32}\) is not the one the run"):
+        train_gan(_cfg(other, second, resume=True))
