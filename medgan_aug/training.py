@@ -11,7 +11,9 @@ What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` 
    ``gamma/2 E||grad_x D(x)||^2`` on reals (Mescheder, Geiger & Nowozin, ICML 2018); one Adam step.
 2. One G step on fresh noise through the same augmentation.
 3. EMA of G's weights (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
-   ICLR 2019) with the warm-up ``min(decay, (1 + t) / (10 + t))``; G's BatchNorm buffers are copied.
+   ICLR 2019) with the warm-up ``min(decay, (1 + t) / (10 + t))`` of TensorFlow's
+   ``ExponentialMovingAverage(num_updates=t)``, so early averages are not dominated by the random
+   initialisation; G's BatchNorm buffers are copied.
    The EMA copy is what gets sampled and exported; before sampling/export its BatchNorm statistics are
    re-estimated from ``standing_stats_batches`` batches of noise ("standing statistics", Brock et al.,
    BigGAN, ICLR 2019), so eval-mode samples match the averaged weights.
