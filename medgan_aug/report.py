@@ -36,7 +36,6 @@ import html
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ import torch
 
 from medgan_aug import evaluation as ev
 from medgan_aug import report_figures as figs
+from medgan_aug.atomic import atomic_write_text
 from medgan_aug.memorization import memorization_audit
 
 __all__ = ["REPORT_FILES", "load_run_record", "read_losses", "resolve_real_file", "write_report"]
@@ -185,19 +185,6 @@ def _gan_subset(record: dict[str, Any], train: Any) -> np.ndarray:
             f"{cfg['subset_seed']}) differs from the run's: pass the run's data file with --real"
         )
     return np.asarray(idx, dtype=np.int64)
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -462,8 +449,8 @@ def write_report(
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
     t = time.perf_counter()
-    _atomic_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _atomic_text(run_dir / "report.html", render_html(metrics, record))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(run_dir / "report.html", render_html(metrics, record))
     step("write", t)
     steps.close()
     return metrics

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from medgan_aug.atomic import atomic_path
 
 __all__ = [
     "HEADER",
@@ -52,15 +53,8 @@ def atomic_save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs
     fmt = {".png": "PNG", ".gif": "GIF"}.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"unsupported image suffix {path.suffix!r} for {path}; use .png or .gif")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format=fmt, **save_kwargs)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; report files are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -70,15 +64,8 @@ def _save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

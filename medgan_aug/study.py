@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from medgan_aug.atomic import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -304,11 +306,8 @@ def finished_keys(out_dir: str | os.PathLike) -> set[str]:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_plain))
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically: a kill never leaves half a file."""
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=_plain))
 
 
 def _plain(value: Any) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medgan_aug.atomic import atomic_path
 from medgan_aug.classify import build_classifier, classical_augmentation, predict, train_classifier
 from medgan_aug.data import MedMNISTDataset, low_data_indices
 from medgan_aug.metrics import evaluate_scores
@@ -184,11 +185,8 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
             "gan_iterations": config.gan.get("iterations") if uses_gan else None,
             "num_synthetic": len(synthetic) if uses_gan else 0,
         }
-        scores_file = out / "scores" / f"{key}.npz"
-        scores_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = scores_file.with_name(f".{key}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
-        os.replace(tmp, scores_file)
+        with atomic_path(out / "scores" / f"{key}.npz") as tmp:
+            np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
         write_json_atomic(out / "runs" / f"{key}.json", row)
         logger.info(
             "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",

@@ -12,13 +12,13 @@ import csv
 import json
 import logging
 import os
-import socket
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medgan_aug.atomic import atomic_path, atomic_write_text
 from medgan_aug.metrics import pooled_paired_bootstrap_delta
 
 logger = logging.getLogger("medgan_aug.study")
@@ -108,8 +108,7 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
     for row in rows:
         labels += [name for name in row["label_names"] if name not in labels]
     columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # shards may share out
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -120,7 +119,6 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
                 flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0)
             flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
             writer.writerow(flat)
-    os.replace(tmp, path)
 
 
 def _scores(out: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -294,9 +292,6 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
             "",
         ]
     lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
-    summary = out / "summary.md"
-    tmp = summary.with_name(f".summary.md.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, summary)
+    summary = atomic_write_text(out / "summary.md", "\n".join(lines))
     plot_study(table, out)
     return summary

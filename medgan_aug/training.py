@@ -68,6 +68,7 @@ from monai.engines import Trainer
 from monai.utils import GanKeys
 from torch import nn
 
+from medgan_aug.atomic import atomic_path, atomic_write_text
 from medgan_aug.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -623,12 +624,6 @@ class GANTrainer(Trainer):
 # ----------------------------------------------------------------------------- run-directory handlers
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class _LossCSV:
     """Append one row per iteration to ``losses.csv`` (flushed, so a killed run keeps its rows)."""
 
@@ -639,9 +634,9 @@ class _LossCSV:
         if resume_from is not None and path.is_file():  # drop rows past the checkpoint we resume from
             rows = path.read_text().splitlines()
             kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",", 1)[0]) <= resume_from]
-            _atomic_write_text(path, "\n".join(kept) + "\n")
+            atomic_write_text(path, "\n".join(kept) + "\n")
         else:
-            _atomic_write_text(path, ",".join(self.COLUMNS) + "\n")
+            atomic_write_text(path, ",".join(self.COLUMNS) + "\n")
         self.fh: io.TextIOBase | None = None
 
     def attach(self, engine: GANTrainer) -> None:
@@ -718,9 +713,8 @@ class _SampleGrid:
         labels = None if self.labels is None else self.labels.to(device)
         images = to_unit_range(g(self.z.to(device), labels)).cpu()
         path = self.folder / f"iter_{it:08d}.png"
-        tmp = self.folder / f".iter_{it:08d}.tmp.png"
-        save_image(images, tmp, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_image(images, tmp, nrow=int(math.ceil(math.sqrt(len(images)))), padding=1)
         return path
 
 
@@ -1003,7 +997,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
             manager.remove_after(start)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
+        atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
 
     seeds = _seeds(config.seed)
     fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
