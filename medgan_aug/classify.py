@@ -18,6 +18,7 @@ self-describing weights-only file (:func:`save_classifier`, :func:`load_classifi
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -250,6 +251,7 @@ def train_classifier(
     device: str | torch.device = "cpu",
     progress: bool = False,
     num_workers: int = 0,
+    distributed: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place for a fixed number of optimiser steps (Adam, loss by task).
 
@@ -279,12 +281,29 @@ def train_classifier(
         batch_transform: callable on the collated batch dict returning a batch dict (may add keys such
             as "synthetic" or change the batch size); applied before every step.
         device: torch device.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on rank 0 only under data parallelism).
         num_workers: DataLoader worker processes (0 loads in-process).
+        distributed: data-parallel training over the initialised ``torch.distributed`` process group
+            (e.g. under ``torchrun``, with :func:`medgan_aug.distributed.distributed_context`). None: if
+            one of more than one process is initialised; False: never; True: require one.
+
+    Data parallelism (W processes; the caller owns the process group and calls this on every rank):
+    ``batch_size`` is the global batch B (divisible by W). Every rank draws the one-process order of
+    batches from ``seed`` and trains on its slice of B/W items
+    (:class:`~medgan_aug.distributed.ShardedBatchSampler`); BatchNorm layers become
+    :class:`~medgan_aug.distributed.SyncBatchNorm2d` (statistics over the global batch, in place in
+    ``model``); rank 0's initial weights are broadcast; after each backward the gradients are averaged
+    over the ranks, the gradient ``DistributedDataParallel`` computes. Per-item augmentation,
+    ``batch_transform`` and dropout draw from per-rank seeds (:func:`~medgan_aug.distributed.rank_seed`)
+    so ranks do not repeat each other's random draws. Without such draws (no random transforms, no
+    dropout) W processes train the model one process trains with the same B, up to float summation
+    order (tested); with them, the same distribution of models. Logged losses and the finite check use
+    the mean over ranks, so a NaN stops every rank at the same step.
 
     Returns:
-        dict with ``losses`` (list of per-step losses), ``iterations``, ``examples_seen`` (images after
-        ``batch_transform``) and ``seconds``.
+        dict with ``losses`` (list of per-step losses; global-batch means under data parallelism),
+        ``iterations``, ``examples_seen`` (images after ``batch_transform``, over all ranks), ``seconds``
+        and ``world_size``.
     """
     _check_task(task)
     for arg, value in (("iterations", iterations), ("batch_size", batch_size)):
@@ -303,32 +322,38 @@ def train_classifier(
     if n == 0:
         raise ValueError("dataset is empty: nothing to train on")
 
+    shard = _classifier_shard(distributed, device)
+    global_batch = min(int(batch_size), n)
+    if shard is not None and global_batch % shard.world_size:
+        cut = f", cut to the dataset's {n} items" if n < batch_size else ""
+        raise ValueError(f"batch_size {batch_size} (the global batch{cut}) must be divisible by the number "
+                         f"of processes {shard.world_size}")
     device = torch.device(device)
     model.to(device).train()
+    if shard is not None:
+        shard.prepare(model)  # synchronised BatchNorm (new parameters: before the optimiser), rank 0's weights
     criterion = loss_for_task(task)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(int(seed))
-    loader = DataLoader(
-        dataset,
-        batch_size=min(int(batch_size), n),
-        shuffle=True,
-        drop_last=n >= batch_size,
-        generator=generator,
-        num_workers=num_workers,
-    )
+    # Own seeds for this process's random draws: the run's seed in one process, a per-rank seed otherwise.
+    own_seed = int(seed)
+    if shard is not None:
+        from medgan_aug.distributed import rank_seed
+
+        own_seed = rank_seed(seed, shard.rank)
+    loader = _training_loader(dataset, global_batch, n >= batch_size, int(seed), num_workers, shard)
     if batch_transform is not None and hasattr(batch_transform, "set_random_state"):
-        batch_transform.set_random_state(seed=(int(seed) + 1) % (2**32))
+        batch_transform.set_random_state(seed=(own_seed + 1) % (2**32))
 
     losses: list[float] = []
     seen = 0
     start = time.perf_counter()
     bar = None
-    if progress:
+    if progress and (shard is None or shard.is_main):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=iterations, desc="classifier", unit="it")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.manual_seed(own_seed)
         step = 0
         while step < iterations:
             for batch in loader:
@@ -339,12 +364,19 @@ def train_classifier(
                 images, labels = images.to(device), labels.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = criterion(model(images), labels)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite training loss {loss.item()} at step {step}")
+                if shard is None:
+                    loss_value, batch_items = float(loss.detach()), int(images.shape[0])
+                else:  # global-batch mean loss and size: every rank sees the same numbers
+                    loss_sum, batch_items = shard.sum([float(loss.detach()), float(images.shape[0])])
+                    loss_value, batch_items = loss_sum / shard.world_size, int(batch_items)
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
                 loss.backward()
+                if shard is not None:
+                    shard.average_gradients(model)
                 optimizer.step()
-                losses.append(float(loss.detach()))
-                seen += int(images.shape[0])
+                losses.append(loss_value)
+                seen += batch_items
                 step += 1
                 if bar is not None:
                     bar.update(1)
@@ -355,7 +387,60 @@ def train_classifier(
         bar.close()
     model.eval()
     return {"losses": losses, "iterations": step, "examples_seen": seen,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "world_size": 1 if shard is None else shard.world_size}
+
+
+def _classifier_shard(distributed: bool | None, device: str | torch.device) -> Any:
+    """The :class:`~medgan_aug.distributed.Shard` to train on, or None for one process."""
+    if distributed not in (None, True, False):
+        raise ValueError(f"distributed must be None, True or False, got {distributed!r}")
+    if distributed is False:
+        return None
+    from medgan_aug.distributed import current_shard
+
+    shard = current_shard(device)
+    if distributed and shard is None:
+        raise ValueError("distributed=True needs an initialised torch.distributed process group of more than "
+                         "one process (start with torchrun and join it, e.g. with distributed_context())")
+    return shard
+
+
+def _training_loader(
+    dataset: torch.utils.data.Dataset, batch: int, drop_last: bool, seed: int, num_workers: int, shard: Any
+) -> DataLoader:
+    """The training DataLoader: reshuffled every pass from ``seed``; under a shard, this rank's slices.
+
+    One process: ``DataLoader(shuffle=True, generator)``. Under a shard the same generator drives the
+    same ``RandomSampler`` that ``shuffle=True`` builds (so the ranks' slices are exactly the one-process
+    batches), while the dataset's random transforms are re-seeded per rank (MONAI seeds them from the
+    shared generator, which would give item k of every rank the same augmentation).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if shard is None:
+        return DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=drop_last, generator=generator,
+                          num_workers=num_workers)
+    from monai.data.utils import set_rnd
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from medgan_aug.distributed import ShardedBatchSampler, rank_seed
+
+    sampler = ShardedBatchSampler(BatchSampler(RandomSampler(dataset, generator=generator), batch, drop_last),
+                                  shard)
+    loader = DataLoader(dataset, batch_sampler=sampler, generator=generator, num_workers=num_workers,
+                        worker_init_fn=functools.partial(_rank_worker_init, rank=shard.rank))
+    if num_workers == 0:
+        set_rnd(dataset, rank_seed(seed, shard.rank))
+    return loader
+
+
+def _rank_worker_init(worker_id: int, rank: int) -> None:
+    """DataLoader worker seeding as MONAI's ``worker_init_fn``, with the rank mixed into the seed."""
+    from monai.data.utils import set_rnd
+
+    from medgan_aug.distributed import rank_seed
+
+    info = torch.utils.data.get_worker_info()
+    set_rnd(info.dataset, seed=rank_seed(info.seed, rank))
 
 
 def _infer_task(dataset: Any, task: str | None) -> str:

@@ -58,7 +58,7 @@ Experiences on Accelerating Data Parallel Training", VLDB 2020; synchronised Bat
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,16 +74,23 @@ from medgan_aug.training import SeededBatches
 
 __all__ = [
     "Shard",
+    "ShardedBatchSampler",
     "ShardedBatches",
     "ShardedDiffAugment",
     "SyncBatchNorm2d",
     "all_reduce_sum",
     "convert_sync_batchnorm",
+    "current_shard",
     "distributed_context",
+    "rank_seed",
     "run_on_main",
+    "single_process",
 ]
 
 T = TypeVar("T")
+
+# Set by :func:`single_process`: code that would join or use the process group runs as one process.
+_LOCAL_ONLY = False
 
 
 def _env_int(name: str, default: int) -> int:
@@ -228,6 +235,12 @@ class Shard:
         dist.all_reduce(t)
         return float(t.item()) / self.world_size
 
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Each of ``values`` summed over all ranks, with one ``all_reduce`` (float64)."""
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return [float(v) for v in t.tolist()]
+
     def average_gradients(self, module: nn.Module) -> None:
         """Average the gradients of ``module``'s parameters over all ranks (one flat ``all_reduce``).
 
@@ -303,7 +316,7 @@ def distributed_context(device: str = "cpu", timeout_minutes: float = 30.0) -> I
         ValueError: a CUDA device was asked for but none is available, or a bad torchrun environment.
     """
     world = _env_int("WORLD_SIZE", 1)
-    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
+    if _LOCAL_ONLY or (world <= 1 and not (dist.is_available() and dist.is_initialized())):
         yield None
         return
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
@@ -331,7 +344,69 @@ def distributed_context(device: str = "cpu", timeout_minutes: float = 30.0) -> I
             dist.destroy_process_group()
 
 
+@contextmanager
+def single_process() -> Iterator[None]:
+    """Inside this block, training runs as one process even under ``torchrun`` or a process group.
+
+    :func:`distributed_context` yields None and :func:`current_shard` returns None, so
+    :func:`~medgan_aug.training.train_gan` and :func:`~medgan_aug.classify.train_classifier` train alone.
+    Used by the study, whose ``torchrun`` processes each take whole (fraction, seed) groups.
+    """
+    global _LOCAL_ONLY
+    previous, _LOCAL_ONLY = _LOCAL_ONLY, True
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY = previous
+
+
+def current_shard(device: str | torch.device = "cpu") -> Shard | None:
+    """This process's :class:`Shard` if a process group of more than one process is initialised, else None.
+
+    The caller owns the process group (e.g. :func:`distributed_context`, or its own
+    ``torch.distributed.init_process_group``); ``device`` is where this rank trains. None inside
+    :func:`single_process`.
+    """
+    if _LOCAL_ONLY or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    return Shard(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0), torch.device(device))
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed for rank ``rank``'s own random streams in a run seeded with ``seed`` (NumPy ``SeedSequence``).
+
+    Ranks of a data-parallel run share the seed that orders the data (so they agree on the global batch)
+    but must not share the streams of per-item augmentation, batch mixing and dropout: with one seed,
+    item k of every rank's slice would get the same augmentation and the same dropout mask. Distinct
+    ranks get independent 32-bit seeds; the same (seed, rank) always gets the same one.
+    """
+    return int(np.random.SeedSequence([int(seed) % 2**63, int(rank)]).generate_state(1)[0])
+
+
 # ----------------------------------------------------------------------------- sharded data and augmentation
+
+
+class ShardedBatchSampler(torch.utils.data.Sampler):
+    """Rank r's slice ``[r B/W, (r+1) B/W)`` of every batch of a one-process batch sampler.
+
+    ``batch_sampler`` (e.g. ``BatchSampler(RandomSampler(dataset, generator=g), B, drop_last)``) is run
+    identically on every rank (same generator seed), so the ranks' slices together are exactly the
+    one-process batches, and no sampler state needs to be shared: a ``DistributedSampler`` over the global
+    batch. Every batch must divide evenly by the number of processes.
+    """
+
+    def __init__(self, batch_sampler: Any, shard: Shard) -> None:
+        self.batch_sampler = batch_sampler
+        self.shard = shard
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batch_sampler:
+            b = self.shard.local_batch_size(len(batch))
+            yield list(batch[self.shard.rank * b : (self.shard.rank + 1) * b])
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
 
 
 class ShardedBatches(SeededBatches):
