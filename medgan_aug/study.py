@@ -48,6 +48,7 @@ __all__ = [
     "parse_condition",
     "run_study",
     "select_shard",
+    "torchrun_shard",
 ]
 
 
@@ -338,13 +339,62 @@ def run_study(
         jobs: local worker processes, each taking whole groups.
         progress: show progress bars.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes split the shard's groups between them
+    (:func:`torchrun_shard`) and rank 0 writes the summary once every process is done.
+
     Returns:
         ``out_dir``.
     """
-    from medgan_aug.study_runner import evaluate_gans, run_groups
     from medgan_aug.summary import write_summary
 
     out = Path(out_dir)
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return _run_study_under_torchrun(config, out, shard=shard, jobs=jobs, progress=progress)
+    _run_shard(config, out, shard=shard, jobs=jobs, progress=progress)
+    write_summary(config, out)
+    return out
+
+
+def torchrun_shard(shard: tuple[int, int], rank: int, world_size: int) -> tuple[int, int]:
+    """The shard that process ``rank`` of ``world_size`` runs when shard ``i`` of ``n`` is started under torchrun.
+
+    Shard ``i + n r`` of ``n W``: the W processes split shard i/n between them (their groups are those at
+    positions ``p`` with ``p mod n = i``), so ``--shard`` and ``torchrun`` combine, e.g. n array jobs of W
+    processes each.
+    """
+    index, count = shard
+    return index + count * rank, count * world_size
+
+
+def _run_study_under_torchrun(
+    config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: int, progress: bool
+) -> Path:
+    """Every torchrun process runs its own share of whole groups; rank 0 writes the summary after all.
+
+    A (fraction, seed) group is many small, separate trainings (a GAN, then a classifier per condition),
+    so processes take whole groups, each trained in one process, rather than splitting every small
+    network over all of them: no communication while training, and each group's numbers are the
+    one-process numbers. The process group serves only the final barrier, with a timeout of a week
+    (processes that finish early wait there); a process that fails ends the others (torchrun).
+    """
+    from medgan_aug.distributed import distributed_context, single_process
+    from medgan_aug.summary import write_summary
+
+    with distributed_context("cpu", timeout_minutes=7 * 24 * 60) as group:
+        mine = torchrun_shard(shard, group.rank, group.world_size)
+        with single_process():
+            _run_shard(config, out, shard=mine, jobs=jobs, progress=progress and group.is_main)
+        group.barrier()
+        if group.is_main:
+            write_summary(config, out)
+        group.barrier()
+    return out
+
+
+def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: int, progress: bool) -> None:
+    """Run the unfinished runs of ``shard`` and evaluate its GANs (results are files in ``out``)."""
+    from medgan_aug.study_runner import evaluate_gans, run_groups
+
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "study_config.json", dataclasses.asdict(config))
     done = finished_keys(out)
@@ -357,5 +407,3 @@ def run_study(
     run_groups(config, todo, out, jobs=jobs, progress=progress)
     logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)
     evaluate_gans(config, select_shard(expand_grid(config), shard), out, progress=progress)
-    write_summary(config, out)
-    return out

@@ -204,11 +204,14 @@ def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress:
 
 
 def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int]) -> int:
+    from medgan_aug.distributed import single_process
+
     config, runs, out, threads = args
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("medgan_aug").setLevel(logging.INFO)
-    return len(run_group(config, runs, out))
+    with single_process():  # a worker inherits torchrun's environment but must train alone
+        return len(run_group(config, runs, out))
 
 
 def run_groups(

@@ -240,3 +240,49 @@ def test_classifier_run_in_one_process_and_its_errors(tmp_path, chest28_path, ga
         train_classifier_run(
             ClassifierRunConfig(out=str(tmp_path / "c"), path=str(chest28_path), condition="real+mixup")
         )
+
+
+_STUDY_YAML = """\
+name: torchrun-study
+data: {{path: {path}, flag: chestmnist}}
+fractions: [0.1, 0.25]
+seeds: [0]
+conditions: [real, real+synthetic@0.5]
+classifiers: [small_cnn]
+gan: {{iterations: 6, batch_size: 16, conditional: true, base_channels: 8, sample_every: 6, checkpoint_every: 6}}
+classifier: {{iterations: 5, batch_size: 16, lr: 0.001}}
+synthetic: {{num_samples: 64}}
+bootstrap: {{n_boot: 20}}
+evaluation: {{enabled: false}}
+"""
+
+
+def test_study_under_torchrun_splits_groups_and_equals_one_process(tmp_path, chest28_path):
+    from medgan_aug.study import expand_grid, load_study_config, run_study, select_shard, torchrun_shard
+
+    config_file = tmp_path / "study.yaml"
+    config_file.write_text(_STUDY_YAML.format(path=chest28_path))
+    args = ["-m", "medgan_aug", "study", "--config", str(config_file), "--out", str(tmp_path / "two"), "--threads",
+            "1", "--no-progress"]  # fmt: skip
+    proc = _torchrun(args, cwd=tmp_path)
+    # each process took one of the two (fraction, seed) groups
+    assert "2 runs to do, 0 already finished (shard 0/2)" in proc.stderr
+    assert "2 runs to do, 0 already finished (shard 1/2)" in proc.stderr
+    one = run_study(load_study_config(config_file), tmp_path / "one", progress=False)
+    rows = {p.name: json.loads(p.read_text()) for p in (tmp_path / "two" / "runs").iterdir()}
+    reference = {p.name: json.loads(p.read_text()) for p in (one / "runs").iterdir()}
+    assert rows.keys() == reference.keys() and len(rows) == 4
+    for key, row in rows.items():  # whole groups in one process each: the one-process numbers, exactly
+        assert row["auc"] == reference[key]["auc"] and row["per_label_auc"] == reference[key]["per_label_auc"]
+    summary = (tmp_path / "two" / "summary.md").read_text()
+    assert (
+        summary.count("real+synthetic@0.5")
+        == (one / "summary.md").read_text().count("real+synthetic@0.5")
+        > 0
+    )
+
+    grid = expand_grid(load_study_config(config_file))
+    for index, count in ((0, 1), (1, 3)):  # torchrun's processes split exactly the shard they were given
+        parts = [select_shard(grid, torchrun_shard((index, count), rank, 2)) for rank in (0, 1)]
+        assert sorted(map(repr, parts[0] + parts[1])) == sorted(map(repr, select_shard(grid, (index, count))))
+        assert not {repr(r) for r in parts[0]} & {repr(r) for r in parts[1]}
