@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -39,6 +38,8 @@ from monai.transforms import (
     ScaleIntensityRanged,
 )
 from torch import nn
+
+from medgan_aug.atomic import atomic_path
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -639,17 +640,8 @@ def save_classifier(model: nn.Module, path: str | os.PathLike, meta: dict | None
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_classifier_", suffix=".pt", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_classifier(
