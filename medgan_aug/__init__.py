@@ -39,6 +39,8 @@ _EXPORTS = {
         "save_classifier",
         "train_classifier",
     ],
+    "medgan_aug.classifier_run": ["ClassifierRunConfig", "train_classifier_run"],
+    "medgan_aug.distributed": ["distributed_context", "single_process"],
     "medgan_aug.metrics": ["evaluate_scores", "paired_bootstrap_delta", "pooled_paired_bootstrap_delta"],
     "medgan_aug.evaluation": [
         "conditional_fidelity",

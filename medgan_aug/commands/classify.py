@@ -15,6 +15,7 @@ import json
 
 from medgan_aug.classifier_run import ClassifierRunConfig, train_classifier_run
 from medgan_aug.classify import CLASSIFIER_NAMES
+from medgan_aug.commands import add_subset_data_options
 
 __all__ = ["register", "run_classify"]
 
@@ -30,16 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "metrics.json into --out. Under torchrun it trains data-parallel (--batch-size is the global batch).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--path", help="a MedMNIST-format .npz file (e.g. ../shared/data/nih1000_chestmnist.npz)"
-    )
-    data.add_argument("--flag", default=d.flag, help="MedMNIST flag (layout of --path, or the official file)")
-    data.add_argument("--root", help="medmnist data folder for the official file (default ~/.medmnist)")
-    data.add_argument("--download", action="store_true", help="download the official file if missing")
-    data.add_argument("--size", type=int, choices=(28, 64), help="image size (default: the file's)")
-    data.add_argument("--fraction", type=float, default=d.fraction, help="share of train used, in (0, 1]")
-    data.add_argument("--subset-seed", type=int, default=d.subset_seed, help="seed of the low-data subset")
+    add_subset_data_options(p, d)
 
     mix = p.add_argument_group("condition")
     mix.add_argument(

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from medgan_aug.checkpoint import CheckpointError
+from medgan_aug.commands import add_subset_data_options
 from medgan_aug.training import LOSSES, LR_SCHEDULES, GANConfig, GANDivergenceError, train_gan
 
 __all__ = ["register", "config_from_args", "run_train"]
@@ -31,18 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "into --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--path", help="a MedMNIST-format .npz file (e.g. ../shared/data/nih1000_chestmnist.npz)"
-    )
-    data.add_argument("--flag", default=d.flag, help="MedMNIST flag (layout of --path, or the official file)")
-    data.add_argument("--root", help="medmnist data folder for the official file (default ~/.medmnist)")
-    data.add_argument("--download", action="store_true", help="download the official file if missing")
-    data.add_argument("--size", type=int, default=d.size, choices=(28, 64), help="image size")
-    data.add_argument(
-        "--fraction", type=float, default=d.fraction, help="share of train the GAN sees, in (0, 1]"
-    )
-    data.add_argument("--subset-seed", type=int, default=d.subset_seed, help="seed of the low-data subset")
+    add_subset_data_options(p, d)
 
     model = p.add_argument_group("model")
     model.add_argument("--conditional", action="store_true", help="condition G and D on the label vector")
