@@ -1,4 +1,4 @@
-"""Data-parallel GAN training over several processes (``torchrun``): gloo on CPU, NCCL on GPUs.
+"""Data-parallel GAN and classifier training over several processes (``torchrun``): gloo on CPU, NCCL on GPUs.
 
 One command for one process or many::
 
@@ -49,6 +49,13 @@ BatchNorm reductions), against 3e-3 when each rank normalises with its own half 
 tolerance is 1e-5. With the same number of processes a resumed run is bit-identical on CPU. The NCCL/GPU
 path (``--device cuda``: one GPU per process, ``cuda:LOCAL_RANK``) uses the same code but has not been
 run here (no GPU on the development machines).
+
+Classifiers (:func:`medgan_aug.classify.train_classifier` under an initialised process group, e.g.
+``torchrun -m medgan_aug classify``) use the same pieces: :class:`ShardedBatchSampler` slices the
+one-process batches, :meth:`Shard.prepare` synchronises BatchNorm and :meth:`Shard.average_gradients`
+averages gradients; per-item augmentation, batch mixing and dropout draw from per-rank seeds
+(:func:`rank_seed`). The study under ``torchrun`` instead shares out whole groups and trains each in one
+process (:func:`single_process`).
 
 Data parallelism in the manner of Li et al., "PyTorch Distributed:
 Experiences on Accelerating Data Parallel Training", VLDB 2020; synchronised BatchNorm as in Peng et al.,
@@ -406,7 +413,6 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
-
 
 
 class ShardedBatches(SeededBatches):
