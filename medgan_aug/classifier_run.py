@@ -140,6 +140,7 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
             ``gan_run`` with a real-only one), a global batch that does not divide by the processes.
     """
     from medgan_aug.distributed import distributed_context, run_on_main
+    from medgan_aug.training import _device
 
     if not isinstance(config, ClassifierRunConfig):
         raise TypeError(f"config must be a ClassifierRunConfig, got {type(config).__name__}")
@@ -161,15 +162,6 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
     finally:
         torch.set_num_threads(previous_threads)
     return out
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was requested but CUDA is not available")
-    return device
 
 
 def _train_and_score(

@@ -806,9 +806,13 @@ def _load_subset(config: GANConfig) -> _Subset:
 
 
 def _device(name: str) -> torch.device:
+    """The torch device for a ``device`` option (``cpu``, ``cuda[:N]`` or ``auto``) of one process."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available")
+    return device
 
 
 def _seeds(seed: int) -> dict[str, int]:
