@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from monai.data import DataLoader
 
-from medgan_aug.classify import build_classifier, loss_for_task
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.networks import DCGANGenerator, to_unit_range
-from medgan_aug.synthetic import JointLabelSampler, SyntheticDataset
-from medgan_aug.transforms import MixSyntheticd
+from medgan_aug.data.label_samplers import JointLabelSampler
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.networks.classifiers import build_classifier, loss_for_task
+from medgan_aug.networks.dcgan import DCGANGenerator, to_unit_range
+from medgan_aug.transforms.mix import MixSyntheticd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (

@@ -5,7 +5,7 @@ with the same batch size, optimisers (Adam 2e-4, (0.5, 0.999)) and the same per-
 step and one G step on real/fake batches passed through DiffAugment, conditional on the real batch's
 labels, and an EMA update of G:
 
-* ``medgan_aug GANTrainer``: :class:`medgan_aug.training.GANTrainer` (ignite Engine / MONAI Trainer) with
+* ``medgan_aug GANTrainer``: :class:`medgan_aug.engines.gan_trainer.GANTrainer` (ignite Engine / MONAI Trainer) with
   the per-iteration ``losses.csv`` handler of ``train_gan`` attached (periodic checkpoints and sample
   grids are left out: they are I/O every K iterations, not per-iteration cost).
 * ``plain PyTorch loop``: the same step written as a ``for`` loop, no engine, no handlers.
@@ -38,7 +38,9 @@ from ignite.engine import Events
 from monai.engines import GanTrainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from medgan_aug.training import GANConfig, _load_subset, _LossCSV, build_gan_trainer
+from medgan_aug.apps.train import GANConfig, build_gan_trainer
+from medgan_aug.apps.train import load_gan_subset as _load_subset
+from medgan_aug.handlers.loss_log import LossCSV as _LossCSV
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (

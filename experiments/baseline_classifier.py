@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medgan_aug.classify import build_classifier, predict, train_classifier
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.metrics import evaluate_scores
+from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.engines.classifier_trainer import predict, train_classifier
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.metrics.classification import evaluate_scores
 
 FILES = {  # file name -> medmnist flag
     "nih1000_chestmnist.npz": "chestmnist",

@@ -13,11 +13,14 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from medgan_aug.bundle import BUNDLE_FILES, export_bundle, load_bundle_dataset, write_synthetic
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.bundle.export import export_bundle, write_synthetic
+from medgan_aug.bundle.files import BUNDLE_FILES
+from medgan_aug.bundle.load import load_bundle_dataset
 from medgan_aug.cli import main as cli_main
-from medgan_aug.networks import DCGANGenerator, save_generator
-from medgan_aug.synthetic import CHUNK_SIZE, SyntheticDataset
-from medgan_aug.training import GANConfig, train_gan
+from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.networks.model_file import save_generator
 
 
 @pytest.fixture(scope="module")

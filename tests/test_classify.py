@@ -9,18 +9,11 @@ import torch
 from monai.data import Dataset
 from monai.transforms import Flip, Flipd, RandAxisFlipd, RandFlip, RandFlipd, RandRotate90d
 
-from medgan_aug.classify import (
-    build_classifier,
-    classical_augmentation,
-    extract_features,
-    load_classifier,
-    loss_for_task,
-    predict,
-    save_classifier,
-    train_classifier,
-)
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.metrics import evaluate_scores
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.engines.classifier_trainer import extract_features, predict, train_classifier
+from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.networks.classifiers import build_classifier, load_classifier, loss_for_task, save_classifier
+from medgan_aug.transforms.classical import classical_augmentation
 
 ML = "multi-label, binary-class"
 
@@ -277,7 +270,7 @@ def test_classifier_file_round_trip_and_errors(tmp_path):
 
 def test_predict_leaves_the_global_torch_rng_alone(chest28_path):
     """MONAI's DataLoader re-seeds torch's global generator unless given its own; predict must not rewind it."""
-    from medgan_aug.data import MedMNISTDataset
+    from medgan_aug.data.medmnist import MedMNISTDataset
 
     ds = MedMNISTDataset(path=chest28_path, split="val")
     model = build_classifier("small_cnn", 1, 14, 28, seed=0)

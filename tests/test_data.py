@@ -10,7 +10,8 @@ import pytest
 import torch
 from monai.data import DataLoader
 
-from medgan_aug.data import MedMNISTDataset, MedMNISTFileError, load_medmnist_npz, official_file
+from medgan_aug.data.medmnist import MedMNISTDataset, load_medmnist_npz, official_file
+from medgan_aug.utils.errors import MedMNISTFileError
 
 CHEST_NAMES = [
     "atelectasis",

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from medgan_aug.checkpoint import CheckpointManager, load_checkpoint
-from medgan_aug.diffaugment import DiffAugment
-from medgan_aug.distributed import Shard, ShardedBatches, ShardedDiffAugment, SyncBatchNorm2d
-from medgan_aug.networks import load_generator
-from medgan_aug.training import GANConfig, SeededBatches, train_gan
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.data.batches import SeededBatches
+from medgan_aug.engines.distributed import Shard, ShardedBatches, ShardedDiffAugment, SyncBatchNorm2d
+from medgan_aug.handlers.checkpoint import CheckpointManager, load_checkpoint
+from medgan_aug.networks.model_file import load_generator
+from medgan_aug.transforms.diffaugment import DiffAugment
 
 # Measured on CPU after 10 iterations: max |difference| 2.5e-7 with synchronised BatchNorm (summation
 # order only), 3e-3 when each rank normalises with its own half batch. 1e-5 separates the two cleanly.
@@ -172,7 +173,7 @@ _SYNC_BN_WORKER = textwrap.dedent(
     import json, sys
     import torch, torch.distributed as dist
     from torch import nn
-    from medgan_aug.distributed import Shard, SyncBatchNorm2d, convert_sync_batchnorm
+    from medgan_aug.engines.distributed import Shard, SyncBatchNorm2d, convert_sync_batchnorm
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()

@@ -15,26 +15,25 @@ import torch
 from test_distributed import _torchrun
 from torch.utils.data import Dataset
 
-from medgan_aug.classifier_run import ClassifierRunConfig, train_classifier_run
-from medgan_aug.classify import (
-    _training_loader,
-    build_classifier,
-    classical_augmentation,
-    load_classifier,
-    train_classifier,
-)
-from medgan_aug.data import MedMNISTDataset, low_data_indices
-from medgan_aug.distributed import Shard, rank_seed
-from medgan_aug.training import GANConfig, train_gan
+from medgan_aug.apps.classify import ClassifierRunConfig, train_classifier_run
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.stratify import low_data_indices
+from medgan_aug.engines.classifier_trainer import _training_loader, train_classifier
+from medgan_aug.engines.distributed import Shard, rank_seed
+from medgan_aug.networks.classifiers import build_classifier, load_classifier
+from medgan_aug.transforms.classical import classical_augmentation
 
 # A small CNN without dropout on 25% of the real file (173 images), global batch 16, 10 Adam steps (the
 # 11th pass boundary is crossed at step 11 only with more steps; 173 // 16 = 10 batches a pass).
 _WORKER = textwrap.dedent(
     """
     import json, sys, torch
-    from medgan_aug.classify import build_classifier, train_classifier
-    from medgan_aug.data import MedMNISTDataset, low_data_indices
-    from medgan_aug.distributed import distributed_context
+    from medgan_aug.networks.classifiers import build_classifier
+    from medgan_aug.engines.classifier_trainer import train_classifier
+    from medgan_aug.data.medmnist import MedMNISTDataset
+    from medgan_aug.data.stratify import low_data_indices
+    from medgan_aug.engines.distributed import distributed_context
 
     path, out, iterations = sys.argv[1], sys.argv[2], int(sys.argv[3])
     torch.set_num_threads(1)
@@ -189,7 +188,7 @@ def test_one_rank_failing_ends_every_rank(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(textwrap.dedent(
         """
-        from medgan_aug.distributed import distributed_context
+        from medgan_aug.engines.distributed import distributed_context
         with distributed_context(timeout_minutes=30) as shard:
             shard.barrier()
             if shard.rank == 1:
@@ -258,7 +257,8 @@ evaluation: {{enabled: false}}
 
 
 def test_study_under_torchrun_splits_groups_and_equals_one_process(tmp_path, chest28_path):
-    from medgan_aug.study import expand_grid, load_study_config, run_study, select_shard, torchrun_shard
+    from medgan_aug.apps.study.config import expand_grid, load_study_config, select_shard
+    from medgan_aug.apps.study.study import run_study, torchrun_shard
 
     config_file = tmp_path / "study.yaml"
     config_file.write_text(_STUDY_YAML.format(path=chest28_path))

@@ -7,23 +7,25 @@ import pytest
 import torch
 from torch import nn
 
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.evaluation import (
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.metrics.extractor import (
     conditional_fidelity,
     data_fingerprint,
-    density_coverage,
-    distribution_metrics,
     extractor_features,
     fit_feature_extractor,
-    frechet_distance,
     inception_features,
-    kernel_distance,
     load_or_fit_extractor,
-    precision_recall,
     weights_fingerprint,
 )
-from medgan_aug.memorization import memorization_audit, nearest_neighbours
-from medgan_aug.synthetic import SyntheticDataset
+from medgan_aug.metrics.generative import (
+    density_coverage,
+    distribution_metrics,
+    frechet_distance,
+    kernel_distance,
+    precision_recall,
+)
+from medgan_aug.metrics.memorization import memorization_audit, nearest_neighbours
 
 
 def _images(ds: MedMNISTDataset) -> torch.Tensor:

@@ -7,12 +7,8 @@ import pytest
 from medmnist.evaluator import getACC, getAUC
 from sklearn.metrics import roc_auc_score
 
-from medgan_aug.metrics import (
-    evaluate_scores,
-    paired_bootstrap_delta,
-    pooled_paired_bootstrap_delta,
-    rank_auc,
-)
+from medgan_aug.metrics.bootstrap import paired_bootstrap_delta, pooled_paired_bootstrap_delta
+from medgan_aug.metrics.classification import evaluate_scores, rank_auc
 
 ML = "multi-label, binary-class"
 NAMES = ["atelectasis", "cardiomegaly", "hernia"]
@@ -20,8 +16,9 @@ NAMES = ["atelectasis", "cardiomegaly", "hernia"]
 
 def _targets() -> np.ndarray:
     # 8 images, 3 findings; "hernia" has no positive (single-class, as in nih1000's test split).
-    return np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0],
-                     [1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=float)
+    return np.array(
+        [[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=float
+    )
 
 
 def test_perfect_scores_give_auc_one_and_acc_one():

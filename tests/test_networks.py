@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from medgan_aug.networks import (
-    DCGANDiscriminator,
-    DCGANGenerator,
-    GeneratorFileError,
-    count_parameters,
-    load_generator,
-    save_generator,
-    to_unit_range,
-)
+from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, count_parameters, to_unit_range
+from medgan_aug.networks.model_file import load_generator, save_generator
+from medgan_aug.utils.errors import GeneratorFileError
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medgan_aug.apps.report.figures import HEADER, grid_image, read_sample_tiles
+from medgan_aug.apps.report.report import load_run_record, read_losses, resolve_real_file, write_report
+from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.cli import main as cli_main
-from medgan_aug.report import load_run_record, read_losses, resolve_real_file, write_report
-from medgan_aug.report_figures import HEADER, grid_image, read_sample_tiles
-from medgan_aug.training import GANConfig, train_gan
 
 SIZE, N_SAMPLES, SNAPSHOTS = 28, 16, 3  # 16 fixed-noise samples -> 4x4 sample grids, 3 of them
 

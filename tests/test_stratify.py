@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.stratify import low_data_indices, strata_matrix, stratified_order
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.stratify import low_data_indices, strata_matrix, stratified_order
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medgan_aug import study_runner
-from medgan_aug.study import (
+from medgan_aug.apps.study import runner as study_runner
+from medgan_aug.apps.study.config import (
     RunSpec,
     StudyConfig,
     expand_grid,
@@ -20,9 +20,9 @@ from medgan_aug.study import (
     load_study_config,
     parse_condition,
     run_key,
-    run_study,
     select_shard,
 )
+from medgan_aug.apps.study.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
@@ -135,9 +135,10 @@ def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
 
 def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypatch):
     """The quick config's grid on a reduced budget; the GAN of a subset only ever holds that subset's images."""
-    from medgan_aug import training
-    from medgan_aug.data import MedMNISTDataset, low_data_indices
-    from medgan_aug.networks import load_generator
+    from medgan_aug.data import batches as training
+    from medgan_aug.data.medmnist import MedMNISTDataset
+    from medgan_aug.data.stratify import low_data_indices
+    from medgan_aug.networks.model_file import load_generator
 
     seen: list[np.ndarray] = []
     original_init = training.SeededBatches.__init__
@@ -215,10 +216,14 @@ def test_summary_leaves_out_runs_of_other_configs(tmp_path, chest28_path):
 
 
 def test_gan_killed_before_its_first_checkpoint_is_restarted(tmp_path, chest28_path):
-    from medgan_aug.study_runner import ensure_gan
+    from medgan_aug.apps.study.runner import ensure_gan
 
     config = tiny_config(chest28_path, ["real", "synthetic-only"])
-    run_dir = tmp_path / "gans" / __import__("medgan_aug.study", fromlist=["gan_key"]).gan_key(config, 1.0, 0)
+    run_dir = (
+        tmp_path
+        / "gans"
+        / __import__("medgan_aug.apps.study.config", fromlist=["gan_key"]).gan_key(config, 1.0, 0)
+    )
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text("{}")  # what a kill right after start leaves
     gan_dir, seconds = ensure_gan(config, 1.0, 0, tmp_path, 28)
@@ -231,11 +236,12 @@ def test_arms_see_the_same_real_batches(chest28_path):
     """Pairing: with one seed, the mixed arm's real rows are exactly the real arm's batches, row for row."""
     import torch
 
-    from medgan_aug.classify import build_classifier, train_classifier
-    from medgan_aug.data import MedMNISTDataset
-    from medgan_aug.networks import DCGANGenerator
-    from medgan_aug.synthetic import SyntheticDataset
-    from medgan_aug.transforms import MixSyntheticd
+    from medgan_aug.data.medmnist import MedMNISTDataset
+    from medgan_aug.data.synthetic import SyntheticDataset
+    from medgan_aug.engines.classifier_trainer import train_classifier
+    from medgan_aug.networks.classifiers import build_classifier
+    from medgan_aug.networks.dcgan import DCGANGenerator
+    from medgan_aug.transforms.mix import MixSyntheticd
 
     train = MedMNISTDataset(path=chest28_path, indices=np.arange(100))
     torch.manual_seed(0)

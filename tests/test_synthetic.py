@@ -11,15 +11,11 @@ import torch
 from monai.data import DataLoader
 
 from medgan_aug.cli import main as cli_main
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.networks import DCGANGenerator, save_generator
-from medgan_aug.synthetic import (
-    CHUNK_SIZE,
-    BalancedLabelSampler,
-    JointLabelSampler,
-    SyntheticDataset,
-    chunk_generator,
-)
+from medgan_aug.data.label_samplers import BalancedLabelSampler, JointLabelSampler, chunk_generator
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.networks.model_file import save_generator
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for the GAN trainer (medgan_aug.training), its checkpoints, DiffAugment and `medgan-aug train`.
+"""Tests for the GAN trainer (medgan_aug.apps.train), its checkpoints, DiffAugment and `medgan-aug train`.
 
 Real-data runs use the shared nih1000 file with tiny networks (base_channels 16, batch 16, 10% subset =
 69 images, 4 iterations per ignite epoch) so the file stays well under a minute on 2 cores.
@@ -17,10 +17,13 @@ import pytest
 import torch
 from ignite.engine import Events
 
-from medgan_aug.checkpoint import CheckpointManager, CorruptFileError, UnsafeFileError, load_checkpoint
-from medgan_aug.diffaugment import DiffAugment
-from medgan_aug.networks import DCGANDiscriminator, load_generator
-from medgan_aug.training import GANConfig, GANDivergenceError, SeededBatches, train_gan
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.data.batches import SeededBatches
+from medgan_aug.handlers.checkpoint import CheckpointManager, load_checkpoint
+from medgan_aug.networks.dcgan import DCGANDiscriminator
+from medgan_aug.networks.model_file import load_generator
+from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.errors import CorruptFileError, GANDivergenceError, UnsafeFileError
 
 
 def _cfg(path, out, **kw) -> GANConfig:
@@ -413,7 +416,7 @@ def test_loss_values_on_known_logits():
     """Non-saturating BCE (Goodfellow et al. 2014) and hinge (Lim & Ye 2017), by hand."""
     import math
 
-    from medgan_aug.training import _d_loss, _g_loss
+    from medgan_aug.engines.gan_trainer import _d_loss, _g_loss
 
     real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -1.0])
     softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
@@ -427,7 +430,7 @@ def test_loss_values_on_known_logits():
 def test_ema_update_warm_up_and_off():
     from types import SimpleNamespace
 
-    from medgan_aug.training import GANTrainer
+    from medgan_aug.engines.gan_trainer import GANTrainer
 
     def step(iteration: int, decay: float, ema_value: float = 0.0) -> tuple[float, float]:
         live, ema = torch.nn.BatchNorm1d(1), torch.nn.BatchNorm1d(1)

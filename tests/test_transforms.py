@@ -7,12 +7,14 @@ import pytest
 import torch
 from monai.data import DataLoader, list_data_collate
 
-from medgan_aug.classify import build_classifier, train_classifier
-from medgan_aug.data import MedMNISTDataset
-from medgan_aug.networks import DCGANGenerator
-from medgan_aug.synthetic import JointLabelSampler, SyntheticDataset
-from medgan_aug.training import GANConfig, train_gan
-from medgan_aug.transforms import MixedDataset, MixSynthetic, MixSyntheticd, mixed_dataset, num_synthetic
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.data.label_samplers import JointLabelSampler
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.engines.classifier_trainer import train_classifier
+from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.transforms.mix import MixedDataset, MixSynthetic, MixSyntheticd, mixed_dataset, num_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,226 @@
+"""One downstream classifier run: train on a low-data subset under a study condition, score the test split.
+
+The study's single run, on its own and from the command line, in one process or many::
+
+    medgan-aug classify --path ../shared/data/nih1000_chestmnist.npz --fraction 0.25 \
+        --condition real+synthetic@0.5 --gan-run runs/gan --iterations 500 --out runs/cls
+    torchrun --nproc_per_node 2 -m medgan_aug classify ...   # the same options; data parallel
+
+Conditions are the study's (:func:`medgan_aug.apps.parse_condition`): ``real``, ``real+classical``,
+``real+synthetic@R``, ``real+synthetic@R+classical``, ``synthetic-only``; synthetic ones mix images
+from ``gan_run``'s EMA generator into every batch with ``MixSyntheticd`` (a share R of the rows replaced).
+Under ``torchrun`` the classifier trains data-parallel (:func:`medgan_aug.engines.train_classifier`:
+``batch_size`` is the global batch) and only rank 0 scores the test split and writes the run folder:
+
+* ``config.json``: the settings, the subset's size and indices, the number of processes;
+* ``classifier.pt``: the trained model (:func:`medgan_aug.networks.save_classifier`, weights only);
+* ``losses.csv``: the training loss per step (the global-batch mean under data parallelism);
+* ``metrics.json``: test AUC/ACC (MedMNIST's definitions), per-finding AUCs, skipped findings, seconds.
+
+A run is short (minutes on a CPU) and writes its folder when it ends; it is not resumed mid-way. An
+existing run folder is never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medgan_aug.apps.study.config import parse_condition
+from medgan_aug.data.medmnist import MedMNISTDataset, output_names
+from medgan_aug.data.stratify import low_data_indices
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.engines.classifier_trainer import predict, train_classifier
+from medgan_aug.engines.distributed import distributed_context, run_on_main
+from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier, save_classifier
+from medgan_aug.transforms.classical import classical_augmentation
+from medgan_aug.transforms.mix import MixSyntheticd
+from medgan_aug.utils.atomic import atomic_write_text
+from medgan_aug.utils.devices import resolve_device
+
+__all__ = ["ClassifierRunConfig", "train_classifier_run"]
+
+
+_OUTPUTS = ("config.json", "classifier.pt", "losses.csv", "metrics.json")
+
+
+@dataclass
+class ClassifierRunConfig:
+    """Settings of :func:`train_classifier_run` (the ``medgan-aug classify`` options).
+
+    Attributes:
+        out: run folder to create (must not hold a run already).
+        path, flag, root, download, size: the data, as in :class:`~medgan_aug.data.MedMNISTDataset`.
+        fraction, subset_seed: the low-data subset of the train split (:func:`~medgan_aug.data.low_data_indices`).
+        condition: a study condition name.
+        gan_run: run folder (or ``generator.pt``) of the generator that synthetic conditions draw from.
+        num_synthetic: generated images in the pool that batches draw from.
+        classifier: ``"small_cnn"`` or ``"resnet18"``.
+        iterations, batch_size, lr, seed: the training budget (``batch_size`` is the global batch).
+        device: ``cpu``, ``cuda[:N]`` or ``auto``; under torchrun on GPUs each process uses ``cuda:LOCAL_RANK``.
+        threads: torch CPU threads (None: torch's default).
+        progress: show a progress bar (rank 0).
+    """
+
+    out: str
+    path: str | None = None
+    flag: str = "chestmnist"
+    root: str | None = None
+    download: bool = False
+    size: int | None = None
+    fraction: float = 1.0
+    subset_seed: int = 0
+    condition: str = "real"
+    gan_run: str | None = None
+    num_synthetic: int = 5000
+    classifier: str = "small_cnn"
+    iterations: int = 500
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = True
+
+
+def _check_config(config: ClassifierRunConfig) -> Any:
+
+    condition = parse_condition(config.condition)
+    if config.classifier not in CLASSIFIER_NAMES:
+        raise ValueError(f"classifier must be one of {CLASSIFIER_NAMES}, got {config.classifier!r}")
+    if condition.needs_gan and not config.gan_run:
+        raise ValueError(
+            f"condition {config.condition!r} mixes in generated images: give gan_run (--gan-run), "
+            "a run folder written by `medgan-aug train`"
+        )
+    if not condition.needs_gan and config.gan_run:
+        raise ValueError(
+            f"gan_run {config.gan_run!r} is only used by synthetic conditions, and condition "
+            f"{config.condition!r} has none"
+        )
+    if (
+        isinstance(config.num_synthetic, bool)
+        or not isinstance(config.num_synthetic, int)
+        or config.num_synthetic < 1
+    ):
+        raise ValueError(f"num_synthetic must be a positive integer, got {config.num_synthetic!r}")
+    return condition
+
+
+def _check_new_run(out: Path) -> None:
+    existing = [name for name in _OUTPUTS if (out / name).exists()]
+    if existing:
+        raise FileExistsError(
+            f"{out} already holds a classifier run ({', '.join(existing)}); choose another --out or remove it"
+        )
+
+
+def _data_kwargs(config: ClassifierRunConfig) -> dict[str, Any]:
+    if config.path:
+        return {"path": config.path, "flag": config.flag, "size": config.size}
+    return {"flag": config.flag, "size": config.size, "root": config.root, "download": config.download}
+
+
+def train_classifier_run(config: ClassifierRunConfig) -> Path:
+    """Train and score one classifier; under ``torchrun`` data-parallel, with rank 0 writing ``config.out``.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        FileExistsError: ``out`` already holds a classifier run.
+        FileNotFoundError: the data file or the GAN run is missing.
+        ValueError: an unknown condition or classifier, a synthetic condition without ``gan_run`` (or
+            ``gan_run`` with a real-only one), a global batch that does not divide by the processes.
+    """
+
+    if not isinstance(config, ClassifierRunConfig):
+        raise TypeError(f"config must be a ClassifierRunConfig, got {type(config).__name__}")
+    condition = _check_config(config)
+    out = Path(config.out)
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        with distributed_context(config.device) as shard:  # None unless torchrun started > 1 process
+            main = shard is None or shard.is_main
+            run_on_main(shard, lambda: _check_new_run(out))
+            device = shard.device if shard is not None else resolve_device(config.device)
+            result = _train_and_score(config, condition, device, shard is not None, main)
+            if main:
+                _write_run(out, config, *result, world_size=1 if shard is None else shard.world_size)
+            if shard is not None:
+                shard.barrier()  # every rank returns once the run folder is complete
+    finally:
+        torch.set_num_threads(previous_threads)
+    return out
+
+
+def _train_and_score(
+    config: ClassifierRunConfig, condition: Any, device: torch.device, distributed: bool, main: bool
+) -> tuple[Any, list[int], dict, dict | None, list[str]]:
+
+    data = _data_kwargs(config)
+    train_all = MedMNISTDataset(split="train", **data)
+    indices = low_data_indices(train_all.labels, fraction=config.fraction, seed=config.subset_seed)
+    transform = classical_augmentation(train_all.size) if condition.classical else None
+    train = MedMNISTDataset(split="train", indices=indices, transform=transform, **data)
+    batch_transform = None
+    if condition.needs_gan:
+        source = SyntheticDataset.from_run(
+            config.gan_run, config.num_synthetic, seed=config.seed
+        ).materialize()
+        batch_transform = MixSyntheticd(source=source, ratio=condition.synthetic_ratio, mode="replace")
+    model = build_classifier(
+        config.classifier, train.num_channels, train.num_labels, train.size, seed=config.seed
+    )
+    history = train_classifier(
+        model, train, task=train.task, iterations=config.iterations, batch_size=config.batch_size, lr=config.lr,
+        seed=config.seed, batch_transform=batch_transform, device=device, progress=config.progress,
+        distributed=distributed,
+    )  # fmt: skip
+    metrics = None
+    if main:  # the test split is scored once, by rank 0
+        test = MedMNISTDataset(split="test", **data)
+        scores, targets = predict(model, test, task=train.task, device=device)
+        metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
+        metrics["n_test"] = len(test)
+    return model, [int(i) for i in indices], history, metrics, list(train.label_names)
+
+
+def _write_run(
+    out: Path, config: ClassifierRunConfig, model: Any, indices: list[int], history: dict, metrics: dict | None,
+    label_names: list[str], *, world_size: int,
+) -> None:  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.asdict(config)
+    record = {
+        "config": settings,
+        "n_train": len(indices),
+        "subset_indices": indices,
+        "world_size": world_size,
+    }
+    atomic_write_text(out / "config.json", json.dumps(record, indent=2) + "\n")
+    meta = {
+        key: settings[key] for key in ("flag", "condition", "fraction", "subset_seed", "seed", "iterations")
+    }
+    save_classifier(model, out / "classifier.pt", meta={**meta, "label_names": label_names})
+    rows = "".join(f"{step},{loss!r}\n" for step, loss in enumerate(history["losses"], start=1))
+    atomic_write_text(out / "losses.csv", "step,loss\n" + rows)
+    summary = {
+        **(metrics or {}),
+        "condition": config.condition,
+        "world_size": world_size,
+        "iterations": history["iterations"],
+        "examples_seen": history["examples_seen"],
+        "train_seconds": history["seconds"],
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")

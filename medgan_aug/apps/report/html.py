@@ -1,0 +1,208 @@
+"""The HTML page of ``medgan-aug report``: tables of distances and per-label fidelity, and the figures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["fmt", "render_html"]
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+    return html.escape(str(v))
+
+
+def _gif_width(files: dict[str, str], run_dir: Path) -> int | None:
+    """Show the (native-size) GIF at twice its width, pixels kept sharp by CSS."""
+    name = files.get("progression_gif")
+    if not name or not (run_dir / name).is_file():
+        return None
+    from PIL import Image
+
+    with Image.open(run_dir / name) as im:
+        return 2 * im.width
+
+
+def _arch_text(arch: dict[str, Any]) -> str:
+    return html.escape(
+        f"DCGAN {arch.get('image_size')}px, latent {arch.get('latent_dim')}, base channels "
+        f"{arch.get('base_channels')}, {arch.get('num_labels')} labels"
+    )
+
+
+def _img(name: str | None, alt: str, inline: bool, run_dir: Path, width: int | None = None) -> str:
+    if not name:
+        return f"<p><em>{html.escape(alt)}: not available for this run.</em></p>"
+    src = html.escape(name)
+    if inline:
+        mime = "image/gif" if name.endswith(".gif") else "image/png"
+        src = f"data:{mime};base64," + base64.b64encode((run_dir / name).read_bytes()).decode()
+    size = f' width="{int(width)}"' if width else ""
+    return (
+        f'<figure><img src="{src}" alt="{html.escape(alt)}"{size}>'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
+
+
+_STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 1em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f3f3f3; }
+img { max-width: 100%; image-rendering: pixelated; }
+figure { margin: 1em 0; }
+figcaption { color: #555; font-size: 90%; }
+pre { background: #f6f6f6; padding: 8px; }
+.note { background: #fff8e0; padding: 6px 10px; border-left: 4px solid #e0b000; }
+"""
+
+
+_METRIC_LABELS = {
+    "frechet_distance": "Fréchet distance (in-domain features) ↓",
+    "kid": "KID, unbiased MMD² cubic kernel ↓",
+    "precision": "precision (fidelity) ↑",
+    "recall": "recall (diversity) ↑",
+    "density": "density (≈1 ideal)",
+    "coverage": "coverage ↑",
+}
+
+
+def _row(*cells: str) -> str:
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[str]:
+    d, mem, cond = metrics["distances"], metrics["memorization"], metrics["conditional_fidelity"]
+    rows = [
+        _row(
+            label,
+            f"{fmt(d[key]['value'])} ± {fmt(d[key]['value_std'], 2)}",
+            f"{fmt(d[key]['floor'])} ± {fmt(d[key]['floor_std'], 2)}",
+            fmt(d[key].get("heldout")),
+        )
+        for key, label in _METRIC_LABELS.items()
+    ]
+    if cond is not None:
+        rows.append(
+            _row(
+                "conditional AUC: extractor on synthetic images vs their conditioning labels ↑",
+                fmt(cond["auc"]),
+                "–",
+                fmt(cond["reference_real_heldout_auc"]),
+            )
+        )
+    for space in ("pixel", "feature"):
+        a = mem[space]
+        rows.append(
+            _row(
+                f"memorization ({html.escape(a['space'])}): share of synthetic images at or below the 1st "
+                "percentile of real-to-real nearest-neighbour distances ↓",
+                fmt(a["share_flagged"]),
+                f"{fmt(a['percentile'] / 100)} (by construction)",
+                fmt(a["heldout_share_flagged"]),
+            )
+        )
+    inception = metrics.get("inception")
+    if inception:
+        fd = inception["frechet_distance"]
+        rows.append(_row("Inception FID (optional, user weights)", fmt(fd["value"]), fmt(fd["floor"]), "–"))
+    return rows
+
+
+def _per_label_table(cond: dict[str, Any] | None) -> str:
+    if cond is None:
+        return ""
+    reference = cond["reference_real_heldout_auc_per_label"]
+    cells = "".join(
+        _row(html.escape(k), fmt(v, 3), fmt(reference.get(k), 3)) for k, v in cond["auc_per_label"].items()
+    )
+    return (
+        "<details><summary>conditional AUC per finding</summary><table>"
+        f"<tr><th>finding</th><th>synthetic</th><th>held-out real</th></tr>{cells}</table></details>"
+    )
+
+
+def render_html(metrics: dict[str, Any], record: dict[str, Any], inline: bool = False) -> str:
+    """One self-contained page: metric table with floors, figures (relative paths or inline), config.
+
+    Args:
+        metrics: what :func:`write_report` returns.
+        record: the run's ``config.json``.
+        inline: embed the images as base64 (one file) instead of relative paths.
+    """
+    run_dir = Path(metrics["run"])
+    d, px, files = metrics["distances"], metrics["memorization"]["pixel"], metrics["files"]
+    gen, data, ext = metrics["generator"], metrics["data"], metrics["extractor"]
+    name = html.escape(run_dir.name)
+
+    def img(key: str, caption: str, width: int | None = None) -> str:
+        return _img(files.get(key), caption, inline, run_dir, width)
+
+    kind = "conditional" if gen["conditional"] else "unconditional"
+    config_json = html.escape(json.dumps(record.get("config", {}), indent=2), quote=False)
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>GAN report: {name}</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>GAN report: {name}</h1>",
+        f"<p>Generator: {_arch_text(gen['arch'])}, {kind}, {fmt(gen['iterations'])} iterations. "
+        f"Real data: {html.escape(data['real_file'])} ({data['n_real_train']} train images, of which the GAN "
+        f"saw {data['n_gan_train']}; {data['n_heldout']} held-out val+test). "
+        f"{metrics['synthetic']['num_samples']} synthetic images, seed {metrics['synthetic']['seed']}.</p>",
+        f'<p class="note">{html.escape(metrics["note"])} The <b>floor</b> is the same metric between two '
+        f"disjoint halves of the real training split of the same size (n = {d['n']}, {d['repeats']} random "
+        "splits, mean ± sd): what a perfect generator would score. Held-out: real val+test images in place "
+        "of the synthetic ones.</p>",
+        "<h2>Numbers</h2>",
+        "<table><tr><th>metric</th><th>synthetic</th><th>floor (real vs real)</th>"
+        "<th>held-out real</th></tr>",
+        *_metric_rows(metrics),
+        "</table>",
+        _per_label_table(metrics["conditional_fidelity"]),
+        f"<p>Extractor: {html.escape(str(ext['file']))} ({fmt(ext['arch'])}, "
+        f"{fmt(ext['train_iterations'])} "
+        f"iterations; weights sha256 {html.escape(str(ext['weights_sha256'])[:16])}…; "
+        "its AUC on held-out real images "
+        f"{fmt(ext['heldout_auc'], 3)}, on its own training images {fmt(ext['train_auc'], 3)}). "
+        "The extractor "
+        "has seen the real training split, so its features fit those images better than new real ones: "
+        "compare the synthetic column with the held-out column as well as with the floor.</p>",
+        "<h2>Real vs synthetic</h2>",
+        img("real_vs_synthetic", "real training images (left) and generated images (right)"),
+        "<h2>Training progression (fixed noise)</h2>",
+        img("progression", "fixed-noise samples over training, one row per snapshot"),
+        img(
+            "progression_gif",
+            "animated: the whole fixed-noise sample grid over training",
+            _gif_width(files, run_dir),
+        ),
+        "<h2>Losses</h2>",
+        img("losses", "G and D losses (faint: per iteration; solid: moving average) and D mean logits"),
+        "<h2>One row per finding</h2>",
+        img(
+            "per_finding",
+            "each row conditioned on one finding alone (first row: no finding); same noise in every row",
+        ),
+        "<h2>Memorization audit</h2>",
+        "<p>For each synthetic image: RMS pixel distance to its nearest GAN-training image. "
+        "Reference: the same "
+        "for held-out real images (never seen by the GAN). Threshold = 1st percentile of the held-out "
+        f"distances = {fmt(px['threshold'])}; <b>{fmt(100 * px['share_flagged'], 3)}%</b> of synthetic "
+        f"images are at or below it (held-out real: {fmt(100 * px['heldout_share_flagged'], 3)}%); "
+        f"{px['n_exact_copies']} exact copies; median synthetic/held-out nearest-neighbour distance ratio "
+        f"{fmt(px['median_ratio_synthetic_to_heldout'], 3)}. A low share does not prove privacy; a high one "
+        "is a warning.</p>",
+        img("memorization_pairs", "closest synthetic/training pairs (RMS pixel distance under each pair)"),
+        img("memorization_hist", "nearest-training-image distances: synthetic vs held-out real"),
+        f"<h2>Run configuration</h2><pre>{config_json}</pre>",
+        '<p>Full numbers: <a href="metrics.json">metrics.json</a>.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"

@@ -1,0 +1,465 @@
+"""The generator report: see and measure what a trained GAN makes before training on it.
+
+``write_report(run_dir)`` (CLI: ``medgan-aug report --run runs/NAME``) reads a training run directory
+(``config.json``, ``generator.pt``, ``samples/iter_*.png``, ``losses.csv``; see
+:func:`medgan_aug.apps.train_gan`) and the real data the run names (or ``real=`` a MedMNIST-format
+``.npz``), and writes into the run directory:
+
+- ``real_vs_synthetic.png``: real training images beside generated ones (for a conditional generator,
+  each generated tile is conditioned on the label vector of the real tile at the same place);
+- ``progression.png`` and ``progression.gif``: the fixed-noise samples over training;
+- ``losses.png``: G and D losses (smoothed) and D's mean logits;
+- ``per_finding.png`` (conditional generators): one row per finding, same noise in every row;
+- ``memorization_pairs.png`` and ``memorization_hist.png``: the closest synthetic/training pairs and
+  the nearest-neighbour distance distributions (:mod:`medgan_aug.metrics.memorization`);
+- ``metrics.json``: every number with its floor/reference (:mod:`medgan_aug.metrics.generative`);
+- ``report.html``: all of it on one page with the run's config, images by relative path (readable
+  offline; copy the folder's PNG/GIF files along with it).
+
+What is compared with what:
+
+- distances and precision/recall/density/coverage: ``num_samples`` generated images against the real
+  training split of the file (the distribution the generator should model), in the feature space of
+  the in-domain extractor; the floor is two disjoint halves of that real split of the same size, and
+  held-out real images (val + test) are reported as a second reference;
+- conditional AUC: the extractor-classifier on generated images against their conditioning labels,
+  beside its AUC on held-out real images;
+- memorization: generated images against the images the GAN was trained on (the run's subset),
+  beside held-out real images against the same training images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgan_aug.apps.report.figures import (
+    closest_pairs_figure,
+    loss_curves_figure,
+    nn_distance_histogram,
+    per_finding_grid,
+    real_vs_synthetic_collage,
+    sample_progression,
+)
+from medgan_aug.apps.report.html import render_html
+from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.stratify import low_data_indices
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.metrics.extractor import (
+    EXTRACTOR_FORMAT_NOTE,
+    conditional_fidelity,
+    default_extractor_name,
+    extractor_features,
+    inception_features,
+    load_or_fit_extractor,
+    weights_fingerprint,
+)
+from medgan_aug.metrics.generative import distribution_metrics
+from medgan_aug.metrics.memorization import memorization_audit
+from medgan_aug.networks.model_file import load_generator
+from medgan_aug.utils.atomic import atomic_write_text
+
+__all__ = ["REPORT_FILES", "load_run_record", "resolve_real_file", "read_losses", "write_report"]
+
+
+#: Files every report writes (``per_finding.png`` only for conditional generators).
+REPORT_FILES = (
+    "real_vs_synthetic.png",
+    "progression.png",
+    "progression.gif",
+    "losses.png",
+    "per_finding.png",
+    "memorization_pairs.png",
+    "memorization_hist.png",
+    "metrics.json",
+    "report.html",
+)
+
+
+def load_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``<run>/config.json`` as written by :func:`medgan_aug.apps.train_gan`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a GAN run directory (medgan-aug train)")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{path} lacks the 'config' section of a medgan-aug training run")
+    for key in ("flag", "size", "fraction", "subset_seed"):
+        if key not in record["config"]:
+            raise ValueError(f"{path}: config lacks {key!r}")
+    if not (run_dir / "generator.pt").is_file():
+        raise FileNotFoundError(
+            f"{run_dir / 'generator.pt'} not found: the run has not finished (continue it with "
+            f"`medgan-aug train ... --out {run_dir} --resume`)"
+        )
+    return record
+
+
+def resolve_real_file(
+    record: dict[str, Any], run_dir: str | os.PathLike, real: str | os.PathLike | None
+) -> Path | None:
+    """The real ``.npz`` to compare with: ``real`` if given, else the run's ``config.path``.
+
+    A relative path recorded by the trainer is tried relative to the working directory, the run
+    directory and its parent. Returns None when the run used medmnist's official file (``path`` null).
+    """
+    if real is not None:
+        path = Path(real)
+        if not path.is_file():
+            raise FileNotFoundError(f"--real file {path} does not exist")
+        return path
+    recorded = record["config"].get("path")
+    if recorded is None:
+        return None
+    run_dir = Path(run_dir)
+    candidates = (
+        [Path(recorded)]
+        if Path(recorded).is_absolute()
+        else [Path(recorded), run_dir / recorded, run_dir.parent / recorded]
+    )
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(
+        f"the run's real data file {recorded!r} (config.json) was not found (tried "
+        f"{', '.join(str(c) for c in candidates)}); pass it with --real FILE.npz"
+    )
+
+
+def read_losses(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Columns of a trainer ``losses.csv`` as float arrays (header row names them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (the trainer writes losses.csv)")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise ValueError(f"{path} has no loss rows")
+    header = lines[0].split(",")
+    try:
+        rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]], dtype=float)
+    except ValueError as err:
+        raise ValueError(f"{path} has a non-numeric row: {err}") from err
+    if rows.ndim != 2 or rows.shape[1] != len(header):
+        raise ValueError(f"{path}: rows do not match the header {header}")
+    return {name: rows[:, j] for j, name in enumerate(header)}
+
+
+def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for p in sorted((run_dir / "samples").glob("iter_*.png")):
+        try:
+            out.append((int(p.stem.split("_", 1)[1]), p))
+        except ValueError:
+            continue
+    return out
+
+
+def _images(ds: Any) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(ds.images)).float().div_(255.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
+def _load_splits(record: dict[str, Any], real_path: Path | None) -> dict[str, Any]:
+
+    cfg = record["config"]
+    kwargs: dict[str, Any] = {"flag": cfg["flag"], "size": int(cfg["size"])}
+    if real_path is not None:
+        kwargs["path"] = real_path
+    else:
+        kwargs["root"] = cfg.get("root")
+    return {split: MedMNISTDataset(split=split, **kwargs) for split in ("train", "val", "test")}
+
+
+def _gan_subset(record: dict[str, Any], train: Any) -> np.ndarray:
+    """Row indices of train the GAN saw, checked against the run's recorded digest."""
+
+    cfg, subset = record["config"], record.get("subset", {})
+    expected = record.get("data", {}).get("train_size")
+    if expected is not None and int(expected) != len(train):
+        raise ValueError(
+            f"the real file {train.source} has {len(train)} training images but the run was trained on a "
+            f"file with {expected}: pass the run's data file with --real"
+        )
+    idx = low_data_indices(train.labels, fraction=float(cfg["fraction"]), seed=int(cfg["subset_seed"]))
+    digest = hashlib.sha256(np.asarray(idx, dtype="<i8").tobytes()).hexdigest()
+    if subset.get("indices_sha256") not in (None, digest):
+        raise ValueError(
+            f"the training subset recomputed from {train.source} (fraction {cfg['fraction']}, subset seed "
+            f"{cfg['subset_seed']}) differs from the run's: pass the run's data file with --real"
+        )
+    return np.asarray(idx, dtype=np.int64)
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    *,
+    real: str | os.PathLike | None = None,
+    extractor: str | os.PathLike | None = None,
+    num_samples: int = 1000,
+    seed: int = 0,
+    extractor_iterations: int = 1000,
+    extractor_arch: str = "small_cnn",
+    repeats: int = 5,
+    collage_count: int = 32,
+    inception_weights: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run's generator and write the report files into the run directory.
+
+    Args:
+        run_dir: a finished training run (``config.json`` and ``generator.pt``).
+        real: the real MedMNIST-format ``.npz`` (default: the file the run's config names).
+        extractor: in-domain extractor file; read if it exists, else trained on the real training split
+            and saved there. Default: ``<run parent>/extractors/<name>.pt`` with a name that identifies
+            flag, size, arch, iterations, seed and data
+            (:func:`medgan_aug.metrics.default_extractor_name`),
+            so every run next to this one is measured with the same extractor.
+        num_samples: generated images to evaluate (seeded by ``seed``).
+        seed: seed of the generated images, half splits and figure sampling.
+        extractor_iterations, extractor_arch: training of a new extractor.
+        repeats: random half splits for distances and floors.
+        collage_count: images per side of the real-vs-synthetic collage.
+        inception_weights: optional local Inception-v3 weights for torch-fidelity (an Inception FID is
+            added); None: skipped, nothing is downloaded.
+        device: torch device. progress: progress bars.
+
+    Returns:
+        The metrics dict also written to ``metrics.json``.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 20:
+        raise ValueError(f"num_samples must be an integer >= 20, got {num_samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    run_dir = Path(run_dir)
+    record = load_run_record(run_dir)
+    timings: dict[str, float] = {}
+    steps = tqdm(total=8, desc="report", unit="step", disable=not progress)
+
+    def step(name: str, started: float) -> None:
+        timings[name] = round(time.perf_counter() - started, 3)
+        steps.set_postfix_str(name)
+        steps.update(1)
+
+    # 1. data and generator
+    t = time.perf_counter()
+    real_path = resolve_real_file(record, run_dir, real)
+    splits = _load_splits(record, real_path)
+    train = splits["train"]
+    subset_idx = _gan_subset(record, train)
+    train_images = _images(train)
+    gan_train_images = train_images[torch.from_numpy(subset_idx)]
+    heldout_images = torch.cat([_images(splits["val"]), _images(splits["test"])])
+    heldout_targets = np.concatenate([splits["val"].targets, splits["test"].targets])
+    generator, gen_meta = load_generator(run_dir / "generator.pt", map_location=device)
+    if generator.image_size != train.size or generator.out_channels != train.num_channels:
+        raise ValueError(
+            f"generator makes {generator.out_channels}x{generator.image_size}px images but the real data is "
+            f"{train.num_channels}x{train.size}px"
+        )
+    conditional = generator.num_labels > 0
+    synthetic = SyntheticDataset.from_run(run_dir, int(num_samples), seed=int(seed), device=device)
+    batch = synthetic.get_batch(np.arange(int(num_samples)))
+    syn_images = batch["image"]
+    syn_labels = batch.get("label")
+    step("data_and_generation", t)
+
+    # 2. extractor
+    t = time.perf_counter()
+    if extractor is None:
+        name = default_extractor_name(train, extractor_arch, extractor_iterations, 0)
+        extractor = run_dir.resolve().parent / "extractors" / name
+    extractor = Path(extractor)
+    model, ext_meta, fitted_now = load_or_fit_extractor(
+        extractor,
+        train,
+        arch=extractor_arch,
+        iterations=extractor_iterations,
+        seed=0,
+        device=device,
+        progress=progress,
+    )
+    step("extractor", t)
+
+    # 3. features and distribution metrics
+    t = time.perf_counter()
+    f_train = extractor_features(model, train_images, device=device)
+    f_held = extractor_features(model, heldout_images, device=device)
+    f_syn = extractor_features(model, syn_images, device=device)
+    dist = distribution_metrics(f_train, f_syn, reference_features=f_held, repeats=repeats, seed=seed)
+    step("distances", t)
+
+    # 4. conditional fidelity
+    t = time.perf_counter()
+    task = str(train.task)
+    conditional_block: dict[str, Any] | None = None
+    real_fidelity = conditional_fidelity(
+        model, heldout_images, heldout_targets, task=task, label_names=train.label_names
+    )
+    train_fidelity = conditional_fidelity(
+        model, train_images, train.targets, task=task, label_names=train.label_names
+    )
+    if conditional:
+        syn_fidelity = conditional_fidelity(
+            model, syn_images, syn_labels, task=task, label_names=train.label_names
+        )
+        conditional_block = {
+            "auc": syn_fidelity["auc"],
+            "auc_per_label": syn_fidelity["auc_per_label"],
+            "skipped_labels": syn_fidelity["skipped_labels"],
+            "reference_real_heldout_auc": real_fidelity["auc"],
+            "reference_real_heldout_auc_per_label": real_fidelity["auc_per_label"],
+            "reference_skipped_labels": real_fidelity["skipped_labels"],
+            "reference_real_train_auc": train_fidelity["auc"],
+            "n_synthetic": int(num_samples),
+            "n_heldout": int(len(heldout_targets)),
+            "label_source": "conditioning labels resampled jointly from the GAN's training labels",
+        }
+    step("conditional_fidelity", t)
+
+    # 5. memorization
+    t = time.perf_counter()
+    audit_px = memorization_audit(syn_images, gan_train_images, heldout_images, space="pixel")
+    f_gan_train = f_train[subset_idx]
+    audit_ft = memorization_audit(f_syn, f_gan_train, f_held, space="extractor features")
+    step("memorization", t)
+
+    # 6. figures
+    t = time.perf_counter()
+    files: dict[str, str] = {}
+    rng = np.random.default_rng(seed)
+    n_collage = int(min(collage_count, len(subset_idx), num_samples))
+    pick = np.sort(rng.choice(len(subset_idx), n_collage, replace=False))
+    real_tiles = gan_train_images[torch.from_numpy(pick)]
+    if conditional:
+        labels = train.targets[subset_idx[pick]]
+        fake_tiles = SyntheticDataset(
+            generator, n_collage, labels=labels, seed=int(seed) + 1, device=device
+        ).get_batch(np.arange(n_collage))["image"]
+    else:
+        fake_tiles = syn_images[:n_collage]
+    files["real_vs_synthetic"] = real_vs_synthetic_collage(
+        real_tiles,
+        fake_tiles,
+        run_dir / "real_vs_synthetic.png",
+        titles=(
+            "real (GAN training images)",
+            "synthetic (same labels, row by row)" if conditional else "synthetic",
+        ),
+    ).name
+    grids = _sample_grids(run_dir)
+    if grids:
+        g, a = sample_progression(grids, train.size, run_dir / "progression.png", run_dir / "progression.gif")
+        files["progression"], files["progression_gif"] = g.name, a.name
+    losses_path = run_dir / "losses.csv"
+    if losses_path.is_file():
+        files["losses"] = loss_curves_figure(read_losses(losses_path), run_dir / "losses.png").name
+    if conditional:
+        names = list(gen_meta.get("label_names") or train.label_names)
+        if len(names) == int(generator.num_labels) + 1:  # binary flag: the one label is the positive class
+            names = names[1:]
+        files["per_finding"] = per_finding_grid(generator, names, run_dir / "per_finding.png", seed=seed).name
+    files["memorization_pairs"] = closest_pairs_figure(
+        syn_images,
+        gan_train_images,
+        audit_px.closest(8),
+        run_dir / "memorization_pairs.png",
+        threshold=audit_px.threshold,
+    ).name
+    files["memorization_hist"] = nn_distance_histogram(
+        audit_px.synthetic_distances,
+        audit_px.heldout_distances,
+        audit_px.threshold,
+        run_dir / "memorization_hist.png",
+        space="pixel",
+    ).name
+    step("figures", t)
+
+    # 7. optional Inception FID
+    t = time.perf_counter()
+    inception: dict[str, Any] | None = None
+    if inception_weights is not None:
+        i_train = inception_features(train_images, inception_weights)
+        i_syn = inception_features(syn_images, inception_weights)
+        i_dist = distribution_metrics(i_train, i_syn, repeats=repeats, seed=seed)
+        inception = {
+            "weights": os.fspath(inception_weights),
+            "n": i_dist["n"],
+            "frechet_distance": i_dist["frechet_distance"],
+            "kid": i_dist["kid"],
+        }
+    step("inception", t)
+
+    # 8. metrics.json and report.html
+    metrics = {
+        "format": "medgan_aug.apps.report",
+        "version": 1,
+        "run": os.fspath(run_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "note": EXTRACTOR_FORMAT_NOTE,
+        "generator": {
+            "file": "generator.pt",
+            "arch": dict(generator.arch),
+            "conditional": conditional,
+            "iterations": gen_meta.get("iterations"),
+        },
+        "data": {
+            "real_file": os.fspath(train.source),
+            "flag": train.flag,
+            "image_size": int(train.size),
+            "n_real_train": int(len(train)),
+            "n_gan_train": int(len(subset_idx)),
+            "n_heldout": int(len(heldout_images)),
+            "heldout": "val + test",
+        },
+        "synthetic": {"num_samples": int(num_samples), "seed": int(seed)},
+        "extractor": {
+            "file": os.fspath(extractor),
+            "weights_sha256": weights_fingerprint(model),
+            "fitted_now": bool(fitted_now),
+            "arch": ext_meta.get("arch"),
+            "train_iterations": ext_meta.get("train_iterations"),
+            "seed": ext_meta.get("seed"),
+            "data_sha256": ext_meta.get("data_sha256"),
+            "heldout_auc": real_fidelity["auc"],
+            "train_auc": train_fidelity["auc"],
+        },
+        "distances": {
+            "feature_space": "in-domain extractor penultimate features (not Inception)",
+            "compared": "synthetic vs half A of the real training split; floor: half B vs half A; "
+            "heldout: held-out real (val+test) vs half A; all sets of n rows",
+            **dist,
+        },
+        "conditional_fidelity": conditional_block,
+        "memorization": {
+            "compared": "nearest GAN-training image of each synthetic image vs of each held-out real image",
+            "pixel": audit_px.summary(8),
+            "feature": audit_ft.summary(8),
+        },
+        "inception": inception,
+        "files": files,
+        "timings_seconds": timings,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    t = time.perf_counter()
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(run_dir / "report.html", render_html(metrics, record))
+    step("write", t)
+    steps.close()
+    return metrics

@@ -1,0 +1,39 @@
+"""The low-data augmentation study: config, grid, runner, summary and figures."""
+
+from __future__ import annotations
+
+from medgan_aug.apps.study.config import (
+    Condition,
+    RunSpec,
+    StudyConfig,
+    data_identity,
+    expand_grid,
+    finished_keys,
+    gan_key,
+    load_study_config,
+    parse_condition,
+    run_key,
+    select_shard,
+)
+from medgan_aug.apps.study.figures import plot_study
+from medgan_aug.apps.study.runner import (
+    CLASSIFIER_DEFAULTS,
+    EVALUATION_DEFAULTS,
+    SYNTHETIC_DEFAULTS,
+    data_source,
+    ensure_gan,
+    evaluate_gans,
+    run_group,
+    run_groups,
+)
+from medgan_aug.apps.study.study import run_study, torchrun_shard
+from medgan_aug.apps.study.summary import (
+    BASE_COLUMNS,
+    PROTOCOL,
+    collect_runs,
+    compare_to_real,
+    gan_evaluation,
+    generator_table,
+    write_results_csv,
+    write_summary,
+)

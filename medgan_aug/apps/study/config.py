@@ -1,0 +1,308 @@
+"""The low-data augmentation study: a grid of fraction x seed x condition x classifier, run leak-free.
+
+Protocol (written into every ``summary.md``):
+
+* For each (fraction, seed) the training subset is ``low_data_indices(train labels, fraction, seed)``;
+  subsets are nested across fractions for one seed.
+* The GAN of a (fraction, seed) is trained on that subset only (its run directory records the indices),
+  and the synthetic labels are resampled from that subset's label vectors only.
+* Classifiers are trained for a fixed number of iterations: no early stopping and no model selection,
+  so the validation split takes no part in the classifier numbers and the test split is scored once per
+  run, for the reported number. (The optional generator evaluation, a diagnostic beside the study, uses
+  val+test as its held-out real reference.)
+* Conditions differ only in what a training batch holds: real images, classically augmented ones, and a
+  share of generated ones mixed in by :class:`medgan_aug.transforms.MixSyntheticd` (``mode="replace"``,
+  so every condition trains on the same batch size for the same number of steps).
+
+Every finished run leaves ``runs/<key>.json`` (its settings and metrics) and ``scores/<key>.npz`` (its
+test probabilities, for the paired bootstrap), written atomically: a grid that is interrupted, sharded
+(``shard=(i, n)``) or run by several processes resumes by skipping the keys already present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medgan_aug.apps.train import GANConfig
+from medgan_aug.data.medmnist import file_md5
+from medgan_aug.networks.classifiers import CLASSIFIER_NAMES
+
+__all__ = [
+    "Condition",
+    "parse_condition",
+    "StudyConfig",
+    "load_study_config",
+    "RunSpec",
+    "expand_grid",
+    "select_shard",
+    "data_identity",
+    "gan_key",
+    "run_key",
+    "finished_keys",
+]
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """What the training batches of one study arm hold.
+
+    Names: ``real``, ``real+classical``, ``real+synthetic@R``, ``real+synthetic@R+classical`` and
+    ``synthetic-only`` (R: the share of every batch replaced by generated images).
+    """
+
+    name: str
+    synthetic_ratio: float = 0.0
+    classical: bool = False
+
+    @property
+    def needs_gan(self) -> bool:
+        return self.synthetic_ratio > 0
+
+
+def parse_condition(name: str) -> Condition:
+    """Parse a condition name (see :class:`Condition`), with a clear error for anything else."""
+    if name == "synthetic-only":
+        return Condition(name, synthetic_ratio=1.0)
+    parts = name.split("+")
+    ratio, classical = 0.0, False
+    ok = parts[0] == "real"
+    for part in parts[1:]:
+        if part == "classical" and not classical:
+            classical = True
+        elif part.startswith("synthetic@") and ratio == 0.0:
+            try:
+                ratio = float(part.split("@", 1)[1])
+            except ValueError:
+                ok = False
+            ok = ok and 0.0 < ratio < 1.0
+        else:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"unknown condition {name!r}; use real, real+classical, real+synthetic@R (0<R<1), "
+            "real+synthetic@R+classical or synthetic-only"
+        )
+    return Condition(name, synthetic_ratio=ratio, classical=classical)
+
+
+_SECTION_KEYS = {
+    "classifier": {"iterations", "batch_size", "lr"},
+    "synthetic": {"num_samples"},
+    "bootstrap": {"n_boot"},
+    "evaluation": {"enabled", "num_samples", "repeats", "extractor_iterations"},
+}
+
+
+# The study sets these GAN settings itself, per (fraction, seed) group.
+_GAN_KEYS_SET_BY_STUDY = {
+    "path",
+    "flag",
+    "root",
+    "download",
+    "size",
+    "fraction",
+    "subset_seed",
+    "seed",
+    "out",
+    "resume",
+}
+
+
+def _gan_config_class() -> type:
+
+    return GANConfig
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """A study grid and its budgets (loaded from YAML/JSON by :func:`load_study_config`).
+
+    Attributes:
+        name: the study's name (used in the summary).
+        data: ``path`` (a MedMNIST-format file) or ``flag``/``root``/``download`` (official file), ``size``.
+        fractions: training-subset fractions in (0, 1].
+        seeds: seeds; seed s picks the subset, initialises the GAN and the classifier.
+        conditions: condition names (:func:`parse_condition`); ``real`` is added if missing (the reference).
+        classifiers: ``small_cnn`` and/or ``resnet18``.
+        gan: keyword arguments of the GAN trainer's config (iterations, batch_size, ...).
+        classifier: ``iterations``, ``batch_size``, ``lr`` of classifier training.
+        synthetic: ``num_samples`` generated per GAN (the cached source mixed into batches).
+        bootstrap: ``n_boot`` resamples of the paired bootstrap.
+        evaluation: generator evaluation of every GAN (:func:`medgan_aug.apps.write_report`):
+            ``enabled`` (default true), ``num_samples``, ``repeats``, ``extractor_iterations``.
+    """
+
+    name: str = "study"
+    data: dict[str, Any] = dataclasses.field(default_factory=lambda: {"flag": "chestmnist"})
+    fractions: list[float] = dataclasses.field(default_factory=lambda: [0.1, 1.0])
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    conditions: list[str] = dataclasses.field(default_factory=lambda: ["real", "real+synthetic@0.5"])
+    classifiers: list[str] = dataclasses.field(default_factory=lambda: ["small_cnn"])
+    gan: dict[str, Any] = dataclasses.field(default_factory=dict)
+    classifier: dict[str, Any] = dataclasses.field(default_factory=dict)
+    synthetic: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for fraction in self.fractions:
+            if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+                raise ValueError(f"fractions must be in (0, 1], got {fraction!r}")
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
+        parsed = [parse_condition(c).name for c in self.conditions]
+        if "real" not in parsed:
+            parsed.insert(0, "real")
+        self.conditions = parsed
+
+        if not self.classifiers or not set(self.classifiers) <= set(CLASSIFIER_NAMES):
+            raise ValueError(
+                f"classifiers must be a non-empty list from {CLASSIFIER_NAMES}, got {self.classifiers!r}"
+            )
+        for section, allowed in _SECTION_KEYS.items():
+            unknown = sorted(set(getattr(self, section) or {}) - allowed)
+            if unknown:
+                raise ValueError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
+        gan_fields = {f.name for f in dataclasses.fields(_gan_config_class())} - _GAN_KEYS_SET_BY_STUDY
+        unknown = sorted(set(self.gan) - gan_fields)
+        if unknown:
+            raise ValueError(
+                f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}"
+            )
+        if not self.data.get("path") and not self.data.get("flag"):
+            raise ValueError("data needs a path (a MedMNIST-format .npz) or a flag")
+
+
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}
+
+
+def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> StudyConfig:
+    """Read a study config (YAML or JSON); ``data_overrides`` (path, flag, ...) replace its data entries.
+
+    A ``path`` override drops the config's ``flag``-based source unless a flag is given too, and vice versa.
+    """
+    path = Path(config_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"study config {path} is not valid YAML/JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"study config {path} must hold a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"study config {path}: unknown key(s) {unknown}; known: {sorted(_CONFIG_FIELDS)}")
+    overrides = {k: v for k, v in data_overrides.items() if v is not None}
+    data = dict(raw.get("data") or {})
+    if "path" in overrides:
+        data.pop("root", None)
+        data.pop("download", None)
+    data.update(overrides)
+    raw["data"] = data
+    try:
+        return StudyConfig(**raw)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"study config {path}: {err}") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: a classifier trained under one condition on one (fraction, seed) subset."""
+
+    fraction: float
+    seed: int
+    condition: str
+    classifier: str
+
+    @property
+    def group(self) -> tuple[float, int]:
+        """Runs of one group share the subset and the GAN."""
+        return (self.fraction, self.seed)
+
+
+def expand_grid(config: StudyConfig) -> list[RunSpec]:
+    """Every run of the grid, in a fixed order (fraction, seed, condition, classifier)."""
+    return [
+        RunSpec(float(f), int(s), c, k)
+        for f in config.fractions
+        for s in config.seeds
+        for c in config.conditions
+        for k in config.classifiers
+    ]
+
+
+def select_shard(runs: Sequence[RunSpec], shard: tuple[int, int]) -> list[RunSpec]:
+    """The runs of shard ``i`` of ``n`` (0-based): whole (fraction, seed) groups, so no GAN is trained twice.
+
+    The shards of ``0..n-1`` partition the grid: every run is in exactly one shard.
+    """
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    groups = sorted({run.group for run in runs})
+    mine = {g for position, g in enumerate(groups) if position % count == index}
+    return [run for run in runs if run.group in mine]
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_md5(path: str, mtime_ns: int, size: int) -> str:
+
+    return file_md5(path)
+
+
+def data_identity(config: StudyConfig) -> dict[str, Any]:
+    """What identifies the data: a local file by its name and MD5, an official file by flag and size.
+
+    The MD5 is computed once per file version (path, modification time, size), not once per run key.
+    """
+    data = config.data
+    if data.get("path"):
+        path = Path(data["path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"study data file {path} does not exist")
+        stat = path.stat()
+        md5 = _cached_md5(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        return {
+            "file": path.name,
+            "md5": md5,
+            "flag": data.get("flag", "chestmnist"),
+            "size": data.get("size"),
+        }
+    return {"flag": data["flag"], "size": data.get("size"), "official": True}
+
+
+def gan_key(config: StudyConfig, fraction: float, seed: int) -> str:
+    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings."""
+    return _digest({"data": data_identity(config), "fraction": fraction, "seed": seed, "gan": config.gan})
+
+
+def run_key(config: StudyConfig, run: RunSpec) -> str:
+    """Key of a run: every setting that changes its result (resume skips runs whose key is present)."""
+    payload = {"data": data_identity(config), "run": dataclasses.asdict(run), "classifier": config.classifier}
+    if parse_condition(run.condition).needs_gan:
+        payload.update(gan=gan_key(config, run.fraction, run.seed), synthetic=config.synthetic)
+    return _digest(payload)
+
+
+def finished_keys(out_dir: str | os.PathLike) -> set[str]:
+    """Keys of the runs that already left a result in ``out_dir/runs``."""
+    runs_dir = Path(out_dir) / "runs"
+    return {p.stem for p in runs_dir.glob("*.json")} if runs_dir.is_dir() else set()

@@ -1,0 +1,281 @@
+"""Executes the runs of a study grid, one (fraction, seed) group at a time (see :mod:`medgan_aug.apps.study`).
+
+A group shares its training subset, its GAN (trained once, on that subset only, and cached under
+``gans/<gan key>/``) and its synthetic source; each run then trains one classifier under one condition
+and scores the test split once. Results are files, so groups can run in separate processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from medgan_aug.apps.report.report import write_report
+from medgan_aug.apps.study.config import (
+    RunSpec,
+    StudyConfig,
+    data_identity,
+    gan_key,
+    parse_condition,
+    run_key,
+)
+from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.data.medmnist import MedMNISTDataset, output_names
+from medgan_aug.data.stratify import low_data_indices
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.engines.classifier_trainer import predict, train_classifier
+from medgan_aug.engines.distributed import single_process
+from medgan_aug.handlers.checkpoint import CheckpointManager
+from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.transforms.classical import classical_augmentation
+from medgan_aug.transforms.mix import MixSyntheticd
+from medgan_aug.utils.atomic import atomic_path, write_json_atomic
+
+__all__ = [
+    "CLASSIFIER_DEFAULTS",
+    "SYNTHETIC_DEFAULTS",
+    "EVALUATION_DEFAULTS",
+    "data_source",
+    "ensure_gan",
+    "run_group",
+    "run_groups",
+    "evaluate_gans",
+]
+
+
+logger = logging.getLogger("medgan_aug.apps.study")
+
+
+CLASSIFIER_DEFAULTS = {"iterations": 1000, "batch_size": 64, "lr": 1e-3}
+
+
+SYNTHETIC_DEFAULTS = {"num_samples": 5000}
+
+
+EVALUATION_DEFAULTS = {"enabled": True, "num_samples": 500, "repeats": 3, "extractor_iterations": 1000}
+
+
+def data_source(config: StudyConfig) -> dict[str, Any]:
+    """MedMNISTDataset keyword arguments for the study's data (a local path or the official file)."""
+    data = config.data
+    source = {"flag": data.get("flag", "chestmnist"), "size": data.get("size")}
+    if data.get("path"):
+        source["path"] = data["path"]
+    else:
+        source.update(root=data.get("root"), download=bool(data.get("download", False)))
+    return source
+
+
+def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path, size: int) -> tuple[Path, float]:
+    """Train, resume or reuse the GAN of a (fraction, seed) group, trained on that subset only.
+
+    A run killed before its first checkpoint holds nothing to resume and is started again; a run with a
+    checkpoint resumes from it. The wall time is summed over the sessions that trained it.
+
+    Returns:
+        The run directory and the GAN's total training wall time in seconds.
+    """
+
+    run_dir = out / "gans" / gan_key(config, fraction, seed)
+    timing_file = run_dir / "study_timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"seconds": 0.0}
+    if (run_dir / "generator.pt").is_file() and timing.get("complete", True):
+        return run_dir, float(timing["seconds"])
+    resumable = (run_dir / "config.json").is_file() and bool(
+        CheckpointManager(run_dir / "checkpoints").list()
+    )
+    if run_dir.exists() and not resumable:
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+        timing = {"seconds": 0.0}
+    data = config.data
+    settings = dict(config.gan)
+    settings.update(
+        path=data.get("path"),
+        flag=data.get("flag", "chestmnist"),
+        root=data.get("root"),
+        download=bool(data.get("download", False)),
+        size=size,
+        fraction=fraction,
+        subset_seed=seed,
+        seed=seed,
+        out=str(run_dir),
+        resume=resumable,
+        progress=False,
+    )
+    started, complete = time.perf_counter(), False
+    try:
+        train_gan(GANConfig(**settings))
+        complete = True
+    finally:
+        seconds = float(timing["seconds"]) + time.perf_counter() - started
+        if run_dir.is_dir():
+            write_json_atomic(timing_file, {"seconds": seconds, "complete": complete})
+    return run_dir, seconds
+
+
+def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
+
+    settings = {**SYNTHETIC_DEFAULTS, **config.synthetic}
+    return SyntheticDataset.from_run(run_dir, int(settings["num_samples"]), seed=seed).materialize()
+
+
+def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False) -> list[dict]:
+    """Run every run of one (fraction, seed) group; each leaves ``runs/<key>.json`` and ``scores/<key>.npz``."""
+    fraction, seed = runs[0].group
+    source = data_source(config)
+    train_all = MedMNISTDataset(split="train", **source)
+    indices = low_data_indices(train_all.labels, fraction=fraction, seed=seed)
+    test = MedMNISTDataset(split="test", **source)
+    conditions = {run.condition: parse_condition(run.condition) for run in runs}
+    gan_dir, gan_seconds, synthetic = None, None, None
+    if any(c.needs_gan for c in conditions.values()):
+        gan_dir, gan_seconds = ensure_gan(config, fraction, seed, out, train_all.size)
+        synthetic = _synthetic_source(gan_dir, config, seed)
+    budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
+    rows = []
+    for run in runs:
+        condition = conditions[run.condition]
+        transform = classical_augmentation(train_all.size) if condition.classical else None
+        train = MedMNISTDataset(split="train", indices=indices, transform=transform, **source)
+        batch_transform = None
+        if condition.needs_gan:
+            batch_transform = MixSyntheticd(source=synthetic, ratio=condition.synthetic_ratio, mode="replace")
+        model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
+        started = time.perf_counter()
+        train_classifier(
+            model,
+            train,
+            task=train.task,
+            iterations=int(budget["iterations"]),
+            batch_size=int(budget["batch_size"]),
+            lr=float(budget["lr"]),
+            seed=seed,
+            batch_transform=batch_transform,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - started
+        scores, targets = predict(model, test, task=train.task)
+        metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
+        key = run_key(config, run)
+        uses_gan = condition.needs_gan
+        row = {
+            "key": key,
+            "study": config.name,
+            **dataclasses.asdict(run),
+            "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
+            "flag": train.flag,
+            "task": train.task,
+            "image_size": train.size,
+            "n_train": len(indices),
+            "n_test": len(test),
+            "synthetic_ratio": condition.synthetic_ratio,
+            "classical": condition.classical,
+            "auc": metrics["auc"],
+            "acc": metrics["acc"],
+            "per_label_auc": metrics["auc_per_label"],
+            "skipped_labels": metrics["skipped_labels"],
+            "label_names": output_names(test),
+            "classifier_iterations": int(budget["iterations"]),
+            "classifier_batch_size": int(budget["batch_size"]),
+            "classifier_seconds": seconds,
+            "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
+            "gan_seconds": gan_seconds if uses_gan else None,
+            "gan_iterations": config.gan.get("iterations") if uses_gan else None,
+            "num_synthetic": len(synthetic) if uses_gan else 0,
+        }
+        with atomic_path(out / "scores" / f"{key}.npz") as tmp:
+            np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
+        write_json_atomic(out / "runs" / f"{key}.json", row)
+        logger.info(
+            "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
+            key,
+            fraction,
+            seed,
+            run.condition,
+            run.classifier,
+            metrics["auc"],
+            metrics["acc"],
+            seconds,
+        )
+        rows.append(row)
+    return rows
+
+
+def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int]) -> int:
+
+    config, runs, out, threads = args
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("medgan_aug").setLevel(logging.INFO)
+    with single_process():  # a worker inherits torchrun's environment but must train alone
+        return len(run_group(config, runs, out))
+
+
+def run_groups(
+    config: StudyConfig, runs: Sequence[RunSpec], out: Path, *, jobs: int = 1, progress: bool = True
+) -> None:
+    """Run ``runs`` grouped by (fraction, seed), in this process or in ``jobs`` worker processes."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    groups: dict[tuple[float, int], list[RunSpec]] = defaultdict(list)
+    for run in runs:
+        groups[run.group].append(run)
+    if not groups:
+        return
+    bar = tqdm(total=len(runs), desc=f"study {config.name}", unit="run", disable=not progress)
+    if jobs == 1:
+        for group_runs in groups.values():
+            run_group(config, group_runs, out)
+            bar.update(len(group_runs))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        tasks = [(config, group_runs, out, threads) for group_runs in groups.values()]
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for finished in pool.imap_unordered(_group_worker, tasks):
+                bar.update(finished)
+    bar.close()
+
+
+def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False) -> None:
+    """Evaluate every trained GAN of ``runs`` once (``gans/<key>/metrics.json``, see :mod:`medgan_aug.apps.report`).
+
+    All GANs of a study are measured with one in-domain extractor (``out/extractors/``), trained on the
+    real training split of the study's file: a measuring instrument only — it takes no part in GAN or
+    classifier training, so it cannot leak into the study's numbers.
+    """
+
+    settings = {**EVALUATION_DEFAULTS, **config.evaluation}
+    if not settings["enabled"]:
+        return
+    identity = data_identity(config)  # the extractor is tied to its data: another file gets another one
+    data_tag = f"{identity.get('md5', identity['flag'])[:12]}_{identity.get('size') or 'file'}px"
+    for fraction, seed in sorted({run.group for run in runs if parse_condition(run.condition).needs_gan}):
+        run_dir = out / "gans" / gan_key(config, fraction, seed)
+        if not (run_dir / "generator.pt").is_file() or (run_dir / "metrics.json").is_file():
+            continue
+        extractor = out / "extractors" / f"extractor_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
+        write_report(
+            run_dir,
+            real=config.data.get("path"),
+            extractor=extractor,
+            num_samples=int(settings["num_samples"]),
+            seed=seed,
+            extractor_iterations=int(settings["extractor_iterations"]),
+            repeats=int(settings["repeats"]),
+            progress=progress,
+        )
+        logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)

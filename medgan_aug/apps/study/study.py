@@ -1,0 +1,112 @@
+"""Running a study: expand the grid, select the shard, train the groups (in one process, ``--jobs``
+workers, or under ``torchrun``), evaluate the GANs and write the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+from medgan_aug.apps.study.config import (
+    StudyConfig,
+    expand_grid,
+    finished_keys,
+    run_key,
+    select_shard,
+)
+from medgan_aug.apps.study.runner import evaluate_gans, run_groups
+from medgan_aug.apps.study.summary import write_summary
+from medgan_aug.engines.distributed import distributed_context, single_process
+from medgan_aug.utils.atomic import write_json_atomic
+
+__all__ = ["run_study", "torchrun_shard"]
+
+
+logger = logging.getLogger(__name__)
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | os.PathLike,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    jobs: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) the study grid into ``out_dir`` and rebuild its results.csv, summary.md, figures.
+
+    Args:
+        config: the study.
+        out_dir: results folder (``runs/``, ``scores/``, ``gans/``, ``results.csv``, ``summary.md``, figures).
+        shard: ``(i, n)``: run only shard i of n (whole (fraction, seed) groups); results of every shard
+            that wrote into the same folder are summarised together.
+        jobs: local worker processes, each taking whole groups.
+        progress: show progress bars.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes split the shard's groups between them
+    (:func:`torchrun_shard`) and rank 0 writes the summary once every process is done.
+
+    Returns:
+        ``out_dir``.
+    """
+
+    out = Path(out_dir)
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return _run_study_under_torchrun(config, out, shard=shard, jobs=jobs, progress=progress)
+    _run_shard(config, out, shard=shard, jobs=jobs, progress=progress)
+    write_summary(config, out)
+    return out
+
+
+def torchrun_shard(shard: tuple[int, int], rank: int, world_size: int) -> tuple[int, int]:
+    """The shard that process ``rank`` of ``world_size`` runs when shard ``i`` of ``n`` is started under torchrun.
+
+    Shard ``i + n r`` of ``n W``: the W processes split shard i/n between them (their groups are those at
+    positions ``p`` with ``p mod n = i``), so ``--shard`` and ``torchrun`` combine, e.g. n array jobs of W
+    processes each.
+    """
+    index, count = shard
+    return index + count * rank, count * world_size
+
+
+def _run_study_under_torchrun(
+    config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: int, progress: bool
+) -> Path:
+    """Every torchrun process runs its own share of whole groups; rank 0 writes the summary after all.
+
+    A (fraction, seed) group is many small, separate trainings (a GAN, then a classifier per condition),
+    so processes take whole groups, each trained in one process, rather than splitting every small
+    network over all of them: no communication while training, and each group's numbers are the
+    one-process numbers. The process group serves only the final barrier, with a timeout of a week
+    (processes that finish early wait there); a process that fails ends the others (torchrun).
+    """
+
+    with distributed_context("cpu", timeout_minutes=7 * 24 * 60) as group:
+        mine = torchrun_shard(shard, group.rank, group.world_size)
+        with single_process():
+            _run_shard(config, out, shard=mine, jobs=jobs, progress=progress and group.is_main)
+        group.barrier()
+        if group.is_main:
+            write_summary(config, out)
+        group.barrier()
+    return out
+
+
+def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: int, progress: bool) -> None:
+    """Run the unfinished runs of ``shard`` and evaluate its GANs (results are files in ``out``)."""
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "study_config.json", dataclasses.asdict(config))
+    done = finished_keys(out)
+    todo = [run for run in select_shard(expand_grid(config), shard) if run_key(config, run) not in done]
+    skipped = len(select_shard(expand_grid(config), shard)) - len(todo)
+    logger.info(
+        "study %s: %d runs to do, %d already finished (shard %d/%d)", config.name, len(todo), skipped, *shard
+    )
+    started = time.perf_counter()
+    run_groups(config, todo, out, jobs=jobs, progress=progress)
+    logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)
+    evaluate_gans(config, select_shard(expand_grid(config), shard), out, progress=progress)

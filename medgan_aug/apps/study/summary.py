@@ -1,0 +1,308 @@
+"""Study results: ``results.csv``, ``summary.md`` and figures, rebuilt from the per-run files.
+
+The summary reports, per fraction, each condition's AUC and ACC (mean ± sd over seeds) and its paired
+difference in AUC against ``real`` for the same classifier, with a 95% percentile-bootstrap interval over
+test images pooled over seeds (:func:`medgan_aug.metrics.pooled_paired_bootstrap_delta`; Efron &
+Tibshirani 1993). A difference is called a gain (or a loss) only when its interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medgan_aug.apps.study.config import expand_grid, run_key
+from medgan_aug.apps.study.figures import plot_study
+from medgan_aug.metrics.bootstrap import pooled_paired_bootstrap_delta
+from medgan_aug.utils.atomic import atomic_path, atomic_write_text
+
+__all__ = [
+    "BASE_COLUMNS",
+    "gan_evaluation",
+    "collect_runs",
+    "write_results_csv",
+    "compare_to_real",
+    "PROTOCOL",
+    "generator_table",
+    "write_summary",
+]
+
+
+logger = logging.getLogger("medgan_aug.apps.study")
+
+
+BASE_COLUMNS = [
+    "key",
+    "study",
+    "data_file",
+    "flag",
+    "task",
+    "image_size",
+    "fraction",
+    "n_train",
+    "seed",
+    "condition",
+    "classifier",
+    "synthetic_ratio",
+    "classical",
+    "auc",
+    "acc",
+    "skipped_labels",
+    "n_test",
+    "classifier_iterations",
+    "classifier_batch_size",
+    "classifier_seconds",
+    "gan_dir",
+    "gan_iterations",
+    "gan_seconds",
+    "num_synthetic",
+    "gan_fd",
+    "gan_fd_floor",
+    "gan_fd_heldout",
+    "gan_kid",
+    "gan_kid_floor",
+    "gan_precision",
+    "gan_recall",
+    "gan_coverage",
+    "gan_conditional_auc",
+    "gan_memorized_share",
+    "gan_memorized_share_heldout",
+]
+
+
+def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
+    """The generator's evaluation numbers for a run's GAN (empty when it has none or was not evaluated)."""
+    path = out / gan_dir / "metrics.json" if gan_dir else None
+    if path is None or not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text())
+    distances, pixel = metrics["distances"], metrics["memorization"]["pixel"]
+    return {
+        "gan_fd": distances["frechet_distance"]["value"],
+        "gan_fd_floor": distances["frechet_distance"]["floor"],
+        "gan_fd_heldout": distances["frechet_distance"]["heldout"],
+        "gan_kid": distances["kid"]["value"],
+        "gan_kid_floor": distances["kid"]["floor"],
+        "gan_precision": distances["precision"]["value"],
+        "gan_recall": distances["recall"]["value"],
+        "gan_coverage": distances["coverage"]["value"],
+        "gan_conditional_auc": (metrics.get("conditional_fidelity") or {}).get("auc"),
+        "gan_memorized_share": pixel["share_flagged"],
+        "gan_memorized_share_heldout": pixel["heldout_share_flagged"],
+    }
+
+
+def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[dict[str, Any]]:
+    """Finished runs' records in ``out/runs`` (only ``keys`` if given), by fraction, seed, condition, classifier."""
+    rows = []
+    for path in sorted((Path(out) / "runs").glob("*.json")):
+        if keys is not None and path.stem not in keys:
+            continue
+        try:
+            rows.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"run record {path} is not valid JSON ({err}); delete it to rerun that run"
+            ) from err
+    return sorted(rows, key=lambda r: (r["fraction"], r["seed"], r["condition"], r["classifier"]))
+
+
+def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped),
+    timings, and the generator's evaluation numbers (``gan_*``)."""
+    labels: list[str] = []
+    for row in rows:
+        labels += [name for name in row["label_names"] if name not in labels]
+    columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            flat = dict(row, skipped_labels=";".join(row["skipped_labels"]))
+            if row["synthetic_ratio"] > 0:
+                flat.update(gan_evaluation(path.parent, row["gan_dir"]))
+            else:  # a run without synthetic images has no generator, whatever its group trained
+                flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0)
+            flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
+            writer.writerow(flat)
+
+
+def _scores(out: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(out / "scores" / f"{key}.npz") as npz:
+        return npz["scores"], npz["targets"]
+
+
+def compare_to_real(
+    out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: int = 1000
+) -> list[dict[str, Any]]:
+    """Per (fraction, condition, classifier): AUC/ACC mean ± sd over seeds and ΔAUC vs real with its CI."""
+    out = Path(out)
+    cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        cells[(row["fraction"], row["condition"], row["classifier"])][row["seed"]] = row
+    table = []
+    for (fraction, condition, classifier), by_seed in sorted(cells.items()):
+        aucs = np.array([r["auc"] for r in by_seed.values()])
+        accs = np.array([r["acc"] for r in by_seed.values()])
+        entry = {
+            "fraction": fraction,
+            "condition": condition,
+            "classifier": classifier,
+            "n_seeds": len(by_seed),
+            "n_train": next(iter(by_seed.values()))["n_train"],
+            "auc_mean": aucs.mean(),
+            "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
+            "acc_mean": accs.mean(),
+            "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
+        }
+        reference = cells.get((fraction, "real", classifier), {})
+        seeds = sorted(set(by_seed) & set(reference))
+        if condition != "real" and seeds:
+            arms_a, arms_b, targets = [], [], None
+            for seed in seeds:
+                scores_a, targets = _scores(out, reference[seed]["key"])
+                scores_b, targets_b = _scores(out, by_seed[seed]["key"])
+                if not np.array_equal(targets, targets_b):
+                    raise ValueError(
+                        f"runs {reference[seed]['key']} and {by_seed[seed]['key']} were scored on different test sets"
+                    )
+                arms_a.append(scores_a)
+                arms_b.append(scores_b)
+            task = next(iter(by_seed.values()))["task"]
+            delta = pooled_paired_bootstrap_delta(targets, arms_a, arms_b, n_boot=n_boot, seed=0, task=task)
+            entry.update(
+                delta=delta["delta"],
+                ci_low=delta["ci_low"],
+                ci_high=delta["ci_high"],
+                paired_seeds=len(seeds),
+            )
+            entry["verdict"] = (
+                "gain" if delta["ci_low"] > 0 else "loss" if delta["ci_high"] < 0 else "no clear difference"
+            )
+        table.append(entry)
+    return table
+
+
+def _fmt(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+PROTOCOL = """\
+## Protocol
+
+- Training subsets: `low_data_indices(train labels, fraction, seed)` — nested across fractions for a
+  seed, stratified over the findings.
+- GAN: one per (fraction, seed), trained only on that subset; synthetic labels are resampled from that
+  subset's label vectors. Synthetic images enter classifier batches through `MixSyntheticd`
+  (mode `replace`: the batch size and the number of steps are the same in every condition). In
+  `+classical` conditions the classical augmentation is applied to the real rows only.
+- Classifier: same architecture, initialisation seed, budget and batch order in every condition; fixed
+  budget, no early stopping, no model selection: the validation split takes no part in the classifier
+  numbers, and the test split is scored once per run.
+- ΔAUC is paired with `real` on the same test images and seeds, with a 95% percentile bootstrap interval
+  over test images pooled over seeds (it covers test-image resampling, not the training variance between
+  seeds); "gain"/"loss" only when the interval excludes zero.
+- Generator evaluation (the Generators table) is a diagnostic beside the study, not part of it: its
+  in-domain feature extractor is trained on the full real training split, and held-out real images
+  (val+test) serve as its reference. None of it feeds GAN or classifier training.
+"""
+
+
+def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: the generators' evaluation per fraction (mean over the seeds' GANs)."""
+    by_fraction: dict[float, dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        numbers = gan_evaluation(out, row["gan_dir"]) if row["synthetic_ratio"] > 0 else {}
+        if numbers:
+            by_fraction[row["fraction"]][row["gan_dir"]] = numbers
+    if not by_fraction:
+        return []
+    lines = [
+        "## Generators (in-domain features, not Inception; mean over the seeds' GANs)",
+        "",
+        "| fraction | GANs | FD (floor / held-out real) | precision | recall | conditional AUC | memorized (held-out real) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def mean(gans: dict[str, dict], name: str) -> float:
+        values = [g[name] for g in gans.values() if g.get(name) is not None]
+        return float(np.mean(values)) if values else float("nan")
+
+    for fraction, gans in sorted(by_fraction.items()):
+        lines.append(
+            f"| {fraction:g} | {len(gans)} | {mean(gans, 'gan_fd'):.1f} ({mean(gans, 'gan_fd_floor'):.1f} / "
+            f"{mean(gans, 'gan_fd_heldout'):.1f}) | {mean(gans, 'gan_precision'):.2f} | {mean(gans, 'gan_recall'):.2f} | "
+            f"{mean(gans, 'gan_conditional_auc'):.2f} | {mean(gans, 'gan_memorized_share'):.1%} "
+            f"({mean(gans, 'gan_memorized_share_heldout'):.1%}) |"
+        )
+    lines += [
+        "",
+        "FD: Fréchet distance to half of the real training split; floor: the other half; held-out real: val+test.",
+        "Memorized: share of generated images closer to a GAN-training image than the 1st percentile of",
+        "held-out-real-to-training distances (`medgan_aug.metrics.memorization`).",
+        "",
+    ]
+    return lines
+
+
+def write_summary(config: Any, out: str | os.PathLike) -> Path:
+    """Write ``results.csv``, ``summary.md`` and the figures for the finished runs of ``config``'s grid.
+
+    Runs in ``out`` from another config (other budgets, data or conditions) are left out and counted in a
+    log line, so a changed config never pairs its runs with stale ones.
+    """
+
+    out = Path(out)
+    keys = {run_key(config, run) for run in expand_grid(config)}
+    rows = collect_runs(out, keys)
+    foreign = len(list((out / "runs").glob("*.json"))) - len(rows) if (out / "runs").is_dir() else 0
+    if foreign:
+        logger.info("summary of %s: left out %d runs of other configs found in %s", config.name, foreign, out)
+    if not rows:
+        raise ValueError(f"no finished runs of study {config.name!r} in {out / 'runs'}: nothing to summarise")
+    write_results_csv(rows, out / "results.csv")
+    n_boot = int((config.bootstrap or {}).get("n_boot", 1000))
+    table = compare_to_real(out, rows, n_boot=n_boot)
+    first = rows[0]
+    lines = [
+        f"# Study `{config.name}` on {first['data_file']} ({first['flag']}, {first['image_size']} px)",
+        "",
+        f"{len(rows)} runs; test images: {first['n_test']}; classifier budget: "
+        f"{first['classifier_iterations']} iterations of batch {first['classifier_batch_size']}; "
+        f"GAN budget: {config.gan.get('iterations', 'default')} iterations.",
+        "",
+        PROTOCOL,
+    ]
+    for fraction in sorted({e["fraction"] for e in table}):
+        entries = [e for e in table if e["fraction"] == fraction]
+        lines += [
+            f"## Fraction {fraction:g} ({entries[0]['n_train']} training images)",
+            "",
+            "| condition | classifier | seeds | AUC | ACC | ΔAUC vs real [95% CI] | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in entries:
+            delta = f"{e['delta']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]" if "delta" in e else "—"
+            lines.append(
+                f"| {e['condition']} | {e['classifier']} | {e['n_seeds']} | {_fmt(e['auc_mean'], e['auc_sd'])} "
+                f"| {_fmt(e['acc_mean'], e['acc_sd'])} | {delta} | {e.get('verdict', 'reference')} |"
+            )
+        lines.append("")
+    lines += generator_table(out, rows)
+    skipped = sorted({name for row in rows for name in row["skipped_labels"]})
+    if skipped:
+        lines += [
+            f"Findings without both classes in the test split (no AUC, left out of the mean): {', '.join(skipped)}.",
+            "",
+        ]
+    lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
+    summary = atomic_write_text(out / "summary.md", "\n".join(lines))
+    plot_study(table, out)
+    return summary

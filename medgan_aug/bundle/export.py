@@ -1,0 +1,278 @@
+"""Export a trained generator as a MONAI bundle, and the helpers its ``inference.json`` calls.
+
+A MONAI bundle (https://monai.readthedocs.io/en/latest/mb_specification.html) is a folder that carries
+a network's weights with machine-readable metadata and runnable configs::
+
+    <bundle>/
+        configs/metadata.json    versions, task, network data format (inputs: latent z (latent_dim,)
+                                 and, if conditional, a finding vector (L,); output 1xHxW in [0, 1]),
+                                 the training data, its source and licence, the run record
+        configs/inference.json   generate N images with SyntheticDataset into an .npz (or a PNG folder)
+        configs/logging.conf     Python logging set-up read by ``monai.bundle``
+        models/model.pt          the EMA generator's state_dict (``torch.load(weights_only=True)``)
+        models/label_pool.npy    conditional generators: the training subset's label vectors (float32
+                                 (M, L)) that the "joint" / "balanced" label samplers resample
+        docs/README.md           model card: what it is, how to run it, data and licences
+
+Run it from the bundle folder (``--bundle_root`` elsewhere)::
+
+    python -m monai.bundle run --config_file configs/inference.json --num_samples 500 --seed 1
+
+Equality with the library: the bundle's inference builds a
+:class:`medgan_aug.data.SyntheticDataset` from the same weights, the same label pool and the same
+seed, so its images are *exactly* those of ``SyntheticDataset.from_run(run, N, seed=seed)`` on the
+same device (chunked seeding, see :mod:`medgan_aug.data.synthetic`); ``tests/test_bundle.py`` checks it
+bit for bit on CPU.
+
+The generator is the conditional DCGAN of Radford, Metz & Chintala, "Unsupervised Representation
+Learning with Deep Convolutional Generative Adversarial Networks" (ICLR 2016), conditioned as in Mirza &
+Osindero, "Conditional Generative Adversarial Nets" (arXiv:1411.1784, 2014).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgan_aug.bundle.files import LABEL_POOL_FILE
+from medgan_aug.bundle.metadata import (
+    LOGGING_CONF,
+    bundle_readme,
+    inference_config,
+    network_data_format,
+    package_versions,
+    run_record,
+    training_data_record,
+)
+from medgan_aug.data.label_samplers import meta_label_pool
+from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.networks.model_file import load_generator, resolve_generator_file
+
+__all__ = ["write_synthetic", "export_bundle"]
+
+
+_log = logging.getLogger(__name__)
+
+
+def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write every item of ``dataset`` to ``output``, atomically.
+
+    * ``*.npz``: ``images`` float32 ``(N, C, H, W)`` in [0, 1] (the items' exact values), ``labels`` float32
+      ``(N, L)`` when items have labels, ``label_names`` (str, when known) and ``seed``.
+    * anything else is a folder: ``000000.png`` ... (8-bit, ``round(255 * image)``) and, with labels,
+      ``labels.csv`` (``file`` then one column per label).
+
+    Raises:
+        FileExistsError: ``output`` exists (a non-empty folder, or a file) and ``overwrite`` is False.
+    """
+    if not isinstance(dataset, SyntheticDataset):
+        raise TypeError(f"dataset must be a SyntheticDataset, got {type(dataset).__name__}")
+    output = Path(output)
+    is_npz = output.suffix == ".npz"
+    occupied = output.is_file() or (output.is_dir() and any(output.iterdir()))
+    if occupied and not overwrite:
+        raise FileExistsError(
+            f"output {output} exists; set overwrite (``--overwrite true`` for monai.bundle run) or choose "
+            "another output_path"
+        )
+    n = len(dataset)
+    images, labels = [], []
+    for start in range(0, n, CHUNK_SIZE):
+        batch = dataset.get_batch(np.arange(start, min(start + CHUNK_SIZE, n)))
+        images.append(batch["image"].numpy())
+        if "label" in batch:
+            labels.append(batch["label"].numpy())
+    image_array = np.concatenate(images).astype(np.float32, copy=False)
+    label_array = np.concatenate(labels).astype(np.float32, copy=False) if labels else None
+    names = list(dataset.label_names) if dataset.label_names is not None else None
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if is_npz:
+        arrays: dict[str, np.ndarray] = {"images": image_array, "seed": np.asarray(dataset.seed, np.int64)}
+        if label_array is not None:
+            arrays["labels"] = label_array
+        if names is not None:
+            arrays["label_names"] = np.asarray(names, dtype=str)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            _public_mode(Path(tmp))
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) to {output}")
+        return output
+
+    from PIL import Image
+
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        pixels = np.round(np.clip(image_array, 0.0, 1.0) * 255.0).astype(np.uint8)
+        files = []
+        for i, img in enumerate(pixels):
+            name = f"{i:06d}.png"
+            Image.fromarray(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)).save(tmp_dir / name)
+            files.append(name)
+        if label_array is not None:
+            header = names if names is not None else [f"label_{j}" for j in range(label_array.shape[1])]
+            rows = [",".join(["file", *header])]
+            rows += [",".join([f, *(f"{v:g}" for v in row)]) for f, row in zip(files, label_array)]
+            (tmp_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+        _replace_dir(tmp_dir, output)
+    finally:
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
+    _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) as PNG files to {output}")
+    return output
+
+
+def _public_mode(path: Path) -> None:
+    """Give a file or folder made by ``tempfile`` (0600 / 0700) the permissions a plain create would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move the finished folder ``new`` to ``target``; an existing ``target`` is removed only afterwards."""
+    _public_mode(new)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def export_bundle(
+    run: str | os.PathLike,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    num_samples: int = 64,
+    seed: int = 0,
+    version: str = "0.1.0",
+    name: str | None = None,
+) -> Path:
+    """Write a MONAI bundle for a training run's EMA generator (layout in the module docstring).
+
+    The folder is built next to ``out`` and moved into place when complete, so an interrupted export
+    never leaves a half bundle under ``out``.
+
+    Args:
+        run: a run directory holding ``generator.pt`` (its ``config.json`` adds the run record), or a
+            generator file.
+        out: the bundle folder to create.
+        overwrite: replace an existing ``out``.
+        num_samples, seed: defaults of the bundle's inference (overridable at run time).
+        version: the bundle's version string.
+        name: the bundle's name (default: ``out``'s folder name).
+
+    Returns:
+        The bundle folder.
+
+    Raises:
+        FileNotFoundError: no such run / generator file.
+        FileExistsError: ``out`` exists (and is not an empty folder) and ``overwrite`` is False.
+        ValueError: bad ``num_samples``/``seed``, or an unusable generator file or run record.
+    """
+    for arg, value, low in (("num_samples", num_samples, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"bundle folder {out} exists; pass --overwrite (overwrite=True) to replace it")
+    gen_file = resolve_generator_file(run)
+    run_dir = gen_file.parent if Path(run).is_file() else Path(run)
+    generator, meta = load_generator(gen_file)
+    meta = dict(meta or {})
+    record = run_record(run_dir)
+    label_names = meta.get("label_names")
+    label_names = list(label_names) if label_names is not None else None
+    if generator.num_labels and label_names is not None and len(label_names) != generator.num_labels:
+        label_names = None  # e.g. a binary flag stores two class names for one label column
+    name = name or out.name
+
+    run_info = {
+        k: meta.get(k)
+        for k in ("iterations", "seed", "ema_decay", "fraction", "subset_seed", "conditional")
+        if k in meta
+    }
+    training_data = training_data_record(meta, record)
+    kind = "conditional" if generator.num_labels else "unconditional"
+    metadata = {
+        "schema": "medgan_aug bundle metadata, following the MONAI bundle specification (metadata.json)",
+        "version": str(version),
+        "changelog": {str(version): "exported by medgan-aug export-bundle"},
+        **package_versions(),
+        "name": name,
+        "task": f"Generate synthetic {generator.image_size}x{generator.image_size} chest X-rays "
+        f"({training_data['flag'] or 'MedMNIST'})",
+        "description": f"A {kind} DCGAN generator trained with medgan_aug on "
+        f"{training_data['num_images']} real training images ({training_data['flag']}); it makes "
+        "synthetic images (with their finding labels when conditional) for data augmentation.",
+        "authors": "medgan_aug (model trained and exported by its user)",
+        "copyright": "see the licences of the training data below",
+        "intended_use": "Research on data augmentation for chest X-ray classifiers. Not for clinical use: "
+        "synthetic images are not diagnostic and the labels are conditioning inputs, not findings read "
+        "from the images.",
+        "data_source": training_data["source"],
+        "data_type": "npz (MedMNIST format)",
+        "training_data": training_data,
+        "references": [
+            "Radford, Metz & Chintala, Unsupervised Representation Learning with Deep Convolutional "
+            "Generative Adversarial Networks, ICLR 2016",
+            "Mirza & Osindero, Conditional Generative Adversarial Nets, arXiv:1411.1784, 2014",
+            training_data["citation"],
+            training_data["medmnist"]["citation"],
+        ],
+        "network_data_format": network_data_format(generator, label_names),
+        "medgan_aug": {
+            "arch": generator.arch,
+            "label_names": label_names,
+            "label_sampler": "joint" if generator.num_labels else None,
+            "chunk_size": CHUNK_SIZE,
+            "seeding": "item i depends only on (seed, i): latents and labels of chunk k = i // chunk_size "
+            "come from medgan_aug.data.chunk_generator(seed, k)",
+            "run": run_info,
+            "training_config": record.get("config", {}),
+        },
+    }
+    metadata["references"] = [r for r in metadata["references"] if r]
+    metadata["medgan_aug"]["training_config"].pop("out", None)  # a local path of the exporting machine
+    metadata["medgan_aug"]["training_config"].pop("path", None)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for sub in ("configs", "models", "docs"):
+            (tmp / sub).mkdir()
+        torch.save(
+            {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}, tmp / "models/model.pt"
+        )
+        if generator.num_labels:
+            pool = meta_label_pool(meta, int(generator.num_labels), gen_file)
+            np.save(tmp / LABEL_POOL_FILE, np.ascontiguousarray(pool, dtype=np.float32), allow_pickle=False)
+        (tmp / "configs/metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        inference = inference_config(generator, label_names, int(num_samples), int(seed))
+        (tmp / "configs/inference.json").write_text(json.dumps(inference, indent=2) + "\n")
+        (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
+        (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
+        if out.exists() and not overwrite and any(out.iterdir()):  # appeared meanwhile
+            raise FileExistsError(f"bundle folder {out} exists; pass --overwrite to replace it")
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        _replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out

@@ -1,0 +1,20 @@
+"""Training engines: the GAN trainer (a MONAI ``Trainer``), the classifier trainer and distributed helpers."""
+
+from __future__ import annotations
+
+from medgan_aug.engines.classifier_trainer import extract_features, predict, train_classifier
+from medgan_aug.engines.distributed import (
+    Shard,
+    ShardedBatches,
+    ShardedBatchSampler,
+    ShardedDiffAugment,
+    SyncBatchNorm2d,
+    all_reduce_sum,
+    convert_sync_batchnorm,
+    current_shard,
+    distributed_context,
+    rank_seed,
+    run_on_main,
+    single_process,
+)
+from medgan_aug.engines.gan_trainer import LOSSES, LR_SCHEDULES, GANTrainer, run_seeds

@@ -1,0 +1,350 @@
+"""GAN training on a low-data MedMNIST subset: a MONAI ``Trainer`` (ignite ``Engine``) with exact resume.
+
+Python API: ``run_dir = train_gan(GANConfig(path="nih1000_chestmnist.npz", conditional=True, ...))``;
+the ``medgan-aug train`` command is a thin layer over it.
+
+What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` with labels ``y``:
+
+1. ``d_steps`` times: fakes ``G(z, y)`` from fresh noise, ``D`` sees ``DiffAugment(x)`` and
+   ``DiffAugment(fake)`` (Zhao et al., NeurIPS 2020), loss non-saturating BCE (Goodfellow et al. 2014,
+   the DCGAN loss) or hinge (Lim & Ye 2017; Miyato et al. 2018), plus optionally the R1 penalty
+   ``gamma/2 E||grad_x D(x)||^2`` on reals (Mescheder, Geiger & Nowozin, ICML 2018); one Adam step.
+2. One G step on fresh noise through the same augmentation.
+3. EMA of G's weights (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
+   ICLR 2019) with the warm-up ``min(decay, (1 + t) / (10 + t))`` of TensorFlow's
+   ``ExponentialMovingAverage(num_updates=t)``, so early averages are not dominated by the random
+   initialisation; G's BatchNorm buffers are copied.
+   The EMA copy is what gets sampled and exported; before sampling/export its BatchNorm statistics are
+   re-estimated from ``standing_stats_batches`` batches of noise ("standing statistics", Brock et al.,
+   BigGAN, ICLR 2019), so eval-mode samples match the averaged weights.
+4. Optional per-iteration learning-rate schedule (linear or cosine decay to 0).
+
+Training is counted in iterations (``GANConfig.iterations``); ignite epochs are reported too
+(``epoch_length = max(1, N // batch_size)`` iterations).
+
+Why a subclass of ``monai.engines.Trainer`` (and not ``GanTrainer`` or a bare loop): ``Trainer`` is an
+ignite ``Engine`` carrying MONAI's ``Workflow`` state (device, rank, metrics, ``train_handlers``,
+``IterationEvents``, ``get_stats``), so ``CheckpointSaver``/``CheckpointLoader`` (given
+:meth:`GANTrainer.checkpoint_objects`), ``StatsHandler``, ``TensorBoardStatsHandler`` and ignite's
+``ProgressBar`` attach unchanged; the output dict also carries ``GanKeys.GLOSS``/``GanKeys.DLOSS`` as
+``GanTrainer`` does. ``GanTrainer`` itself does not fit: it requires a ``DataLoader`` (whose iterator
+state cannot be checkpointed, so no exact mid-epoch resume), draws latents from the global RNG, passes
+no labels to G or D (no conditioning), and has no place for DiffAugment, R1 or EMA.
+
+Reproducibility: ``seed`` fixes initialisation, noise, augmentation and data order. Batches are computed
+from the iteration number (a stream of per-epoch permutations seeded by ``(seed, epoch)``), not from a
+``DataLoader`` iterator, and checkpoints hold weights, EMA, optimisers, schedulers, the noise and
+DiffAugment generators and the global torch/numpy/python RNG states; so on CPU a run stopped at any
+checkpoint and resumed ends bit-identical to an uninterrupted run (tested). Checkpoints are written
+atomically and read with ``torch.load(weights_only=True)`` (:mod:`medgan_aug.utils.serialization`).
+
+Divergence: a non-finite loss raises :class:`GANDivergenceError` naming the iteration, before any
+optimiser step of that iteration; no checkpoint is written after it, so the last good one stays.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ignite.engine import Events
+from monai.engines import Trainer
+from monai.utils import GanKeys
+from torch import nn
+
+from medgan_aug.data.batches import SeededBatches
+from medgan_aug.handlers.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.errors import GANDivergenceError
+from medgan_aug.utils.serialization import get_rng_states, set_rng_states
+
+__all__ = ["LOSSES", "LR_SCHEDULES", "GANTrainer", "run_seeds"]
+
+
+LOSSES = ("bce", "hinge")
+
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def _d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()  # BCE with targets 1 (real) / 0 (fake)
+
+
+def _g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return -fake.mean()
+    return F.softplus(-fake).mean()  # non-saturating: -log sigmoid(D(G(z)))
+
+
+def lr_lambda(kind: str, total: int):
+    if kind == "linear":
+        return lambda step: max(0.0, 1.0 - step / total)
+    if kind == "cosine":
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return None
+
+
+class GANTrainer(Trainer):
+    """DCGAN training as a MONAI ``Trainer`` (see the module docstring for the step and the design).
+
+    Args:
+        device: torch device.
+        generator, discriminator: the networks (conditional iff ``generator.num_labels > 0``).
+        g_optimizer, d_optimizer: their optimisers.
+        batches: a :class:`SeededBatches` (bound to this engine here).
+        iterations: total number of iterations; the engine stops there.
+        loss: ``"bce"`` or ``"hinge"``.
+        d_steps: D updates per iteration.
+        ema_decay: EMA decay of G's weights (0: no EMA; ``generator_ema`` then mirrors G).
+        augment: a :class:`DiffAugment` applied to real and fake D inputs, or None.
+        r1_gamma: R1 penalty weight (0: off).
+        g_scheduler, d_scheduler: optional per-iteration LR schedulers.
+        noise_seed: seed of the latent-noise generator.
+        train_handlers: MONAI/ignite handlers (objects with ``attach``), attached at construction.
+        shard: a :class:`medgan_aug.engines.Shard` under ``torchrun`` (None: one process). Then the
+            noise is drawn for the global batch and sliced, gradients are averaged over the ranks after
+            each backward, and reported losses are means over the ranks.
+
+    Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
+    logits of the last D step), ``r1``, ``lr_g``, ``lr_d`` and ``GanKeys.DLOSS`` / ``GanKeys.GLOSS``.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        generator: DCGANGenerator,
+        discriminator: DCGANDiscriminator,
+        g_optimizer: torch.optim.Optimizer,
+        d_optimizer: torch.optim.Optimizer,
+        batches: SeededBatches,
+        iterations: int,
+        loss: str = "bce",
+        d_steps: int = 1,
+        ema_decay: float = 0.999,
+        augment: DiffAugment | None = None,
+        r1_gamma: float = 0.0,
+        g_scheduler: Any = None,
+        d_scheduler: Any = None,
+        noise_seed: int = 0,
+        train_handlers: Sequence | None = None,
+        shard: Any = None,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if generator.num_labels != discriminator.num_labels:
+            raise ValueError(
+                f"generator.num_labels={generator.num_labels} but "
+                f"discriminator.num_labels={discriminator.num_labels}"
+            )
+        super().__init__(
+            device=device,
+            max_epochs=math.ceil(iterations / batches.epoch_length),
+            data_loader=batches,
+            epoch_length=batches.epoch_length,
+            handlers=train_handlers,
+            decollate=False,
+        )
+        self.generator, self.discriminator = generator, discriminator
+        self.generator_ema = copy.deepcopy(generator).eval()
+        for p in self.generator_ema.parameters():
+            p.requires_grad_(False)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.g_scheduler, self.d_scheduler = g_scheduler, d_scheduler
+        self.batches = batches
+        batches.bind(self)
+        self.iterations = int(iterations)
+        self.loss, self.d_steps, self.ema_decay = loss, int(d_steps), float(ema_decay)
+        self.augment, self.r1_gamma = augment, float(r1_gamma)
+        self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
+        self.conditional = generator.num_labels > 0
+        self.shard = shard
+        self.add_event_handler(Events.ITERATION_COMPLETED, GANTrainer._stop_when_done)
+
+    # -- loop ---------------------------------------------------------------------------------------
+    def _stop_when_done(self) -> None:
+        if self.state.iteration >= self.iterations:
+            self.terminate()
+
+    def _noise(self, batch: int) -> torch.Tensor:
+        if self.shard is not None:  # this rank's rows of the global batch's noise
+            z = torch.randn(
+                batch * self.shard.world_size, self.generator.latent_dim, generator=self.noise_rng
+            )
+            return self.shard.slice(z).to(self.state.device)
+        return torch.randn(batch, self.generator.latent_dim, generator=self.noise_rng).to(self.state.device)
+
+    def _mean(self, value: torch.Tensor) -> float:
+        """A scalar tensor as a float; under torchrun its mean over the ranks (one sync either way)."""
+        return value.item() if self.shard is None else self.shard.mean(value)
+
+    def _average_gradients(self, module: nn.Module) -> None:
+        if self.shard is not None:
+            self.shard.average_gradients(module)
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.augment is None else self.augment(x)
+
+    def _check_finite(self, name: str, value: float, **context: float) -> float:
+        """Return ``value`` (a Python float: one sync, no extra tensor ops) or raise on NaN/inf."""
+        if not math.isfinite(value):
+            extra = ", ".join(f"{k}={v:.4g}" for k, v in context.items())
+            raise GANDivergenceError(
+                f"GAN training diverged at iteration {self.state.iteration}: {name} is {value}"
+                + (f" ({extra})" if extra else "")
+                + ". Training stopped; the last good checkpoint is kept. Try a lower learning rate, "
+                "--loss hinge, --spectral-norm or --r1-gamma."
+            )
+        return value
+
+    def _iteration(self, engine: GANTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
+        G, D = self.generator, self.discriminator
+        real = batchdata["image"].to(self.state.device)
+        y = batchdata["label"].to(self.state.device) if self.conditional else None
+        b = real.shape[0]
+        G.train()
+        D.train()
+
+        # 1. discriminator
+        D.requires_grad_(True)
+        r1 = 0.0
+        for _ in range(self.d_steps):
+            with torch.no_grad():
+                fake = G(self._noise(b), y)
+            real_in = real.detach().requires_grad_(self.r1_gamma > 0)
+            d_real = D(self._aug(real_in), y)
+            d_fake = D(self._aug(fake), y)
+            loss_d = _d_loss(self.loss, d_real, d_fake)
+            if self.r1_gamma > 0:
+                (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+                r1 = grad.pow(2).flatten(1).sum(1).mean()
+                loss_d = loss_d + 0.5 * self.r1_gamma * r1
+                r1 = self._mean(r1)
+            ld = self._check_finite("loss_d", self._mean(loss_d))
+            self.d_optimizer.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self._average_gradients(D)
+            self.d_optimizer.step()
+
+        # 2. generator
+        D.requires_grad_(False)
+        fake = G(self._noise(b), y)
+        loss_g = _g_loss(self.loss, D(self._aug(fake), y))
+        lg = self._check_finite("loss_g", self._mean(loss_g), loss_d=ld)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._average_gradients(G)
+        self.g_optimizer.step()
+        D.requires_grad_(True)
+
+        # 3. EMA, 4. schedules
+        self._update_ema()
+        lr_g, lr_d = self.g_optimizer.param_groups[0]["lr"], self.d_optimizer.param_groups[0]["lr"]
+        for scheduler in (self.g_scheduler, self.d_scheduler):
+            if scheduler is not None:
+                scheduler.step()
+        return {
+            "loss_d": ld,
+            "loss_g": lg,
+            "d_real": self._mean(d_real.detach().mean()),
+            "d_fake": self._mean(d_fake.detach().mean()),
+            "r1": r1,
+            "lr_g": lr_g,
+            "lr_d": lr_d,
+            GanKeys.DLOSS: ld,
+            GanKeys.GLOSS: lg,
+        }
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        t = self.state.iteration
+        decay = min(self.ema_decay, (1.0 + t) / (10.0 + t)) if self.ema_decay > 0 else 0.0
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            p_ema.lerp_(p, 1.0 - decay)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    # -- state --------------------------------------------------------------------------------------
+    def checkpoint_objects(self) -> dict[str, Any]:
+        """``save_dict`` / ``load_dict`` for MONAI's ``CheckpointSaver`` / ``CheckpointLoader``.
+
+        (Those handlers checkpoint weights, optimisers and the engine counters; for bit-exact resume
+        with RNG and data order use :meth:`training_state` as ``train_gan`` does.)
+        """
+        objects: dict[str, Any] = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "generator_ema": self.generator_ema,
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+            "trainer": self,
+        }
+        if self.g_scheduler is not None:
+            objects.update(g_scheduler=self.g_scheduler, d_scheduler=self.d_scheduler)
+        return objects
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything needed to continue bit-identically, as weights-only-safe data."""
+
+        def sched(s: Any) -> dict | None:
+            return None if s is None else s.state_dict()
+
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "iteration": int(self.state.iteration),
+            "epoch": int(self.state.epoch),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_ema": self.generator_ema.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "g_scheduler": sched(self.g_scheduler),
+            "d_scheduler": sched(self.d_scheduler),
+            "noise_rng": self.noise_rng.get_state(),
+            "augment": None if self.augment is None else self.augment.state_dict(),
+            "rng": get_rng_states(),
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`training_state` output and position the engine at its iteration."""
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.generator_ema.load_state_dict(state["generator_ema"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        for scheduler, key in ((self.g_scheduler, "g_scheduler"), (self.d_scheduler, "d_scheduler")):
+            if (scheduler is None) != (state.get(key) is None):
+                raise ValueError(f"checkpoint {key} does not match the configured learning-rate schedule")
+            if scheduler is not None:
+                scheduler.load_state_dict(state[key])
+        self.noise_rng.set_state(state["noise_rng"])
+        if (self.augment is None) != (state.get("augment") is None):
+            raise ValueError("checkpoint DiffAugment state does not match the configured policy")
+        if self.augment is not None:
+            self.augment.load_state_dict(state["augment"])
+        set_rng_states(state["rng"])
+        iteration = int(state["iteration"])
+        self.state.iteration = iteration
+        self.state.epoch = iteration // self.state.epoch_length
+
+    def run(self) -> None:  # type: ignore[override]
+        """Train until ``iterations`` (continuing from ``state.iteration`` after a resume)."""
+        if self.state.iteration >= self.iterations:
+            return
+        super().run()
+
+
+def run_seeds(seed: int) -> dict[str, int]:
+    """Independent child seeds for every random stream of a run (numpy SeedSequence)."""
+    names = ("init", "noise", "augment", "data", "fixed_noise", "standing")
+    values = np.random.SeedSequence(seed).generate_state(len(names))
+    return {n: int(v) for n, v in zip(names, values)}

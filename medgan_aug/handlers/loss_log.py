@@ -1,0 +1,51 @@
+"""An ignite handler that appends one row per iteration to ``losses.csv`` and trims rows past a resumed checkpoint."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+
+from medgan_aug.utils.atomic import atomic_write_text
+
+__all__ = ["LossCSV"]
+
+
+class LossCSV:
+    """Append one row per iteration to ``losses.csv`` (flushed, so a killed run keeps its rows)."""
+
+    COLUMNS = ("iteration", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "r1", "lr_g", "lr_d")
+
+    def __init__(self, path: Path, resume_from: int | None) -> None:
+        self.path = path
+        if resume_from is not None and path.is_file():  # drop rows past the checkpoint we resume from
+            rows = path.read_text().splitlines()
+            kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",", 1)[0]) <= resume_from]
+            atomic_write_text(path, "\n".join(kept) + "\n")
+        else:
+            atomic_write_text(path, ",".join(self.COLUMNS) + "\n")
+        self.fh: io.TextIOBase | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self.close)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self._close_and_raise)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.fh is None:
+            self.fh = open(self.path, "a", newline="")
+        out = engine.state.output
+        values = [engine.state.iteration, engine.state.epoch] + [f"{out[k]:.6g}" for k in self.COLUMNS[2:]]
+        self.fh.write(",".join(map(str, values)) + "\n")
+        self.fh.flush()
+
+    def close(self, engine: Any = None) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+    def _close_and_raise(self, engine: Any, err: BaseException) -> None:
+        self.close()
+        raise err

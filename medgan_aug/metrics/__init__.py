@@ -1,0 +1,30 @@
+"""Classification metrics with bootstrap intervals, generative distances, feature extractor, memorization audit."""
+
+from __future__ import annotations
+
+from medgan_aug.metrics.bootstrap import paired_bootstrap_delta, pooled_paired_bootstrap_delta
+from medgan_aug.metrics.classification import METRICS, evaluate_scores, rank_auc
+from medgan_aug.metrics.extractor import (
+    EXTRACTOR_FORMAT_NOTE,
+    conditional_fidelity,
+    data_fingerprint,
+    default_extractor_name,
+    extractor_features,
+    fit_feature_extractor,
+    inception_features,
+    load_or_fit_extractor,
+    weights_fingerprint,
+)
+from medgan_aug.metrics.generative import (
+    density_coverage,
+    distribution_metrics,
+    frechet_distance,
+    kernel_distance,
+    precision_recall,
+)
+from medgan_aug.metrics.memorization import (
+    EXACT_COPY_RMS,
+    MemorizationAudit,
+    memorization_audit,
+    nearest_neighbours,
+)

@@ -1,0 +1,22 @@
+"""Shared plumbing: atomic file writes, safe torch serialisation, the exception hierarchy, devices, task names."""
+
+from __future__ import annotations
+
+from medgan_aug.utils.atomic import (
+    atomic_path,
+    atomic_save_figure,
+    atomic_save_image,
+    atomic_write_text,
+    write_json_atomic,
+)
+from medgan_aug.utils.devices import resolve_device
+from medgan_aug.utils.errors import (
+    CheckpointError,
+    CorruptFileError,
+    GANDivergenceError,
+    GeneratorFileError,
+    MedMNISTFileError,
+    UnsafeFileError,
+)
+from medgan_aug.utils.serialization import atomic_torch_save, get_rng_states, safe_torch_load, set_rng_states
+from medgan_aug.utils.tasks import BINARY, MULTI_LABEL, TASKS, check_task, is_softmax_task

@@ -1,0 +1,52 @@
+"""The project's exception hierarchy: every error medgan_aug raises on purpose derives from
+:class:`MedganAugError`, so callers (and the ``medgan-aug`` command line, which turns each into one line and
+exit code 1) can catch them in one place.
+
+Errors that are also bad input keep the built-in base a Python user expects (``ValueError`` for a bad file's
+content, ``FloatingPointError`` for a diverged loss), so existing ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedganAugError",
+    "CheckpointError",
+    "CorruptFileError",
+    "UnsafeFileError",
+    "MedMNISTFileError",
+    "GeneratorFileError",
+    "TrainingDivergenceError",
+    "GANDivergenceError",
+]
+
+
+class MedganAugError(Exception):
+    """Base of every error medgan_aug raises on purpose; the message names the file or argument."""
+
+
+class CheckpointError(MedganAugError, RuntimeError):
+    """A checkpoint (or generator file) cannot be used; the message names the file."""
+
+
+class CorruptFileError(CheckpointError):
+    """The file is truncated or otherwise unreadable (e.g. the process was killed while writing it)."""
+
+
+class UnsafeFileError(CheckpointError):
+    """The file's pickle asks for objects outside ``torch.load(weights_only=True)``'s allow-list: refused."""
+
+
+class MedMNISTFileError(MedganAugError, ValueError):
+    """A MedMNIST ``.npz`` file is missing, corrupt, or does not have the MedMNIST layout."""
+
+
+class GeneratorFileError(CheckpointError, ValueError):
+    """A model file is missing pieces, has the wrong format/version, or cannot be read."""
+
+
+class TrainingDivergenceError(MedganAugError, FloatingPointError):
+    """A training loss became NaN or infinite; the message names the step (no optimiser step was taken)."""
+
+
+class GANDivergenceError(TrainingDivergenceError, RuntimeError):
+    """A GAN loss became NaN or infinite; the message names the iteration and the losses."""
