@@ -57,7 +57,7 @@ class ClassifierRunConfig:
 
     Attributes:
         out: run folder to create (must not hold a run already).
-        path, flag, root, download, size: the data, as in :class:`~medgan_aug.data.MedMNISTDataset`.
+        path, sample, flag, root, download, size: the data, as in :class:`~medgan_aug.data.MedMNISTDataset`.
         fraction, subset_seed: the low-data subset of the train split (:func:`~medgan_aug.data.low_data_indices`).
         condition: a study condition name.
         gan_run: run folder (or ``generator.pt``) of the generator that synthetic conditions draw from.
@@ -71,6 +71,7 @@ class ClassifierRunConfig:
 
     out: str
     path: str | None = None
+    sample: str | None = None
     flag: str = "chestmnist"
     root: str | None = None
     download: bool = False
@@ -123,6 +124,8 @@ def _check_new_run(out: Path) -> None:
 
 
 def _data_kwargs(config: ClassifierRunConfig) -> dict[str, Any]:
+    if config.sample:
+        return {"sample": config.sample, "flag": config.flag, "size": config.size}
     if config.path:
         return {"path": config.path, "flag": config.flag, "size": config.size}
     return {"flag": config.flag, "size": config.size, "root": config.root, "download": config.download}

@@ -53,7 +53,7 @@ __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "build_gan_trainer", "tr
 # config fields that may differ between a run and its resume
 # Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
 # folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
-_RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "root", "download")
+_RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "sample", "root", "download")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class GANConfig:
     Data:
         path: a MedMNIST-format ``.npz`` (e.g. ``../shared/data/nih1000_chestmnist.npz``); or None to use
             the official file of ``flag`` under ``root`` (``download=True`` fetches it).
+        sample: instead of ``path``, a real sample shipped in the package (``"nih1000"``).
         flag: MedMNIST flag (label layout of the file). size: 28 or 64.
         fraction / subset_seed: the low-data subset of train the GAN sees
             (:func:`medgan_aug.data.low_data_indices`).
@@ -85,6 +86,7 @@ class GANConfig:
     """
 
     path: str | None = None
+    sample: str | None = None
     flag: str = "chestmnist"
     root: str | None = None
     download: bool = False
@@ -199,6 +201,7 @@ def load_gan_subset(config: GANConfig) -> GANSubset:
         size=config.size,
         root=config.root,
         path=config.path,
+        sample=config.sample,
         download=config.download,
     )
     idx = low_data_indices(ds.labels, fraction=config.fraction, seed=config.subset_seed)

@@ -14,7 +14,6 @@ Label form (the float vector every item carries under ``"label"``), decided by t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from collections.abc import Callable, Sequence
@@ -25,7 +24,9 @@ import numpy as np
 import torch
 from monai.data import Dataset
 
+from medgan_aug.data.samples import SAMPLES, sample_flag, sample_path
 from medgan_aug.utils.errors import MedMNISTFileError
+from medgan_aug.utils.files import file_md5
 from medgan_aug.utils.tasks import BINARY, MULTI_LABEL
 
 __all__ = [
@@ -74,15 +75,6 @@ def official_file(flag: str, size: int, root: str | os.PathLike) -> tuple[Path, 
     _check_size(flag, size)
     suffix = _size_suffix(size)
     return Path(root) / f"{flag}{suffix}.npz", info[f"url{suffix}"], info[f"MD5{suffix}"]
-
-
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """MD5 hex digest of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(flag: str, size: int, root: Path) -> None:
@@ -239,6 +231,8 @@ class MedMNISTDataset(Dataset):
         root: medmnist data folder holding the official ``{flag}[_{size}].npz`` (default ``~/.medmnist``);
             the file is checked against medmnist's MD5.
         path: a user's MedMNIST-format ``.npz``; validated for layout instead of MD5.
+        sample: the name of a real sample shipped inside the package (``"nih1000"``: 1,000 NIH chest
+            X-rays at 28 px, :mod:`medgan_aug.data.samples`); instead of ``path``/``root``.
         download: fetch the official file into ``root`` through medmnist's download path if missing.
         indices: optional row indices of the split to keep (e.g. from :func:`low_data_indices`).
         transform: MONAI (dict) transform applied to every item.
@@ -259,7 +253,20 @@ class MedMNISTDataset(Dataset):
         download: bool = False,
         indices: Sequence[int] | np.ndarray | None = None,
         transform: Callable | None = None,
+        sample: str | None = None,
     ) -> None:
+        if sample is not None:
+            if path is not None or root is not None or download:
+                raise ValueError("give one data source: sample=, path= or root=/download=")
+            if flag != sample_flag(sample):
+                raise ValueError(
+                    f"sample {sample!r} is {sample_flag(sample)!r} data, but flag={flag!r} was given"
+                )
+            if size is not None and size != SAMPLES[sample]["size"]:
+                raise ValueError(
+                    f"sample {sample!r} ships at {SAMPLES[sample]['size']} px only; give another size's file by path="
+                )
+            path = sample_path(sample)
         info = flag_info(flag)
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,14 @@ import yaml
 
 from medgan_aug.apps.train import GANConfig
 from medgan_aug.data.medmnist import file_md5
+from medgan_aug.data.samples import sample_flag, sample_path
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES
 
+#: Study configs shipped in the package (``medgan_aug/apps/study/configs/NAME.yaml``), usable by name.
+PACKAGED_CONFIGS = ("quick",)
+
 __all__ = [
+    "PACKAGED_CONFIGS",
     "Condition",
     "parse_condition",
     "StudyConfig",
@@ -109,6 +115,7 @@ _SECTION_KEYS = {
 # The study sets these GAN settings itself, per (fraction, seed) group.
 _GAN_KEYS_SET_BY_STUDY = {
     "path",
+    "sample",
     "flag",
     "root",
     "download",
@@ -132,7 +139,8 @@ class StudyConfig:
 
     Attributes:
         name: the study's name (used in the summary).
-        data: ``path`` (a MedMNIST-format file) or ``flag``/``root``/``download`` (official file), ``size``.
+        data: ``sample`` (a real sample shipped in the package, ``nih1000``), ``path`` (a MedMNIST-format
+            file) or ``flag``/``root``/``download`` (official file); ``size``.
         fractions: training-subset fractions in (0, 1].
         seeds: seeds; seed s picks the subset, initialises the GAN and the classifier.
         conditions: condition names (:func:`parse_condition`); ``real`` is added if missing (the reference).
@@ -182,21 +190,34 @@ class StudyConfig:
             raise ValueError(
                 f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}"
             )
+        if self.data.get("sample"):
+            if self.data.get("path") or self.data.get("root") or self.data.get("download"):
+                raise ValueError("data: give one source, sample or path or flag/root/download")
+            sample = self.data["sample"]
+            self.data.setdefault("flag", sample_flag(sample))
+            # the shipped file stands in for a local path: same identity (file name + MD5), same run keys
+            self.data["path"] = str(sample_path(sample))
         if not self.data.get("path") and not self.data.get("flag"):
-            raise ValueError("data needs a path (a MedMNIST-format .npz) or a flag")
+            raise ValueError("data needs a path (a MedMNIST-format .npz), a sample (nih1000) or a flag")
 
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}
 
 
 def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> StudyConfig:
-    """Read a study config (YAML or JSON); ``data_overrides`` (path, flag, ...) replace its data entries.
+    """Read a study config (YAML or JSON); ``data_overrides`` (path, sample, flag, ...) replace its data entries.
 
-    A ``path`` override drops the config's ``flag``-based source unless a flag is given too, and vice versa.
+    ``config_path`` is a file, or the name of a config shipped in the package (:data:`PACKAGED_CONFIGS`,
+    e.g. ``"quick"``). A ``path`` or ``sample`` override replaces the config's data source.
     """
     path = Path(config_path)
+    if not path.is_file() and str(config_path) in PACKAGED_CONFIGS:
+        path = Path(str(resources.files("medgan_aug.apps.study").joinpath("configs", f"{config_path}.yaml")))
     if not path.is_file():
-        raise FileNotFoundError(f"study config {path} does not exist")
+        raise FileNotFoundError(
+            f"study config {path} does not exist (a file, or one of the packaged configs: "
+            f"{', '.join(PACKAGED_CONFIGS)})"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -208,9 +229,9 @@ def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> 
         raise ValueError(f"study config {path}: unknown key(s) {unknown}; known: {sorted(_CONFIG_FIELDS)}")
     overrides = {k: v for k, v in data_overrides.items() if v is not None}
     data = dict(raw.get("data") or {})
-    if "path" in overrides:
-        data.pop("root", None)
-        data.pop("download", None)
+    if "path" in overrides or "sample" in overrides:
+        for key in ("path", "sample", "root", "download"):
+            data.pop(key, None)
     data.update(overrides)
     raw["data"] = data
     try:

@@ -16,6 +16,7 @@ def add_subset_data_options(parser: argparse.ArgumentParser, defaults: Any) -> N
     data.add_argument(
         "--path", help="a MedMNIST-format .npz file (e.g. ../shared/data/nih1000_chestmnist.npz)"
     )
+    data.add_argument("--sample", help="a real sample shipped in the package instead of --path (nih1000)")
     data.add_argument(
         "--flag", default=defaults.flag, help="MedMNIST flag (layout of --path, or the official file)"
     )

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     """Run ``classify`` from parsed options; returns the exit code."""
     config = ClassifierRunConfig(
-        out=args.out, path=args.path, flag=args.flag, root=args.root, download=args.download, size=args.size,
+        out=args.out, path=args.path, sample=args.sample, flag=args.flag, root=args.root, download=args.download, size=args.size,
         fraction=args.fraction, subset_seed=args.subset_seed, condition=args.condition, gan_run=args.gan_run,
         num_synthetic=args.num_synthetic, classifier=args.classifier, iterations=args.iterations,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,

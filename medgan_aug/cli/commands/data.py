@@ -13,6 +13,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that pick a MedMNIST file, shared by every command that reads one."""
     source = parser.add_argument_group("data source (a local file by --path, or the official one by --flag)")
     source.add_argument("--path", help="a MedMNIST-format .npz file (validated for layout)")
+    source.add_argument("--sample", help="a real sample shipped in the package (nih1000) instead of --path")
     source.add_argument("--flag", default="chestmnist", help="MedMNIST flag (default: chestmnist)")
     source.add_argument("--root", help="medmnist data folder of the official files (default ~/.medmnist)")
     source.add_argument("--download", action="store_true", help="download the official file if missing")
@@ -22,7 +23,13 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def load_split(args: argparse.Namespace, split: str) -> MedMNISTDataset:
     """Open one split of the file the source arguments name."""
     return MedMNISTDataset(
-        flag=args.flag, split=split, size=args.size, root=args.root, path=args.path, download=args.download
+        flag=args.flag,
+        split=split,
+        size=args.size,
+        root=args.root,
+        path=args.path,
+        download=args.download,
+        sample=args.sample,
     )
 
 

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("medgan_aug").setLevel(
         logging.INFO
     )  # one line per finished run, not ignite's per epoch
-    config = load_study_config(args.config, path=args.path, flag=args.flag)
+    config = load_study_config(args.config, path=args.path, sample=args.sample, flag=args.flag)
     out = run_study(config, args.out, shard=args.shard, jobs=args.jobs, progress=not args.no_progress)
     print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.md'}")
     return 0
@@ -37,10 +37,14 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run a low-data augmentation study grid (resumable)")
     parser.add_argument(
-        "--config", required=True, help="study config (YAML/JSON), e.g. experiments/configs/quick.yaml"
+        "--config",
+        required=True,
+        help="study config: a YAML/JSON file (e.g. experiments/configs/nih1000_chestmnist.yaml) or a packaged "
+        "config's name (quick)",
     )
     parser.add_argument("--out", required=True, help="results folder (finished runs in it are skipped)")
     parser.add_argument("--path", help="override the config's data file (a MedMNIST-format .npz)")
+    parser.add_argument("--sample", help="override the config's data with a packaged sample (nih1000)")
     parser.add_argument("--flag", help="override the config's MedMNIST flag")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (0-based), e.g. 1/4")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes")

@@ -76,6 +76,7 @@ def config_from_args(args: argparse.Namespace) -> GANConfig:
     """The :class:`GANConfig` the parsed options describe."""
     return GANConfig(
         path=args.path,
+        sample=args.sample,
         flag=args.flag,
         root=args.root,
         download=args.download,
