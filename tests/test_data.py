@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -184,3 +185,40 @@ def test_download_offline_is_a_clear_error(tmp_path, monkeypatch):
     from medmnist.info import INFO
 
     assert INFO["pneumoniamnist"]["MD5"] in message and str(tmp_path / "medmnist") in message
+
+
+def test_packaged_sample_is_the_real_nih1000_file(chest28_path, chest28_shared_path):
+    assert chest28_path.read_bytes() == chest28_shared_path.read_bytes()
+    ds = MedMNISTDataset(sample="nih1000", split="train")
+    assert (len(ds), ds.size, ds.num_labels, ds.source) == (691, 28, 14, chest28_path)
+    assert ds.labels.sum(0).tolist() == [57, 67, 120, 116, 23, 32, 10, 31, 26, 29, 34, 23, 21, 9]
+    readme = (chest28_path.parent / "README.md").read_text()
+    assert "ChestX-ray8" in readme and "NIH Clinical Center" in readme and "691, val 76, test 233" in readme
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"sample": "nih2000"}, "unknown sample 'nih2000'; the package ships: nih1000"),
+        ({"sample": "nih1000", "path": "x.npz"}, "give one data source"),
+        ({"sample": "nih1000", "flag": "pneumoniamnist"}, "sample 'nih1000' is 'chestmnist' data"),
+        ({"sample": "nih1000", "size": 64}, "ships at 28 px only"),
+    ],
+)
+def test_bad_sample_requests_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MedMNISTDataset(**kwargs)
+
+
+def test_altered_sample_file_is_refused(tmp_path, monkeypatch):
+    from medgan_aug.data import samples
+
+    fake = tmp_path / "sample_files" / "nih1000_chestmnist.npz"
+    fake.parent.mkdir()
+    fake.write_bytes(b"not the sample")
+    monkeypatch.setattr(samples.resources, "files", lambda package: tmp_path)
+    with pytest.raises(MedMNISTFileError, match="has MD5 .* expected e7ea54fd0749ec33ebe08bfc2136a7ad"):
+        samples.sample_path("nih1000")
+    fake.unlink()
+    with pytest.raises(MedMNISTFileError, match="missing from this installation"):
+        samples.sample_path("nih1000")

@@ -15,6 +15,7 @@ from medgan_aug.apps.study import runner as study_runner
 from medgan_aug.apps.study.config import (
     RunSpec,
     StudyConfig,
+    data_identity,
     expand_grid,
     finished_keys,
     load_study_config,
@@ -46,14 +47,34 @@ def test_conditions_parse_and_refuse():
 
 def test_every_shipped_config_loads(chest28_path):
     names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
-    assert {"quick.yaml", "chestmnist.yaml", "nih1000_chestmnist.yaml", "pneumoniamnist_union.yaml"} <= set(
-        names
-    )
+    assert {"chestmnist.yaml", "nih1000_chestmnist.yaml", "pneumoniamnist_union.yaml"} <= set(names)
     for name in names:
         config = load_study_config(CONFIGS / name)
         assert config.conditions[0] == "real" and config.fractions and config.seeds
     overridden = load_study_config(CONFIGS / "chestmnist.yaml", path=str(chest28_path))
     assert overridden.data["path"] == str(chest28_path) and "download" not in overridden.data
+    by_sample = load_study_config(CONFIGS / "nih1000_chestmnist.yaml", sample="nih1000")
+    assert by_sample.data["path"] == str(chest28_path) and by_sample.data["sample"] == "nih1000"
+
+
+def test_packaged_quick_config_runs_on_the_shipped_sample(chest28_path):
+    quick = load_study_config("quick")
+    assert quick.name == "quick" and quick.data["sample"] == "nih1000"
+    assert quick.data["path"] == str(chest28_path)  # sample_path: the package's file, MD5-checked
+    with pytest.raises(FileNotFoundError, match="packaged configs: quick"):
+        load_study_config("no-such-config")
+    with pytest.raises(ValueError, match="give one source"):
+        StudyConfig(data={"sample": "nih1000", "path": str(chest28_path)})
+
+
+def test_shipped_sample_has_the_shared_files_run_keys(chest28_shared_path):
+    """The packaged sample is the shared file byte for byte, so studies keep their run keys and results."""
+    shared = chest28_shared_path
+    run = RunSpec(0.25, 0, "real+synthetic@0.5", "small_cnn")
+    by_path = StudyConfig(data={"path": str(shared), "flag": "chestmnist"})
+    by_sample = StudyConfig(data={"sample": "nih1000"})
+    assert data_identity(by_path) == data_identity(by_sample)
+    assert run_key(by_path, run) == run_key(by_sample, run)
 
 
 def test_config_errors_name_the_file(tmp_path):
@@ -103,7 +124,7 @@ def test_run_keys_change_with_every_setting(chest28_path):
 
 
 def tiny_config(path: Path, conditions: list[str], **budgets) -> StudyConfig:
-    config = load_study_config(CONFIGS / "quick.yaml", path=str(path))
+    config = load_study_config("quick", path=str(path))
     config.conditions = conditions
     config.gan = {
         **config.gan,
@@ -148,7 +169,7 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
         original_init(self, images, labels, batch_size, seed)
 
     monkeypatch.setattr(training.SeededBatches, "__init__", recording_init)
-    config = tiny_config(chest28_path, load_study_config(CONFIGS / "quick.yaml").conditions)
+    config = tiny_config(chest28_path, load_study_config("quick").conditions)
     out = run_study(config, tmp_path / "quick", progress=False)
 
     rows = list(csv.DictReader(open(out / "results.csv")))
