@@ -16,7 +16,6 @@ import io
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +25,12 @@ from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.utils.atomic import atomic_write_text
 
 FILES = {  # file name -> medmnist flag
     "nih1000_chestmnist.npz": "chestmnist",
     "pneumoniamnist_union.npz": "pneumoniamnist",
 }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _sd(a: np.ndarray) -> float:
@@ -89,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(args.out / "results.csv", buf.getvalue())
+    atomic_write_text(args.out / "results.csv", buf.getvalue())
 
     lines = ["| file | arch | n_train | seeds | iterations | test AUC mean ± sd | test ACC mean ± sd "
              "| skipped |",
@@ -101,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {args.arch} | {sel[0]['n_train']} | {len(sel)} | {args.iterations} | "
                      f"{auc.mean():.3f} ± {_sd(auc):.3f} | {acc.mean():.3f} ± {_sd(acc):.3f} | "
                      f"{sel[0]['skipped_labels'] or '-'} |")
-    _atomic_write(args.out / "summary.md", "# Real-only classifier baseline (full train split)\n\n"
+    atomic_write_text(args.out / "summary.md", "# Real-only classifier baseline (full train split)\n\n"
                   + "\n".join(lines) + "\n")
     cmd = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "experiments/baseline_classifier.py",
                                               *(argv if argv is not None else sys.argv[1:])])
-    _atomic_write(args.out / "COMMAND.md", f"Run from the repository root:\n\n```\n{cmd}\n```\n")
+    atomic_write_text(args.out / "COMMAND.md", f"Run from the repository root:\n\n```\n{cmd}\n```\n")
     return 0
 
 

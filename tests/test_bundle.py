@@ -64,9 +64,9 @@ def test_layout_and_metadata(bundle, run_dir):
     for rel in (*BUNDLE_FILES, "models/label_pool.npy"):
         assert (bundle / rel).is_file(), rel
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
-    umask = os.umask(0)
-    os.umask(umask)
-    assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask  # not tempfile's private 0700
+    modes = {p.relative_to(bundle).as_posix(): oct(p.stat().st_mode & 0o777) for p in bundle.rglob("*")}
+    modes["."] = oct(bundle.stat().st_mode & 0o777)  # not tempfile's private 0700
+    assert modes == {k: "0o755" if (bundle / k).is_dir() else "0o644" for k in modes}, modes
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     import monai
 
@@ -176,6 +176,10 @@ def test_folder_output_and_unconditional_bundle(tmp_path):
     assert pixels.shape == (28, 28) and np.array_equal(pixels, expected)
     with pytest.raises(FileExistsError, match="exists"):
         write_synthetic(dataset, folder)
+    npz = write_synthetic(dataset, tmp_path / "synthetic.npz")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (folder, *folder.iterdir(), npz)}
+    assert modes == {p: 0o755 if p == "pngs" else 0o644 for p in modes}, modes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt", "pngs", "synthetic.npz", "uncond"]
 
 
 def test_overwrite_refusal_and_cli(bundle, run_dir, tmp_path, capsys):

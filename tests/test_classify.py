@@ -12,7 +12,7 @@ from monai.transforms import Flip, Flipd, RandAxisFlipd, RandFlip, RandFlipd, Ra
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.engines.classifier_trainer import extract_features, predict, train_classifier
 from medgan_aug.metrics.classification import evaluate_scores
-from medgan_aug.networks.classifiers import build_classifier, load_classifier, loss_for_task, save_classifier
+from medgan_aug.networks.classifiers import build_classifier, loss_for_task
 from medgan_aug.transforms.classical import classical_augmentation
 
 ML = "multi-label, binary-class"
@@ -235,37 +235,6 @@ def test_classical_augmentation_never_flips_left_right():
         assert (out - img).abs().mean() < (out - mirrored).abs().mean()
         left, right = out[..., :14].mean(), out[..., 14:].mean()
         assert left > right
-
-
-def test_classifier_file_round_trip_and_errors(tmp_path):
-    model = build_classifier("small_cnn", 1, 14, 28, seed=0)
-    train_classifier(model, _toy_dataset(labels=14), task=ML, iterations=2, batch_size=16)
-    path = tmp_path / "sub" / "extractor.pt"
-    save_classifier(model, path, meta={"flag": "chestmnist", "label_names": ["a"] * 14, "seed": 0})
-    loaded, meta = load_classifier(path)
-    assert meta == {"flag": "chestmnist", "label_names": ["a"] * 14, "seed": 0}
-    assert not loaded.training and loaded.arch == model.arch
-    x = torch.rand(4, 1, 28, 28)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.features(x), model.eval().features(x))
-    assert sorted(p.name for p in path.parent.iterdir()) == ["extractor.pt"]  # no temporary left behind
-
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        load_classifier(tmp_path / "missing.pt")
-    other = tmp_path / "other.pt"
-    torch.save({"format": "something.else"}, other)
-    with pytest.raises(ValueError, match="not a medgan_aug classifier file"):
-        load_classifier(other)
-    torch.save({"format": "medgan_aug.classifier", "version": 99}, other)
-    with pytest.raises(ValueError, match="version 99"):
-        load_classifier(other)
-    other.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot read"):
-        load_classifier(other)
-    with pytest.raises(TypeError, match="meta"):
-        save_classifier(model, tmp_path / "x.pt", meta={"bad": object()})
-    with pytest.raises(TypeError, match="build_classifier"):
-        save_classifier(torch.nn.Linear(2, 2), tmp_path / "x.pt")
 
 
 def test_predict_leaves_the_global_torch_rng_alone(chest28_path):

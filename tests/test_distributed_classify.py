@@ -21,7 +21,8 @@ from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.engines.classifier_trainer import _training_loader, train_classifier
 from medgan_aug.engines.distributed import Shard, rank_seed
-from medgan_aug.networks.classifiers import build_classifier, load_classifier
+from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.networks.model_file import load_classifier
 from medgan_aug.transforms.classical import classical_augmentation
 
 # A small CNN without dropout on 25% of the real file (173 images), global batch 16, 10 Adam steps (the

@@ -1,17 +1,11 @@
-"""Tests for medgan_aug.networks: shapes, parameter counts, conditioning, init, generator files."""
+"""Tests for medgan_aug.networks: shapes, parameter counts, conditioning, init (model files: test_model_file.py)."""
 
 from __future__ import annotations
 
-import os
-import pickle
-
-import numpy as np
 import pytest
 import torch
 
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, count_parameters, to_unit_range
-from medgan_aug.networks.model_file import load_generator, save_generator
-from medgan_aug.utils.errors import GeneratorFileError
 
 
 @pytest.fixture(autouse=True)
@@ -122,70 +116,3 @@ def test_bad_arguments_are_named():
 def test_to_unit_range():
     x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])
     assert torch.equal(to_unit_range(x), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
-
-
-def test_generator_file_roundtrip(tmp_path):
-    torch.manual_seed(0)
-    g = DCGANGenerator(28, num_labels=14, base_channels=8)
-    g.train()
-    g(torch.randn(8, 100), torch.zeros(8, 14))  # move BN running stats away from init
-    g.eval()
-    labels = np.eye(14, dtype=np.uint8)[:5]
-    path = save_generator(
-        g, tmp_path / "g.pt", {"label_names": ["a"] * 14, "train_labels": labels, "fraction": 0.5}
-    )
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
-    g2, meta = load_generator(path)
-    assert not g2.training
-    assert g2.arch == g.arch
-    for (k, a), (_, b) in zip(g.state_dict().items(), g2.state_dict().items()):
-        assert torch.equal(a, b), k
-    z, y = torch.randn(4, 100), torch.zeros(4, 14)
-    assert torch.equal(g(z, y), g2(z, y))
-    assert meta["train_labels"] == labels.tolist() and meta["fraction"] == 0.5
-    raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "medgan_aug.generator" and raw["version"] == 1
-    assert set(raw["arch"]) == {"image_size", "latent_dim", "num_labels", "base_channels", "out_channels"}
-
-
-def test_generator_file_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        load_generator(tmp_path / "missing.pt")
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.ones(2)}, other)
-    with pytest.raises(GeneratorFileError, match="other.pt.*not a medgan_aug generator"):
-        load_generator(other)
-    g = DCGANGenerator(28, base_channels=4)
-    good = save_generator(g, tmp_path / "good.pt")
-    payload = torch.load(good, weights_only=True)
-    payload["version"] = 99
-    torch.save(payload, tmp_path / "v99.pt")
-    with pytest.raises(GeneratorFileError, match="v99.pt has version 99"):
-        load_generator(tmp_path / "v99.pt")
-    data = good.read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(GeneratorFileError, match="cut.pt"):
-        load_generator(tmp_path / "cut.pt")
-    with pytest.raises(TypeError, match="plain types"):
-        save_generator(g, tmp_path / "bad.pt", {"obj": object()})
-
-
-class _Payload:
-    """A pickle that would create a marker file when unpickled without weights_only."""
-
-    marker = ""
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_generator_file_with_code_is_refused(tmp_path):
-    marker = tmp_path / "pwned"
-    _Payload.marker = str(marker)
-    path = tmp_path / "evil_generator.pt"
-    with open(path, "wb") as fh:
-        pickle.dump({"format": "medgan_aug.generator", "version": 1, "x": _Payload()}, fh)
-    with pytest.raises(GeneratorFileError, match="evil_generator.pt"):
-        load_generator(path)
-    assert not marker.exists()

@@ -383,6 +383,15 @@ def test_no_temporary_files_left(reference_run):
     assert os.path.getsize(reference_run / "generator.pt") < 2_000_000
 
 
+def test_every_file_of_a_run_is_0644(reference_run):
+    """generator.pt, checkpoints, config.json, losses.csv, sample PNGs: readable by everyone, like any output."""
+    files = sorted(p.relative_to(reference_run).as_posix() for p in reference_run.rglob("*") if p.is_file())
+    expected = {"generator.pt", "config.json", "losses.csv", "checkpoints/ckpt_00000023.pt"}
+    assert expected | {"samples/iter_00000010.png"} <= set(files)
+    modes = {f: oct((reference_run / f).stat().st_mode & 0o777) for f in files}
+    assert set(modes.values()) == {"0o644"}, modes
+
+
 def test_moved_run_folder_resumes_and_another_data_file_is_refused(reference_run, chest28_path, tmp_path):
     """Where the folder and the file are may change between sessions; what the data is may not."""
     import shutil

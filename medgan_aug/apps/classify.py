@@ -39,7 +39,8 @@ from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.engines.distributed import distributed_context, run_on_main
 from medgan_aug.metrics.classification import evaluate_scores
-from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier, save_classifier
+from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
+from medgan_aug.networks.model_file import save_classifier
 from medgan_aug.transforms.classical import classical_augmentation
 from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.utils.atomic import atomic_write_text

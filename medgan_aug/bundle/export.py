@@ -34,8 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +52,7 @@ from medgan_aug.bundle.metadata import (
 from medgan_aug.data.label_samplers import meta_label_pool
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.model_file import load_generator, resolve_generator_file
+from medgan_aug.utils.atomic import atomic_dir, atomic_path
 
 __all__ = ["write_synthetic", "export_bundle"]
 
@@ -100,58 +99,27 @@ def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwr
             arrays["labels"] = label_array
         if names is not None:
             arrays["label_names"] = np.asarray(names, dtype=str)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            _public_mode(Path(tmp))
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
         _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) to {output}")
         return output
 
     from PIL import Image
 
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_dir(output) as folder:
         pixels = np.round(np.clip(image_array, 0.0, 1.0) * 255.0).astype(np.uint8)
         files = []
         for i, img in enumerate(pixels):
             name = f"{i:06d}.png"
-            Image.fromarray(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)).save(tmp_dir / name)
+            Image.fromarray(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)).save(folder / name)
             files.append(name)
         if label_array is not None:
             header = names if names is not None else [f"label_{j}" for j in range(label_array.shape[1])]
             rows = [",".join(["file", *header])]
             rows += [",".join([f, *(f"{v:g}" for v in row)]) for f, row in zip(files, label_array)]
-            (tmp_dir / "labels.csv").write_text("\n".join(rows) + "\n")
-        _replace_dir(tmp_dir, output)
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir)
+            (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) as PNG files to {output}")
     return output
-
-
-def _public_mode(path: Path) -> None:
-    """Give a file or folder made by ``tempfile`` (0600 / 0700) the permissions a plain create would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished folder ``new`` to ``target``; an existing ``target`` is removed only afterwards."""
-    _public_mode(new)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def export_bundle(
@@ -251,9 +219,7 @@ def export_bundle(
     metadata["medgan_aug"]["training_config"].pop("out", None)  # a local path of the exporting machine
     metadata["medgan_aug"]["training_config"].pop("path", None)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for sub in ("configs", "models", "docs"):
             (tmp / sub).mkdir()
         torch.save(
@@ -269,10 +235,4 @@ def export_bundle(
         (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
         if out.exists() and not overwrite and any(out.iterdir()):  # appeared meanwhile
             raise FileExistsError(f"bundle folder {out} exists; pass --overwrite to replace it")
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        _replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out

@@ -134,6 +134,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return _AllReduceSum.apply(tensor)
 
 
+# Not torch.nn.SyncBatchNorm: it takes GPU tensors only; this one also runs with gloo on CPU (module docstring).
 class SyncBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are over the batch of all processes (any device).
 

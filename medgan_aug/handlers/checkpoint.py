@@ -28,6 +28,8 @@ __all__ = [
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
 
 
+# Not ignite's Checkpoint/DiskSaver (atomic too, with n_saved rotation): loading the newest *readable* file
+# with a warning, telling a hostile file from a truncated one, and dropping checkpoints past a resume point are ours.
 class CheckpointManager:
     """Rotating, atomic checkpoints ``ckpt_<iteration:08d>.pt`` in one folder.
 

@@ -27,6 +27,8 @@ def _replicate_metric(t: np.ndarray, s: np.ndarray, task: str, metric: str, vali
         return np.where(valid, auc, 0.0).sum(axis=1) / valid.sum(axis=1)
 
 
+# Not scipy.stats.bootstrap: one replicate in which no finding has both classes (no AUC) makes its interval
+# NaN; here such replicates are dropped and counted (n_valid_boot), and single-class findings skipped per replicate.
 def pooled_paired_bootstrap_delta(
     targets: Any,
     scores_a: Sequence[Any],

@@ -18,13 +18,8 @@ from torch import nn
 from medgan_aug.engines.classifier_trainer import extract_features, train_classifier
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.metrics.generative import check_positive_int
-from medgan_aug.networks.classifiers import (
-    CLASSIFIER_NAMES,
-    build_classifier,
-    load_classifier,
-    save_classifier,
-    scores_from_logits,
-)
+from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier, scores_from_logits
+from medgan_aug.networks.model_file import load_classifier, save_classifier
 
 __all__ = [
     "EXTRACTOR_FORMAT_NOTE",

@@ -1,15 +1,14 @@
-"""DCGAN generator/discriminator, downstream classifiers, and their model files."""
+"""DCGAN generator/discriminator, downstream classifiers, and the one model-file format for all of them."""
 
 from __future__ import annotations
 
 from medgan_aug.networks.classifiers import (
     CLASSIFIER_NAMES,
+    CLASSIFIERS,
     ResNet18Classifier,
     SmallCNN,
     build_classifier,
-    load_classifier,
     loss_for_task,
-    save_classifier,
     scores_from_logits,
 )
 from medgan_aug.networks.dcgan import (
@@ -24,8 +23,15 @@ from medgan_aug.networks.model_file import (
     GENERATOR_FILE,
     GENERATOR_FORMAT,
     GENERATOR_VERSION,
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    NETWORKS,
     check_generator_protocol,
+    load_classifier,
     load_generator,
+    load_model,
     resolve_generator_file,
+    save_classifier,
     save_generator,
+    save_model,
 )

@@ -149,7 +149,7 @@ class DCGANGenerator(nn.Module):
 
     @property
     def arch(self) -> dict[str, int]:
-        """The constructor arguments (what :func:`save_generator` records)."""
+        """The constructor arguments (what a model file records)."""
         return {
             "image_size": self.image_size,
             "latent_dim": self.latent_dim,
@@ -225,6 +225,17 @@ class DCGANDiscriminator(nn.Module):
             for module in list(self.modules()):
                 if isinstance(module, (nn.Conv2d, nn.Linear)):
                     sn(module)
+
+    @property
+    def arch(self) -> dict[str, int | bool]:
+        """The constructor arguments (what a model file records)."""
+        return {
+            "image_size": self.image_size,
+            "num_labels": self.num_labels,
+            "base_channels": self.base_channels,
+            "in_channels": self.in_channels,
+            "spectral_norm": self.spectral_norm,
+        }
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.in_channels, self.image_size, self.image_size)

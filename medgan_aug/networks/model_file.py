@@ -1,5 +1,19 @@
-"""The generator model file: architecture + weights + metadata, written atomically, read only through
-:func:`medgan_aug.utils.serialization.safe_torch_load` (``torch.load(weights_only=True)``).
+"""The one model-file format, for every network medgan_aug saves (the EMA generator ``generator.pt``, a
+``medgan-aug classify`` run's ``classifier.pt``, the metrics' feature extractor)::
+
+    {"format": "medgan_aug.model", "version": 2,
+     "network": "DCGANGenerator",   # a key of NETWORKS: the class that rebuilds it
+     "arch": {...},                 # its constructor arguments (``network.arch``)
+     "state_dict": {...},           # CPU tensors
+     "meta": {...}}                 # plain data: None, bool, int, float, str, tensors, lists, str-keyed dicts
+
+A file is written atomically (:func:`medgan_aug.utils.serialization.atomic_torch_save`: temporary file,
+fsync, ``os.replace``, mode 0644) and read only through
+:func:`medgan_aug.utils.serialization.safe_torch_load` (``torch.load(weights_only=True)``), so a crafted
+file cannot run code. Every error names the file (:class:`medgan_aug.utils.errors.ModelFileError`).
+
+Version 1 was two formats, ``"medgan_aug.generator"`` (``generator.pt``) and ``"medgan_aug.classifier"``
+(``classifier.pt``); :func:`load_model` still reads both.
 """
 
 from __future__ import annotations
@@ -10,26 +24,56 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from medgan_aug.networks.dcgan import DCGANGenerator
-from medgan_aug.utils.errors import CheckpointError, GeneratorFileError
+from medgan_aug.networks.classifiers import CLASSIFIERS, ResNet18Classifier, SmallCNN
+from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_aug.utils.errors import CheckpointError, ModelFileError
 from medgan_aug.utils.serialization import atomic_torch_save, safe_torch_load
 
 __all__ = [
-    "GENERATOR_FILE",
-    "resolve_generator_file",
-    "check_generator_protocol",
-    "GENERATOR_FORMAT",
-    "GENERATOR_VERSION",
+    "NETWORKS",
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "save_model",
+    "load_model",
     "save_generator",
     "load_generator",
+    "save_classifier",
+    "load_classifier",
+    "GENERATOR_FILE",
+    "GENERATOR_FORMAT",
+    "GENERATOR_VERSION",
+    "resolve_generator_file",
+    "check_generator_protocol",
 ]
 
 
-GENERATOR_FORMAT = "medgan_aug.generator"
+#: The networks a model file can hold, by the name it records; each has an ``arch`` property (its
+#: constructor arguments).
+NETWORKS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (DCGANGenerator, DCGANDiscriminator, SmallCNN, ResNet18Classifier)
+}
 
 
-GENERATOR_VERSION = 1
+MODEL_FORMAT = "medgan_aug.model"
+
+
+MODEL_VERSION = 2
+
+
+#: Old names of :data:`MODEL_FORMAT` and :data:`MODEL_VERSION` (generator files are model files).
+GENERATOR_FORMAT, GENERATOR_VERSION = MODEL_FORMAT, MODEL_VERSION
+
+
+_LEGACY_FORMATS = ("medgan_aug.generator", "medgan_aug.classifier")  # version 1, one format per kind
+
+
+_LOADER_OF = {
+    "DCGANGenerator": "load_generator",
+    "SmallCNN": "load_classifier",
+    "ResNet18Classifier": "load_classifier",
+}
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -53,80 +97,168 @@ def _plain(value: Any, where: str) -> Any:
                 raise TypeError(f"{where}: keys must be strings, got {k!r}")
             out[k] = _plain(v, f"{where}[{k!r}]")
         return out
-    raise TypeError(f"{where} has a {type(value).__name__}; generator meta holds plain types only")
+    raise TypeError(f"{where} has a {type(value).__name__}; model file meta holds plain types only")
 
 
-def save_generator(generator: DCGANGenerator, path: str | os.PathLike, meta: dict | None = None) -> Path:
-    """Write a self-describing generator file atomically (architecture + weights + plain meta).
-
-    The file is a dict ``{"format": "medgan_aug.generator", "version": 1, "arch": {...}, "state_dict":
-    {...}, "meta": {...}}`` readable with ``torch.load(weights_only=True)``.
+def save_model(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write ``model`` to a self-describing model file, atomically (layout in the module docstring).
 
     Args:
-        generator: the (EMA) generator to store.
-        path: destination file.
-        meta: plain data about it (label_names, train_labels, flag, task, fraction, subset_seed, ...);
-            numpy arrays become nested lists.
+        model: an instance of one of :data:`NETWORKS` (exactly that class, so the file rebuilds it).
+        path: destination file; its folder is created if needed.
+        meta: plain data about the model (flag, task, label_names, seed, ...); numpy values become
+            numbers and nested lists, paths strings.
 
     Returns:
         The path written.
+
+    Raises:
+        TypeError: ``model`` is not one of :data:`NETWORKS`, or ``meta`` holds something else than
+            plain types.
     """
-    if not isinstance(generator, DCGANGenerator):
-        raise TypeError(f"generator must be a DCGANGenerator, got {type(generator).__name__}")
+    name = type(model).__name__
+    if NETWORKS.get(name) is not type(model):
+        raise TypeError(f"a model file holds one of {', '.join(NETWORKS)}; got a {type(model).__name__}")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict or None, got {type(meta).__name__}")
-    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     payload = {
-        "format": GENERATOR_FORMAT,
-        "version": GENERATOR_VERSION,
-        "arch": generator.arch,
-        "state_dict": state,
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "network": name,
+        "arch": _plain(model.arch, "arch"),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": _plain(meta or {}, "meta"),
     }
     return atomic_torch_save(payload, path)
 
 
-def load_generator(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> tuple[DCGANGenerator, dict]:
-    """Load a file written by :func:`save_generator` with ``torch.load(weights_only=True)``.
+def _legacy_network(payload: dict, path: Path) -> tuple[str, dict]:
+    """(network, arch) of a version-1 generator or classifier file."""
+    arch = dict(payload["arch"])
+    if payload["format"] == "medgan_aug.generator":
+        return "DCGANGenerator", arch
+    if set(arch) != {"name", "in_channels", "num_outputs", "image_size"} or arch["name"] not in CLASSIFIERS:
+        raise ModelFileError(f"classifier file {path} has a malformed 'arch' entry {arch!r}")
+    return CLASSIFIERS[arch.pop("name")].__name__, arch
+
+
+def _read_payload(payload: Any, path: Path) -> tuple[str, dict, dict, dict]:
+    """Check a loaded file's layout; return (network, arch, state_dict, meta) for every version."""
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt != MODEL_FORMAT and fmt not in _LEGACY_FORMATS:
+        raise ModelFileError(
+            f"{path} is not a medgan_aug model file (format {fmt!r}, expected {MODEL_FORMAT!r}); make one "
+            "with save_model, save_generator, save_classifier, `medgan-aug train` or `medgan-aug classify`"
+        )
+    version = payload.get("version")
+    if version != (MODEL_VERSION if fmt == MODEL_FORMAT else 1):
+        raise ModelFileError(
+            f"model file {path} has version {version!r}; this medgan_aug reads {MODEL_FORMAT!r} version "
+            f"{MODEL_VERSION} and the version-1 generator and classifier files"
+        )
+    for key in ("arch", "state_dict") + (("network",) if fmt == MODEL_FORMAT else ()):
+        if key not in payload:
+            raise ModelFileError(f"model file {path} lacks its {key!r} entry")
+    if not isinstance(payload["arch"], dict) or not isinstance(payload["state_dict"], dict):
+        raise ModelFileError(f"model file {path}: 'arch' and 'state_dict' must be dicts")
+    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise ModelFileError(f"model file {path}: 'state_dict' holds something else than tensors")
+    meta = payload.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"model file {path}: 'meta' must be a dict, got {type(meta).__name__}")
+    if fmt == MODEL_FORMAT:
+        network, arch = payload["network"], dict(payload["arch"])
+    else:
+        network, arch = _legacy_network(payload, path)
+    if network not in NETWORKS:
+        raise ModelFileError(
+            f"model file {path} holds an unknown network {network!r}; this medgan_aug rebuilds "
+            f"{', '.join(NETWORKS)}"
+        )
+    return network, arch, payload["state_dict"], meta
+
+
+def load_model(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    expect: type[nn.Module] | tuple[type[nn.Module], ...] | None = None,
+) -> tuple[nn.Module, dict]:
+    """Load a model file (any version) through ``torch.load(weights_only=True)`` and rebuild its network.
+
+    Args:
+        path: a file written by :func:`save_model` (or a version-1 generator/classifier file).
+        map_location: device for the weights, the returned model and the tensors in ``meta``.
+        expect: the class (or classes) the file must hold; another network is refused before it is built.
 
     Returns:
-        ``(generator, meta)`` with the generator in eval mode.
+        ``(model in eval mode on map_location, meta)``.
 
     Raises:
         FileNotFoundError: no such file.
-        GeneratorFileError: corrupt/truncated, refused as unsafe, not a generator file, wrong version, or
+        ModelFileError: corrupt or truncated, refused as unsafe (a pickle that would run code), not a
+            model file, an unsupported version, a missing entry, another network than ``expect``, or
             weights that do not fit the recorded architecture. Every message names the file.
     """
     path = Path(path)
     try:
-        payload = safe_torch_load(path, map_location=map_location, what="generator file")
+        payload = safe_torch_load(path, map_location=map_location, what="model file")
     except CheckpointError as err:
-        raise GeneratorFileError(str(err)) from err
-    if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
-        raise GeneratorFileError(
-            f"{path} is not a medgan_aug generator file (expected format {GENERATOR_FORMAT!r}); "
-            "make one with save_generator or `medgan-aug train`"
+        raise ModelFileError(str(err)) from err
+    network, arch, state_dict, meta = _read_payload(payload, path)
+    cls = NETWORKS[network]
+    if expect is not None and not issubclass(cls, expect):
+        wanted = expect if isinstance(expect, tuple) else (expect,)
+        raise ModelFileError(
+            f"{path} holds a {network}, not a {' or '.join(c.__name__ for c in wanted)}; load it with "
+            f"{_LOADER_OF.get(network, 'load_model')}"
         )
-    if payload.get("version") != GENERATOR_VERSION:
-        raise GeneratorFileError(
-            f"generator file {path} has version {payload.get('version')!r}; this medgan_aug reads version "
-            f"{GENERATOR_VERSION}"
-        )
-    for key in ("arch", "state_dict"):
-        if not isinstance(payload.get(key), dict):
-            raise GeneratorFileError(f"generator file {path} lacks its {key!r} entry")
     try:
-        generator = DCGANGenerator(**payload["arch"])
-        generator.load_state_dict(payload["state_dict"])
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG
+            model = cls(**arch)
+        model.load_state_dict(state_dict)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise GeneratorFileError(
-            f"generator file {path}: weights do not fit its architecture: {err}"
-        ) from err
-    generator.eval()
-    meta = payload.get("meta") or {}
-    return generator, meta
+        reason = " ".join(str(err).split())  # one line: torch lists missing keys on several
+        raise ModelFileError(f"model file {path}: weights do not fit its {network} {arch}: {reason}") from err
+    if isinstance(map_location, (str, torch.device)):
+        model.to(map_location)
+    return model.eval(), meta
+
+
+def save_generator(generator: DCGANGenerator, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write a generator's model file (:func:`save_model` for a :class:`DCGANGenerator`).
+
+    Args:
+        generator: the (EMA) generator to store.
+        path: destination file.
+        meta: plain data about it (label_names, train_labels, flag, task, fraction, subset_seed, ...).
+    """
+    if not isinstance(generator, DCGANGenerator):
+        raise TypeError(f"generator must be a DCGANGenerator, got {type(generator).__name__}")
+    return save_model(generator, path, meta)
+
+
+def load_generator(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[DCGANGenerator, dict]:
+    """Load a generator's model file; a file holding another network is refused (:func:`load_model`)."""
+    return load_model(path, map_location, expect=DCGANGenerator)  # type: ignore[return-value]
+
+
+def save_classifier(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write a trained classifier's model file (:func:`save_model` for a :class:`SmallCNN` or
+    :class:`ResNet18Classifier`). Put in ``meta`` what makes feature distances comparable between runs
+    (e.g. "flag", "task", "label_names", "train_iterations", "seed").
+    """
+    if not isinstance(model, tuple(CLASSIFIERS.values())):
+        raise TypeError(f"model {type(model).__name__} is not a classifier; build it with build_classifier()")
+    return save_model(model, path, meta)
+
+
+def load_classifier(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
+    """Load a classifier's model file; a file holding another network is refused (:func:`load_model`)."""
+    return load_model(path, map_location, expect=tuple(CLASSIFIERS.values()))
 
 
 GENERATOR_FILE = "generator.pt"

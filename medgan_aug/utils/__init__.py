@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from medgan_aug.utils.atomic import (
+    DIR_MODE,
+    FILE_MODE,
+    atomic_dir,
     atomic_path,
     atomic_save_figure,
     atomic_save_image,
     atomic_write_text,
+    publish_modes,
     write_json_atomic,
 )
 from medgan_aug.utils.devices import resolve_device
@@ -16,6 +20,7 @@ from medgan_aug.utils.errors import (
     GANDivergenceError,
     GeneratorFileError,
     MedMNISTFileError,
+    ModelFileError,
     UnsafeFileError,
 )
 from medgan_aug.utils.files import file_md5

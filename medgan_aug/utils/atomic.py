@@ -1,15 +1,21 @@
-"""Atomic file writes: write into a temporary file in the target's folder, then ``os.replace`` it.
+"""Atomic file writes with one permission policy: every file the project writes goes through here.
 
-A reader (or a resumed run, or another shard writing into the same folder) therefore sees either the old
-file or the whole new one, never half of it. ``tempfile.mkstemp`` gives every writer its own temporary
-name, so concurrent writers never share one. Checkpoints add an fsync
-(:func:`medgan_aug.utils.atomic_torch_save`).
+A writer fills a temporary file (or folder) beside the target, and ``os.replace`` moves it into place, so
+a reader (or a resumed run, or another shard writing into the same folder) sees either the old file or
+the whole new one, never half of it. ``tempfile.mkstemp``/``mkdtemp`` give every writer its own
+temporary name, so concurrent writers never share one.
+
+Permissions: what the project writes is output like any other tool's, readable by everyone and
+writable by its owner: files :data:`FILE_MODE` (0644), folders made here :data:`DIR_MODE` (0755),
+whatever the umask or ``tempfile``'s private 0600/0700. Torch files add an fsync
+(:func:`medgan_aug.utils.serialization.atomic_torch_save`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,31 +25,97 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_save_image", "atomic_save_figure", "write_json_atomic"]
+__all__ = [
+    "FILE_MODE",
+    "DIR_MODE",
+    "publish_modes",
+    "atomic_path",
+    "atomic_dir",
+    "atomic_write_text",
+    "atomic_save_image",
+    "atomic_save_figure",
+    "write_json_atomic",
+]
+
+
+#: Mode of every file the project writes (rw-r--r--).
+FILE_MODE = 0o644
+
+
+#: Mode of every folder the project builds and moves into place (rwxr-xr-x).
+DIR_MODE = 0o755
+
+
+def publish_modes(path: str | os.PathLike) -> None:
+    """Give ``path`` (a file, or a folder and everything in it) the project's modes: files 0644, folders 0755."""
+    path = Path(path)
+    if not path.is_dir():
+        os.chmod(path, FILE_MODE)
+        return
+    os.chmod(path, DIR_MODE)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(root, name), FILE_MODE)
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0644), on error it is removed.
 
     Args:
         path: the final file; its folder is created if needed.
-        suffix: the temporary file's suffix (default: ``path``'s), for writers that pick the format or
-            append an extension by suffix (``np.savez`` adds ``.npz``, matplotlib reads ``.png``).
+        suffix: the temporary file's extension (default: ``path``'s), for writers that pick the format or
+            append an extension by it (``np.savez`` adds ``.npz``, matplotlib reads ``.png``). Temporary
+            names are ``.<name>.<random>.tmp<suffix>``.
+        fsync: flush the written file to disk before it replaces ``path`` (checkpoints, model files).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-    )
+    ext = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ext}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make results unreadable to other users
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        publish_modes(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    What the caller wrote into the folder gets the project's modes (files 0644, folders 0755). An existing
+    ``path`` (file or folder) is moved aside and deleted only once the new folder is in place, so an
+    interrupted write never leaves half a folder under ``path``. The caller decides whether replacing an
+    existing ``path`` is allowed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        publish_modes(tmp)
+        aside = None
+        if path.exists() or path.is_symlink():
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, aside / path.name)
+        os.replace(tmp, path)
+        if aside is not None:
+            shutil.rmtree(aside)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -14,6 +14,7 @@ __all__ = [
     "CorruptFileError",
     "UnsafeFileError",
     "MedMNISTFileError",
+    "ModelFileError",
     "GeneratorFileError",
     "TrainingDivergenceError",
     "GANDivergenceError",
@@ -25,7 +26,7 @@ class MedganAugError(Exception):
 
 
 class CheckpointError(MedganAugError, RuntimeError):
-    """A checkpoint (or generator file) cannot be used; the message names the file."""
+    """A checkpoint (or model file) cannot be used; the message names the file."""
 
 
 class CorruptFileError(CheckpointError):
@@ -40,8 +41,13 @@ class MedMNISTFileError(MedganAugError, ValueError):
     """A MedMNIST ``.npz`` file is missing, corrupt, or does not have the MedMNIST layout."""
 
 
-class GeneratorFileError(CheckpointError, ValueError):
-    """A model file is missing pieces, has the wrong format/version, or cannot be read."""
+class ModelFileError(CheckpointError, ValueError):
+    """A model file (generator, classifier) is missing pieces, has the wrong format/version/kind, or cannot
+    be read; the message names the file."""
+
+
+#: The name of :class:`ModelFileError` from when only generators had model files.
+GeneratorFileError = ModelFileError
 
 
 class TrainingDivergenceError(MedganAugError, FloatingPointError):

@@ -1,15 +1,13 @@
-"""Safe, atomic files for training state: write with tmp + ``os.replace``, read with ``weights_only=True``.
+"""Safe, atomic files for training state: write with tmp + fsync + ``os.replace``, read with ``weights_only=True``.
 
-Everything medgan_aug writes with ``torch.save`` (GAN checkpoints, generator files) goes through
-:func:`atomic_torch_save`, so a kill during a save leaves either the old file or the new one, never a
-half-written file under the final name (the pattern of ignite's ``DiskSaver(atomic=True)``). Everything
-it reads goes through :func:`safe_torch_load`, which uses ``torch.load(weights_only=True)``: the
-unpickler only rebuilds tensors and plain containers, so a crafted file cannot run code. Loading errors
-are sorted into :class:`UnsafeFileError` (the file asks for a Python object outside the allow-list,
-i.e. it is not one of ours and may be hostile) and :class:`CorruptFileError` (truncated or unreadable).
-
-:class:`CheckpointManager` keeps the last ``n_saved`` checkpoints of a run in rotation and, when asked
-for the latest, falls back to the newest *readable* one with a warning that names the bad file.
+Everything medgan_aug writes with ``torch.save`` (GAN checkpoints, model files) goes through
+:func:`atomic_torch_save`, which is :func:`medgan_aug.utils.atomic.atomic_path` (the project's one
+atomic writer and permission policy, 0644) plus an fsync: a kill during a save leaves either the old file
+or the new one, never a half-written file under the final name. Everything it reads goes through
+:func:`safe_torch_load`, which uses ``torch.load(weights_only=True)``: the unpickler only rebuilds tensors
+and plain containers, so a crafted file cannot run code. Loading errors are sorted into
+:class:`UnsafeFileError` (the file asks for a Python object outside the allow-list, i.e. it is not one of
+ours and may be hostile) and :class:`CorruptFileError` (truncated or unreadable).
 """
 
 from __future__ import annotations
@@ -17,20 +15,20 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from medgan_aug.utils.atomic import atomic_path
 from medgan_aug.utils.errors import CorruptFileError, UnsafeFileError
 
 __all__ = ["atomic_torch_save", "safe_torch_load", "get_rng_states", "set_rng_states"]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flush + fsync, then ``os.replace``.
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (mode 0644).
 
     Args:
         obj: what to save (tensors, numbers, strings and containers of them).
@@ -39,20 +37,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     Returns:
         The final path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def safe_torch_load(

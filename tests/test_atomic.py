@@ -1,0 +1,78 @@
+"""medgan_aug.utils.atomic (and atomic_torch_save on top of it): all or nothing, and one permission policy
+(files 0644, folders 0755) whatever the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import torch
+
+from medgan_aug.utils.atomic import DIR_MODE, FILE_MODE, atomic_dir, atomic_path, atomic_write_text
+from medgan_aug.utils.serialization import atomic_torch_save, safe_torch_load
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture(params=[0o077, 0o000, 0o022], ids=["umask077", "umask000", "umask022"])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_every_writer_gives_files_0644_and_folders_0755(tmp_path, umask):
+    assert (FILE_MODE, DIR_MODE) == (0o644, 0o755)
+    text = atomic_write_text(tmp_path / "a.txt", "hello")
+    torch_file = atomic_torch_save({"x": torch.arange(3)}, tmp_path / "ckpt.pt")
+    with atomic_path(tmp_path / "raw.bin") as tmp:
+        tmp.write_bytes(b"\x00\x01")
+    with atomic_dir(tmp_path / "folder") as folder:
+        (folder / "sub").mkdir()
+        (folder / "sub" / "f.txt").write_text("x")
+        (folder / "g.txt").write_text("y")
+    for path in (
+        text,
+        torch_file,
+        tmp_path / "raw.bin",
+        tmp_path / "folder/sub/f.txt",
+        tmp_path / "folder/g.txt",
+    ):
+        assert _mode(path) == 0o644, (path, oct(_mode(path)))
+    for path in (tmp_path / "folder", tmp_path / "folder/sub"):
+        assert _mode(path) == 0o755, (path, oct(_mode(path)))
+    assert torch.equal(safe_torch_load(torch_file)["x"], torch.arange(3))
+    assert (tmp_path / "raw.bin").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "ckpt.pt", "folder", "raw.bin"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = atomic_write_text(tmp_path / "config.json", "old")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            assert tmp.parent == tmp_path and tmp.name.startswith(".config.json.") and ".tmp" in tmp.name
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_dir(tmp_path / "bundle") as folder:
+            (folder / "x").write_text("half")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_atomic_dir_replaces_a_folder_only_when_the_new_one_is_complete(tmp_path):
+    with atomic_dir(tmp_path / "out") as folder:
+        (folder / "old.txt").write_text("1")
+    with pytest.raises(ValueError):
+        with atomic_dir(tmp_path / "out") as folder:
+            (folder / "new.txt").write_text("2")
+            raise ValueError
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]
+    with atomic_dir(tmp_path / "out") as folder:
+        (folder / "new.txt").write_text("2")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the old folder, moved aside, is gone
