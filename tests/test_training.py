@@ -428,19 +428,14 @@ def test_loss_values_on_known_logits():
 
 
 def test_ema_update_warm_up_and_off():
-    from types import SimpleNamespace
-
-    from medgan_aug.engines.gan_trainer import GANTrainer
+    from medgan_aug.handlers.ema import WeightEMA
 
     def step(iteration: int, decay: float, ema_value: float = 0.0) -> tuple[float, float]:
         live, ema = torch.nn.BatchNorm1d(1), torch.nn.BatchNorm1d(1)
         torch.nn.init.constant_(live.weight, 1.0)
         torch.nn.init.constant_(ema.weight, ema_value)
         live.running_mean.fill_(5.0)
-        fake_self = SimpleNamespace(
-            state=SimpleNamespace(iteration=iteration), ema_decay=decay, generator=live, generator_ema=ema
-        )
-        GANTrainer._update_ema(fake_self)
+        WeightEMA(live, decay, ema_model=ema).update(iteration)
         return ema.weight.item(), ema.running_mean.item()
 
     assert step(0, 0.999) == (pytest.approx(0.9), 5.0)  # decay min(0.999, 1/10) = 0.1: mostly the live G
