@@ -19,6 +19,7 @@ _EXPORTS = {
         "GANDivergenceError",
         "GeneratorFileError",
         "MedMNISTFileError",
+        "TrainingDivergenceError",
         "UnsafeFileError",
     ],
     "medgan_aug.data.stratify": ["low_data_indices"],

@@ -16,6 +16,7 @@ from medgan_aug.utils.errors import (
     GANDivergenceError,
     GeneratorFileError,
     MedMNISTFileError,
+    TrainingDivergenceError,
     UnsafeFileError,
 )
 from medgan_aug.utils.serialization import atomic_torch_save, get_rng_states, safe_torch_load, set_rng_states
