@@ -20,6 +20,7 @@ _EXPORTS = {
         "GeneratorFileError",
         "MedMNISTFileError",
         "ModelFileError",
+        "TrainingDivergenceError",
         "UnsafeFileError",
     ],
     "medgan_aug.data.stratify": ["low_data_indices"],

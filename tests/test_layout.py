@@ -68,7 +68,7 @@ def import_violations(package: Path = PACKAGE) -> list[str]:
             if modules[nxt].name == "__init__.py":
                 continue
             if state.get(nxt) == 1:
-                problems.append("cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+                problems.append("cycle: " + " -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2

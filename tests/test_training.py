@@ -434,25 +434,3 @@ def test_loss_values_on_known_logits():
     assert _g_loss("bce", fake).item() == pytest.approx((softplus(0.0) + softplus(1.0)) / 2, rel=1e-6)
     assert _d_loss("hinge", real, fake).item() == pytest.approx(1.0)  # relu(1-r): 1, 0; relu(1+f): 1, 0
     assert _g_loss("hinge", fake).item() == pytest.approx(0.5)
-
-
-def test_ema_update_warm_up_and_off():
-    from types import SimpleNamespace
-
-    from medgan_aug.engines.gan_trainer import GANTrainer
-
-    def step(iteration: int, decay: float, ema_value: float = 0.0) -> tuple[float, float]:
-        live, ema = torch.nn.BatchNorm1d(1), torch.nn.BatchNorm1d(1)
-        torch.nn.init.constant_(live.weight, 1.0)
-        torch.nn.init.constant_(ema.weight, ema_value)
-        live.running_mean.fill_(5.0)
-        fake_self = SimpleNamespace(
-            state=SimpleNamespace(iteration=iteration), ema_decay=decay, generator=live, generator_ema=ema
-        )
-        GANTrainer._update_ema(fake_self)
-        return ema.weight.item(), ema.running_mean.item()
-
-    assert step(0, 0.999) == (pytest.approx(0.9), 5.0)  # decay min(0.999, 1/10) = 0.1: mostly the live G
-    assert step(1000, 0.999)[0] == pytest.approx(1 - 1001 / 1010)  # warm-up still below 0.999 at t=1000
-    assert step(10**6, 0.999)[0] == pytest.approx(0.001)  # then the configured decay
-    assert step(7, 0.0, ema_value=0.3) == (pytest.approx(1.0), 5.0)  # EMA off: the copy is the live G

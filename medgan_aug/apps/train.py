@@ -429,7 +429,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
             ),
         ]
     if config.progress and main:
-        own.append(IterationProgress(config.iterations, start or 0))
+        own.append(IterationProgress())  # total, start and label from the trainer
     for handler in [*own, *(handlers or [])]:
         handler.attach(trainer)
 

@@ -47,10 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_errors() -> tuple[type[BaseException], ...]:
-    """The project's own run-time errors (unreadable checkpoints, a diverged GAN)."""
-    from medgan_aug.utils.errors import CheckpointError, GANDivergenceError
+    """The project's own run-time errors (unreadable checkpoints, a diverged GAN or classifier)."""
+    from medgan_aug.utils.errors import CheckpointError, TrainingDivergenceError
 
-    return (CheckpointError, GANDivergenceError)
+    return (CheckpointError, TrainingDivergenceError)
 
 
 if __name__ == "__main__":  # pragma: no cover

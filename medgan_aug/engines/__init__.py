@@ -1,7 +1,9 @@
-"""Training engines: the GAN trainer (a MONAI ``Trainer``), the classifier trainer and distributed helpers."""
+"""Training engines: the GAN trainer (a MONAI ``Trainer``), the classifier trainer (a MONAI ``SupervisedTrainer``)
+and distributed helpers."""
 
 from __future__ import annotations
 
+from medgan_aug.engines.classifier_engine import ClassifierTrainer
 from medgan_aug.engines.classifier_trainer import extract_features, predict, train_classifier
 from medgan_aug.engines.distributed import (
     Shard,

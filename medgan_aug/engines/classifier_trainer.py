@@ -1,8 +1,10 @@
 """Downstream classifiers for the augmentation study and as an in-domain feature extractor.
 
-One training loop serves real, synthetic and mixed data: anything that yields the shared dict items
-``{"image": float32 (C, H, W) in [0, 1], "label": float32 (L,)}`` goes through :func:`train_classifier`.
-A ``batch_transform`` (for example ``MixSyntheticd``) acts on each collated batch before the step.
+One training engine serves real, synthetic and mixed data: anything that yields the shared dict items
+``{"image": float32 (C, H, W) in [0, 1], "label": float32 (L,)}`` goes through :func:`train_classifier`,
+which runs a :class:`~medgan_aug.engines.classifier_engine.ClassifierTrainer` (MONAI's
+``SupervisedTrainer``) with the handlers the GAN trainer uses too (progress bar, loss log, the finite-loss
+check). A ``batch_transform`` (for example ``MixSyntheticd``) acts on each collated batch before the step.
 
 Two architectures, both built by :func:`build_classifier`:
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -29,41 +30,14 @@ import torch
 from monai.data import DataLoader
 from torch import nn
 
+from medgan_aug.engines.classifier_engine import ClassifierTrainer, check_classifier_batch
 from medgan_aug.engines.distributed import ShardedBatchSampler, current_shard, rank_seed
+from medgan_aug.handlers.loss_log import LossHistory
+from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.networks.classifiers import loss_for_task, scores_from_logits
 from medgan_aug.utils.tasks import check_task
 
 __all__ = ["train_classifier", "predict", "extract_features"]
-
-
-def _check_batch(batch: Any, model: nn.Module, where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(batch, Mapping) or "image" not in batch or "label" not in batch:
-        keys = list(batch.keys()) if isinstance(batch, Mapping) else type(batch).__name__
-        raise ValueError(f"{where} must be a dict with 'image' and 'label', got {keys}")
-    images, labels = batch["image"], batch["label"]
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(
-            f"{where}['image'] must be a (B, C, H, W) tensor, got "
-            f"{getattr(images, 'shape', type(images).__name__)}"
-        )
-    if not isinstance(labels, torch.Tensor) or labels.ndim != 2 or labels.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"{where}['label'] must be a (B, L) tensor matching the image batch "
-            f"{tuple(images.shape)}, got {getattr(labels, 'shape', type(labels).__name__)}"
-        )
-    arch = getattr(model, "arch", None)
-    if arch is not None:
-        if images.shape[1] != arch["in_channels"]:
-            raise ValueError(
-                f"{where}['image'] has {images.shape[1]} channels, the model expects "
-                f"in_channels={arch['in_channels']}"
-            )
-        if labels.shape[1] != arch["num_outputs"]:
-            raise ValueError(
-                f"{where}['label'] has width {labels.shape[1]}, the model has "
-                f"num_outputs={arch['num_outputs']}"
-            )
-    return images.as_subclass(torch.Tensor).float(), labels.as_subclass(torch.Tensor).float()
 
 
 def train_classifier(
@@ -132,6 +106,12 @@ def train_classifier(
         dict with ``losses`` (list of per-step losses; global-batch means under data parallelism),
         ``iterations``, ``examples_seen`` (images after ``batch_transform``, over all ranks), ``seconds``
         and ``world_size``.
+
+    Raises:
+        TrainingDivergenceError: (a ``FloatingPointError``) the loss of step k (1-based) is NaN or
+            infinite; raised before that step's backward pass and optimiser step, so ``model`` holds the
+            weights after k - 1 steps.
+        ValueError, TypeError: bad arguments, or a batch without the dict layout (named in the message).
     """
     check_task(task)
     for arg, value in (("iterations", iterations), ("batch_size", batch_size)):
@@ -174,53 +154,27 @@ def train_classifier(
     if batch_transform is not None and hasattr(batch_transform, "set_random_state"):
         batch_transform.set_random_state(seed=(own_seed + 1) % (2**32))
 
-    losses: list[float] = []
-    seen = 0
-    start = time.perf_counter()
-    bar = None
-    if progress and (shard is None or shard.is_main):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iterations, desc="classifier", unit="it")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(own_seed)
-        step = 0
-        while step < iterations:
-            for batch in loader:
-                if batch_transform is not None:
-                    batch = batch_transform(batch)
-                images, labels = _check_batch(
-                    batch, model, "batch" if batch_transform is None else "batch returned by batch_transform"
-                )
-                images, labels = images.to(device), labels.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                loss = criterion(model(images), labels)
-                if shard is None:
-                    loss_value, batch_items = float(loss.detach()), int(images.shape[0])
-                else:  # global-batch mean loss and size: every rank sees the same numbers
-                    loss_sum, batch_items = shard.sum([float(loss.detach()), float(images.shape[0])])
-                    loss_value, batch_items = loss_sum / shard.world_size, int(batch_items)
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
-                loss.backward()
-                if shard is not None:
-                    shard.average_gradients(model)
-                optimizer.step()
-                losses.append(loss_value)
-                seen += batch_items
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if step >= iterations:
-                    break
+    engine = ClassifierTrainer(
+        model, loader, optimizer, criterion, iterations, device, batch_transform, shard
+    )
+    log = LossHistory(("loss",))
+    log.attach(engine)
+    bar = IterationProgress() if progress and (shard is None or shard.is_main) else None
     if bar is not None:
-        bar.close()
+        bar.attach(engine)
+    start = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(own_seed)
+            engine.run()
+    finally:
+        if bar is not None:
+            bar.close()
     model.eval()
     return {
-        "losses": losses,
-        "iterations": step,
-        "examples_seen": seen,
+        "losses": log.history["loss"],
+        "iterations": engine.state.iteration,
+        "examples_seen": engine.examples_seen,
         "seconds": time.perf_counter() - start,
         "world_size": 1 if shard is None else shard.world_size,
     }
@@ -329,7 +283,7 @@ def predict(
     for batch in DataLoader(
         dataset, batch_size=int(batch_size), shuffle=False, num_workers=0, generator=torch.Generator()
     ):
-        images, labels = _check_batch(batch, model, "dataset batch")
+        images, labels = check_classifier_batch(batch, model, "dataset batch")
         scores.append(scores_from_logits(model(images.to(device)), task).cpu().double().numpy())
         targets.append(labels.double().numpy())
     model.train(was_training)

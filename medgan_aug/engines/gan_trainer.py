@@ -13,7 +13,9 @@ What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` 
 3. EMA of G's weights (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
    ICLR 2019) with the warm-up ``min(decay, (1 + t) / (10 + t))`` of TensorFlow's
    ``ExponentialMovingAverage(num_updates=t)``, so early averages are not dominated by the random
-   initialisation; G's BatchNorm buffers are copied.
+   initialisation; G's BatchNorm buffers are copied. This is the :class:`~medgan_aug.handlers.WeightEMA`
+   handler, which the trainer attaches to MONAI's ``IterationEvents.MODEL_COMPLETED`` (fired after the G
+   step, before any ``ITERATION_COMPLETED`` handler such as a checkpoint).
    The EMA copy is what gets sampled and exported; before sampling/export its BatchNorm statistics are
    re-estimated from ``standing_stats_batches`` batches of noise ("standing statistics", Brock et al.,
    BigGAN, ICLR 2019), so eval-mode samples match the averaged weights.
@@ -39,12 +41,12 @@ checkpoint and resumed ends bit-identical to an uninterrupted run (tested). Chec
 atomically and read with ``torch.load(weights_only=True)`` (:mod:`medgan_aug.utils.serialization`).
 
 Divergence: a non-finite loss raises :class:`GANDivergenceError` naming the iteration, before any
-optimiser step of that iteration; no checkpoint is written after it, so the last good one stays.
+optimiser step of that iteration (:func:`medgan_aug.handlers.check_finite_loss`, the check the classifier
+trainer uses too); no checkpoint is written after it, so the last good one stays.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -54,11 +56,14 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Events
 from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
 from monai.utils import GanKeys
 from torch import nn
 
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.handlers.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from medgan_aug.handlers.ema import WeightEMA
+from medgan_aug.handlers.finite_loss import check_finite_loss
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.errors import GANDivergenceError
@@ -116,7 +121,14 @@ class GANTrainer(Trainer):
 
     Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
     logits of the last D step), ``r1``, ``lr_g``, ``lr_d`` and ``GanKeys.DLOSS`` / ``GanKeys.GLOSS``.
+
+    Attributes:
+        ema: the :class:`~medgan_aug.handlers.WeightEMA` handler of G; ``generator_ema`` is its average.
+        progress_label, progress_keys: what :class:`~medgan_aug.handlers.IterationProgress` shows.
     """
+
+    progress_label = "GAN"
+    progress_keys = ("loss_d", "loss_g")
 
     def __init__(
         self,
@@ -154,9 +166,9 @@ class GANTrainer(Trainer):
             decollate=False,
         )
         self.generator, self.discriminator = generator, discriminator
-        self.generator_ema = copy.deepcopy(generator).eval()
-        for p in self.generator_ema.parameters():
-            p.requires_grad_(False)
+        self.ema = WeightEMA(generator, ema_decay)  # updated on MODEL_COMPLETED, after the G step
+        self.ema.attach(self)
+        self.generator_ema = self.ema.ema_model
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.g_scheduler, self.d_scheduler = g_scheduler, d_scheduler
         self.batches = batches
@@ -195,15 +207,17 @@ class GANTrainer(Trainer):
 
     def _check_finite(self, name: str, value: float, **context: float) -> float:
         """Return ``value`` (a Python float: one sync, no extra tensor ops) or raise on NaN/inf."""
-        if not math.isfinite(value):
-            extra = ", ".join(f"{k}={v:.4g}" for k, v in context.items())
-            raise GANDivergenceError(
-                f"GAN training diverged at iteration {self.state.iteration}: {name} is {value}"
-                + (f" ({extra})" if extra else "")
-                + ". Training stopped; the last good checkpoint is kept. Try a lower learning rate, "
-                "--loss hinge, --spectral-norm or --r1-gamma."
-            )
-        return value
+        return check_finite_loss(
+            value,
+            name,
+            self.state.iteration,
+            label="GAN training",
+            step_name="iteration",
+            context=context,
+            advice="Training stopped; the last good checkpoint is kept. Try a lower learning rate, "
+            "--loss hinge, --spectral-norm or --r1-gamma.",
+            error=GANDivergenceError,
+        )
 
     def _iteration(self, engine: GANTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
         G, D = self.generator, self.discriminator
@@ -245,8 +259,8 @@ class GANTrainer(Trainer):
         self.g_optimizer.step()
         D.requires_grad_(True)
 
-        # 3. EMA, 4. schedules
-        self._update_ema()
+        # 3. EMA (the WeightEMA handler), 4. schedules
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
         lr_g, lr_d = self.g_optimizer.param_groups[0]["lr"], self.d_optimizer.param_groups[0]["lr"]
         for scheduler in (self.g_scheduler, self.d_scheduler):
             if scheduler is not None:
@@ -262,15 +276,6 @@ class GANTrainer(Trainer):
             GanKeys.DLOSS: ld,
             GanKeys.GLOSS: lg,
         }
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        t = self.state.iteration
-        decay = min(self.ema_decay, (1.0 + t) / (10.0 + t)) if self.ema_decay > 0 else 0.0
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p, 1.0 - decay)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
 
     # -- state --------------------------------------------------------------------------------------
     def checkpoint_objects(self) -> dict[str, Any]:
@@ -304,7 +309,7 @@ class GANTrainer(Trainer):
             "epoch": int(self.state.epoch),
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
-            "generator_ema": self.generator_ema.state_dict(),
+            "generator_ema": self.ema.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(),
             "d_optimizer": self.d_optimizer.state_dict(),
             "g_scheduler": sched(self.g_scheduler),
@@ -318,7 +323,7 @@ class GANTrainer(Trainer):
         """Restore :meth:`training_state` output and position the engine at its iteration."""
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.generator_ema.load_state_dict(state["generator_ema"])
+        self.ema.load_state_dict(state["generator_ema"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
         for scheduler, key in ((self.g_scheduler, "g_scheduler"), (self.d_scheduler, "d_scheduler")):

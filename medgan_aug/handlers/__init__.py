@@ -1,4 +1,5 @@
-"""ignite/MONAI event handlers for training runs: loss log, checkpoints, sample grids, progress."""
+"""ignite/MONAI event handlers for training runs: loss logs, checkpoints, sample grids, progress, weight EMA,
+and the finite-loss check both engines share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from medgan_aug.handlers.checkpoint import (
     PeriodicCheckpoint,
     load_checkpoint,
 )
-from medgan_aug.handlers.loss_log import LossCSV
+from medgan_aug.handlers.ema import WeightEMA
+from medgan_aug.handlers.finite_loss import check_finite_loss
+from medgan_aug.handlers.loss_log import LossCSV, LossHistory
 from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.handlers.sample_grid import SampleGrid

@@ -1,4 +1,5 @@
-"""An ignite handler that appends one row per iteration to ``losses.csv`` and trims rows past a resumed checkpoint."""
+"""ignite handlers that log a run's losses per iteration: to ``losses.csv`` (trimmed past a resumed checkpoint)
+or in memory."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ignite.engine import Engine, Events
 
 from medgan_aug.utils.atomic import atomic_write_text
 
-__all__ = ["LossCSV"]
+__all__ = ["LossCSV", "LossHistory"]
 
 
 class LossCSV:
@@ -49,3 +50,26 @@ class LossCSV:
     def _close_and_raise(self, engine: Any, err: BaseException) -> None:
         self.close()
         raise err
+
+
+class LossHistory:
+    """Keep ``engine.state.output[key]`` of every iteration in memory, as floats.
+
+    Args:
+        keys: the output entries to record (e.g. ``("loss",)``, or ``("loss_d", "loss_g")`` for the GAN).
+
+    Attributes:
+        history: one list per key, in iteration order.
+    """
+
+    def __init__(self, keys: tuple[str, ...] = ("loss",)) -> None:
+        self.keys = tuple(keys)
+        self.history: dict[str, list[float]] = {k: [] for k in self.keys}
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        out = engine.state.output
+        for k in self.keys:
+            self.history[k].append(float(out[k]))

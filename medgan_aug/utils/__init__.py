@@ -21,6 +21,7 @@ from medgan_aug.utils.errors import (
     GeneratorFileError,
     MedMNISTFileError,
     ModelFileError,
+    TrainingDivergenceError,
     UnsafeFileError,
 )
 from medgan_aug.utils.files import file_md5
