@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "frechet_from_moments",
     "frechet_distance",
     "kernel_distance",
     "precision_recall",
@@ -74,13 +75,42 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def frechet_from_moments(
+    mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tensor, cov_b: torch.Tensor, epsilon: float = 1e-6
+) -> float:
+    """Fréchet distance between two Gaussians given their means and covariances (Dowson & Landau 1982).
+
+    The steps of MONAI's ``monai.metrics.fid.compute_frechet_distance`` (so the numbers are the same),
+    written here because MONAI 1.6 passes ``disp=False`` to ``scipy.linalg.sqrtm``, which scipy 1.18
+    removed: there MONAI's function raises TypeError. A product whose square root is not finite is
+    retried with ``epsilon`` on both diagonals; an imaginary part above 1e-3 on the diagonal raises
+    ValueError.
+    """
+    from scipy.linalg import sqrtm
+
+    def root(matrix: torch.Tensor) -> torch.Tensor:
+        result = sqrtm(matrix.detach().cpu().numpy().astype(np.float64))
+        return torch.from_numpy(result[0] if isinstance(result, tuple) else result)
+
+    diff = mu_a - mu_b
+    covmean = root(cov_a.mm(cov_b))
+    if not torch.isfinite(covmean).all():
+        offset = torch.eye(cov_a.size(0), dtype=mu_a.dtype) * epsilon
+        covmean = root((cov_a + offset).mm(cov_b + offset))
+    if torch.is_complex(covmean):
+        if not torch.allclose(torch.diagonal(covmean).imag, torch.tensor(0, dtype=torch.double), atol=1e-3):
+            raise ValueError(f"Imaginary component {torch.max(torch.abs(covmean.imag))} too high.")
+        covmean = covmean.real
+    return float(diff.dot(diff) + torch.trace(cov_a) + torch.trace(cov_b) - 2 * torch.trace(covmean))
+
+
 def frechet_distance(features_a: Any, features_b: Any) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al., NeurIPS 2017).
 
-    ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, computed in float64 with MONAI's
-    ``monai.metrics.fid.compute_frechet_distance``; if the matrix square root is numerically unusable
-    (near-singular covariances) it is retried with 1e-6 added to both diagonals. Tiny negative results
-    from rounding are returned as 0.
+    ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, computed in float64 by
+    :func:`frechet_from_moments` (the same steps as MONAI's ``compute_frechet_distance``); if the matrix
+    square root is numerically unusable (near-singular covariances) it is retried with 1e-6 added to both
+    diagonals. Tiny negative results from rounding are returned as 0.
 
     Args:
         features_a: (N, D) features.
@@ -89,7 +119,6 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
     Returns:
         The distance (>= 0), in squared feature units.
     """
-    from monai.metrics.fid import compute_frechet_distance
     from scipy.linalg import LinAlgWarning
 
     a = _as_features("features_a", features_a)
@@ -101,10 +130,10 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
         warnings.simplefilter("ignore", LinAlgWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            value = float(compute_frechet_distance(mu_a, cov_a, mu_b, cov_b))
+            value = frechet_from_moments(mu_a, cov_a, mu_b, cov_b)
         except ValueError:  # imaginary component too large: regularise as pytorch-fid does
             eye = torch.eye(cov_a.shape[0], dtype=cov_a.dtype) * 1e-6
-            value = float(compute_frechet_distance(mu_a, cov_a + eye, mu_b, cov_b + eye))
+            value = frechet_from_moments(mu_a, cov_a + eye, mu_b, cov_b + eye)
     if not math.isfinite(value):
         raise FloatingPointError("Fréchet distance is not finite (degenerate feature covariances?)")
     return max(0.0, value)
