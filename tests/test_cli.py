@@ -1,11 +1,62 @@
-"""The ``medgan-aug`` command line: ``data info`` on real files, and clean errors."""
+"""The ``medgan-aug`` command line: ``data info`` on real files, options generated from the config
+dataclasses (:mod:`medgan_aug.cli.options`), and one-line errors (:mod:`medgan_aug.cli.errors`)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import errno
+import os
+import re
 import subprocess
 import sys
+from typing import Optional
 
-from medgan_aug.cli import main
+import pytest
+import torch
+
+from medgan_aug.apps.classify import ClassifierRunConfig
+from medgan_aug.apps.train import GANConfig
+from medgan_aug.cli import build_parser, main
+from medgan_aug.cli.errors import one_line_message
+from medgan_aug.cli.options import add_config_options, config_from_args, option_fields, option_name
+from medgan_aug.networks.classifiers import SmallCNN
+from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.networks.model_file import save_generator
+from medgan_aug.utils import errors
+from medgan_aug.utils.settings import setting
+
+# The options as they were written by hand before they were generated: every one must stay (additions are fine).
+DATA_OPTIONS = "--path --sample --flag --root --download --size --fraction --subset-seed"
+TRAIN_OPTIONS = f"""{DATA_OPTIONS} --conditional --latent-dim --base-channels --spectral-norm --iterations
+    --batch-size --loss --lr-g --lr-d --beta1 --beta2 --lr-schedule --d-steps --ema-decay --diffaugment --r1-gamma
+    --seed --out --resume --checkpoint-every --n-saved --sample-every --n-samples --standing-stats-batches --device
+    --threads --no-progress""".split()
+CLASSIFY_OPTIONS = f"""{DATA_OPTIONS} --condition --gan-run --num-synthetic --classifier --iterations --batch-size
+    --lr --seed --out --device --threads --no-progress""".split()
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[command]
+
+
+def _option_strings(command: str) -> list[str]:
+    return [s for a in _subparser(command)._actions for s in a.option_strings if s not in ("-h", "--help")]
+
+
+def _assert_one_line_error(capsys, code: int, command: str, *mentions: object) -> str:
+    """Exit code 1, exactly one line on stderr, from ``command``, naming each of ``mentions``, no traceback."""
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert len(err.splitlines()) == 1 and err.endswith("\n"), err
+    assert err.startswith(f"medgan-aug {command}: error: ") and "Traceback" not in err, err
+    for mention in mentions:
+        assert str(mention) in err, (mention, err)
+    return err.strip()
+
+
+# ----------------------------------------------------------------------------------------------- data info
 
 
 def test_data_info_prints_real_counts(chest28_path, capsys):
@@ -16,14 +67,6 @@ def test_data_info_prints_real_counts(chest28_path, capsys):
     rows = {line.split()[1]: line.split()[2:] for line in out.splitlines() if line[:2].strip().isdigit()}
     assert len(rows) == 14
     assert rows["hernia"] == ["9", "0", "0"] and rows["effusion"] == ["120", "20", "30"]
-
-
-def test_data_info_bad_file_is_one_line_error(tmp_path, capsys):
-    bad = tmp_path / "x.npz"
-    bad.write_text("nope")
-    assert main(["data", "info", "--path", str(bad)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("medgan-aug data: error:") and str(bad) in err and "Traceback" not in err
 
 
 def test_console_entry_point_runs_as_module(pneumonia_path):
@@ -47,9 +90,321 @@ def test_console_entry_point_runs_as_module(pneumonia_path):
     assert "train 4682  val 524  test 621" in result.stdout and "pneumonia" in result.stdout
 
 
+# ------------------------------------------------------------------------------------- generated options
+
+
+@pytest.mark.parametrize(
+    "command, config_cls, historical",
+    [("train", GANConfig, TRAIN_OPTIONS), ("classify", ClassifierRunConfig, CLASSIFY_OPTIONS)],
+)
+def test_every_config_field_is_an_option_and_no_option_was_lost(command, config_cls, historical):
+    fields = dataclasses.fields(config_cls)
+    excluded = [f.name for f in fields if not f.metadata.get("cli", True)]
+    assert [f.name for f in option_fields(config_cls)] == [f.name for f in fields if f.name not in excluded]
+    assert all(f.metadata["help"] and f.metadata["group"] for f in fields)  # every field is documented
+    dests = {a.dest for a in _subparser(command)._actions if a.dest != "help"}
+    assert dests == {f.name for f in option_fields(config_cls)}
+    assert sorted(_option_strings(command)) == sorted(historical)
+
+
+def test_train_options_parse_into_the_config(tmp_path):
+    argv = ["train", "--out", str(tmp_path), "--iterations", "7", "--size", "64", "--conditional"]
+    argv += ["--no-progress", "--threads", "2", "--lr-g", "1e-3", "--loss", "hinge", "--diffaugment", ""]
+    config = build_parser().parse_args(argv)
+    expected = GANConfig(
+        out=str(tmp_path), iterations=7, size=64, conditional=True, progress=False, threads=2, lr_g=1e-3,
+        loss="hinge", diffaugment="",
+    )  # fmt: skip
+    from medgan_aug.cli.commands.train import config_from_args as train_config_from_args
+
+    assert train_config_from_args(config) == expected == config_from_args(GANConfig, config)
+    # without options every setting is the dataclass default (--out is required on the command line only)
+    defaults = config_from_args(GANConfig, build_parser().parse_args(["train", "--out", "runs/gan"]))
+    assert defaults == GANConfig()
+
+
+def test_classify_options_parse_into_the_config():
+    argv = (
+        "classify --out o --sample nih1000 --fraction 0.25 --condition real+classical --classifier resnet18"
+    )
+    args = build_parser().parse_args([*argv.split(), "--iterations", "7", "--no-progress"])
+    assert config_from_args(ClassifierRunConfig, args) == ClassifierRunConfig(
+        out="o", sample="nih1000", fraction=0.25, condition="real+classical", classifier="resnet18", iterations=7,
+        progress=False,
+    )  # fmt: skip
+    assert config_from_args(ClassifierRunConfig, build_parser().parse_args(["classify", "--out", "o"])) == (
+        ClassifierRunConfig(out="o")
+    )
+
+
+@pytest.mark.parametrize("command, config_cls", [("train", GANConfig), ("classify", ClassifierRunConfig)])
+def test_help_lists_every_option_with_its_help_text(command, config_cls, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for field in option_fields(config_cls):  # "--lr-g LR_G Adam learning rate of G (default: 0.0002)"
+        listed = re.search(
+            rf" {option_name(field)}( [A-Z0-9_]+| {{[^ ]+}})? {re.escape(field.metadata['help'])}", out
+        )
+        assert listed, (option_name(field), out)
+    assert "--no-progress" in out and "--progress" not in out.replace("--no-progress", "")
+
+
+def test_options_helper_on_a_toy_config():
+    @dataclasses.dataclass
+    class Toy:
+        name: str = setting(help="a required name", group="io")
+        count: Optional[int] = setting(None, "how many (100% by default)")  # noqa: UP045
+        mode: str = setting("a", "the mode", choices=("a", "b"))
+        fast: bool = setting(False, "go fast")
+        checks: bool = setting(True, "run the checks")
+        derived: int = setting(3, "computed from count", cli=False)
+
+    parser = argparse.ArgumentParser(prog="toy")
+    add_config_options(parser, Toy)
+    assert [option_name(f) for f in option_fields(Toy)] == "--name --count --mode --fast --no-checks".split()
+    assert "100%" in parser.format_help()  # '%' is escaped for argparse
+    args = parser.parse_args(["--name", "x", "--count", "4", "--fast", "--no-checks"])
+    assert config_from_args(Toy, args) == Toy(name="x", count=4, mode="a", fast=True, checks=False, derived=3)
+    with pytest.raises(SystemExit):  # required, and choices are checked
+        parser.parse_args(["--mode", "c"])
+
+    @dataclasses.dataclass
+    class Bad:
+        sizes: list = setting(None, "a list")
+
+    with pytest.raises(TypeError, match="sizes"):
+        add_config_options(argparse.ArgumentParser(), Bad)
+
+
+# ---------------------------------------------------------------------------------------- one-line errors
+
+
+def test_data_info_bad_file_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "x.npz"
+    bad.write_text("nope")
+    _assert_one_line_error(capsys, main(["data", "info", "--path", str(bad)]), "data", bad)
+    missing = tmp_path / "missing.npz"
+    _assert_one_line_error(capsys, main(["data", "info", "--path", str(missing)]), "data", missing)
+    _assert_one_line_error(capsys, main(["data", "info", "--sample", "nope"]), "data", "nope")
+
+
 def test_study_with_a_typo_in_its_config_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("data: {flag: chestmnist}\nclassifier: {itertions: 5}\n")
-    assert main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert "itertions" in err and str(config) in err and "Traceback" not in err
+    code = main(["study", "--config", str(config), "--out", str(tmp_path / "out")])
+    _assert_one_line_error(capsys, code, "study", "itertions", config)
+    code = main(["study", "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "out")])
+    _assert_one_line_error(capsys, code, "study", "none.yaml")
+
+
+@pytest.mark.parametrize(
+    "extra, mentions",
+    [
+        (["--fraction", "1.5"], ["fraction", "1.5"]),
+        (["--iterations", "0"], ["iterations"]),
+        (["--diffaugment", "colour"], ["colour"]),
+        (["--device", "gpu"], ["device", "gpu"]),
+        (["--lr-d", "-1"], ["lr_d"]),
+    ],
+)
+def test_train_bad_settings_are_one_line_errors(extra, mentions, chest28_path, tmp_path, capsys):
+    code = main(["train", "--path", str(chest28_path), "--out", str(tmp_path / "run"), *extra])
+    _assert_one_line_error(capsys, code, "train", *mentions)
+
+
+def test_train_missing_data_and_existing_run_are_one_line_errors(chest28_path, tmp_path, capsys):
+    missing = tmp_path / "none.npz"
+    _assert_one_line_error(
+        capsys, main(["train", "--path", str(missing), "--out", str(tmp_path)]), "train", missing
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    argv = ["train", "--path", str(chest28_path), "--base-channels", "8", "--out", str(run), "--no-progress"]
+    _assert_one_line_error(capsys, main(argv), "train", run, "--resume")
+
+
+@pytest.mark.parametrize(
+    "extra, mentions",
+    [
+        (["--condition", "real+synthetic@0.5"], ["--gan-run"]),
+        (["--condition", "real", "--gan-run", "runs/gan"], ["runs/gan"]),
+        (["--condition", "real+mixup"], ["real+mixup"]),
+        (["--num-synthetic", "0"], ["num_synthetic"]),
+    ],
+)
+def test_classify_bad_settings_are_one_line_errors(extra, mentions, chest28_path, tmp_path, capsys):
+    code = main(["classify", "--path", str(chest28_path), "--out", str(tmp_path / "cls"), *extra])
+    _assert_one_line_error(capsys, code, "classify", *mentions)
+
+
+def test_classify_missing_gan_run_and_existing_run_are_one_line_errors(chest28_path, tmp_path, capsys):
+    gan = tmp_path / "no_gan"
+    argv = ["classify", "--path", str(chest28_path), "--condition", "synthetic-only", "--gan-run", str(gan)]
+    _assert_one_line_error(
+        capsys, main([*argv, "--out", str(tmp_path / "c"), "--iterations", "1"]), "classify", gan
+    )
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "metrics.json").write_text("{}")
+    code = main(["classify", "--path", str(chest28_path), "--out", str(tmp_path / "done")])
+    _assert_one_line_error(capsys, code, "classify", tmp_path / "done", "metrics.json")
+
+
+def test_classifier_divergence_is_one_line(chest28_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(SmallCNN, "forward", lambda self, x: torch.full((x.shape[0], 14), float("nan")))
+    argv = (
+        f"classify --path {chest28_path} --fraction 0.1 --iterations 3 --batch-size 8 --out {tmp_path / 'c'}"
+    )
+    code = main([*argv.split(), "--no-progress", "--threads", "1"])
+    _assert_one_line_error(capsys, code, "classify", "non-finite training loss")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture
+def generator_file(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=0, base_channels=8).eval()
+    return save_generator(g, tmp_path / "g.pt", meta={"flag": "pneumoniamnist", "iterations": 1})
+
+
+def test_generate_report_and_export_bundle_bad_input_are_one_line(generator_file, tmp_path, capsys):
+    existing = tmp_path / "old.npz"
+    existing.write_bytes(b"x")
+    gen = ["generate", "--run", str(generator_file), "--num", "10", "--quiet"]
+    _assert_one_line_error(capsys, main([*gen, "--out", str(existing)]), "generate", existing, "--overwrite")
+    _assert_one_line_error(capsys, main([*gen, "--out", str(tmp_path / "x.txt")]), "generate", "x.txt")
+    code = main(["generate", "--run", str(generator_file), "--num", "0", "--out", str(tmp_path / "n.npz")])
+    _assert_one_line_error(capsys, code, "generate", "--num")
+    code = main([*gen, "--out", str(tmp_path / "s.npz")])  # unconditional: no labels for a MedMNIST file
+    _assert_one_line_error(capsys, code, "generate", "unconditional")
+    nope = tmp_path / "nope"
+    _assert_one_line_error(capsys, main(["report", "--run", str(nope)]), "report", nope)
+    code = main(["export-bundle", "--run", str(nope), "--out", str(tmp_path / "b")])
+    _assert_one_line_error(capsys, code, "export-bundle", nope)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "keep.txt").write_text("x")
+    code = main(["export-bundle", "--run", str(generator_file), "--out", str(tmp_path / "b")])
+    _assert_one_line_error(capsys, code, "export-bundle", tmp_path / "b", "--overwrite")
+
+
+@pytest.mark.parametrize("cls", [getattr(errors, name) for name in errors.__all__])
+def test_every_project_error_is_one_line(cls, monkeypatch, capsys):
+    def fail(config):
+        raise cls("runs/gan/checkpoints/ckpt_10.pt: something is wrong\nsecond line of detail")
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", fail)
+    err = _assert_one_line_error(capsys, main(["train", "--out", "runs/gan"]), "train", "ckpt_10.pt")
+    assert err.endswith("something is wrong; second line of detail")
+
+
+# -------------------------------------------------------------------------------------- operating system
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """(folder, causes): nothing can be created in ``folder``, and the causes the system may give. Mode 0o555
+    for a user; root ignores modes, so for root a regular file stands in for the folder (ENOTDIR, or EEXIST
+    where a command creates the folder itself)."""
+    if os.geteuid() == 0:
+        blocker = tmp_path / "a_file"
+        blocker.write_text("")
+        yield blocker, (os.strerror(errno.ENOTDIR), os.strerror(errno.EEXIST))
+        return
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder, (os.strerror(errno.EACCES),)
+    folder.chmod(0o755)
+
+
+def test_unwritable_out_is_one_line_for_every_writing_command(
+    unwritable, chest28_path, generator_file, tmp_path, capsys
+):
+    folder, causes = unwritable
+    train = f"train --path {chest28_path} --base-channels 8 --iterations 1 --no-progress".split()
+    classify = f"classify --path {chest28_path} --fraction 0.1 --iterations 1 --no-progress".split()
+    bundle = ["export-bundle", "--run", str(generator_file)]
+    study = ["study", "--config", "quick", "--sample", "nih1000", "--no-progress"]
+    for argv in (train, classify, bundle, study):
+        code = main([*argv, "--out", str(folder / "out")])
+        err = _assert_one_line_error(capsys, code, argv[0], folder)
+        assert err.endswith(causes), err
+
+
+def test_out_that_is_a_file_is_one_line(chest28_path, tmp_path, capsys):
+    a_file = tmp_path / "results"
+    a_file.write_text("")
+    argv = f"train --path {chest28_path} --base-channels 8 --out {a_file} --no-progress".split()
+    _assert_one_line_error(capsys, main(argv), "train", a_file, os.strerror(errno.EEXIST))
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_full_or_read_only_disk_is_one_line(code, chest28_path, tmp_path, monkeypatch, capsys):
+    def refuse(path, text):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr("medgan_aug.apps.train.atomic_write_text", refuse)
+    out = tmp_path / "run"
+    argv = ["train", "--path", str(chest28_path), "--base-channels", "8", "--out", str(out), "--no-progress"]
+    err = _assert_one_line_error(capsys, main(argv), "train", out / "config.json", os.strerror(code))
+    assert err.endswith(f"{out / 'config.json'}: {os.strerror(code)}")
+
+
+def test_an_os_error_without_a_file_name_names_out(monkeypatch, capsys):
+    def full(config):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", full)
+    _assert_one_line_error(capsys, main(["train", "--out", "runs/x"]), "train", "ENOSPC", "--out is runs/x")
+
+
+def test_one_line_messages():
+    assert (
+        one_line_message(OSError(errno.EXDEV, "x", "a", None, "b")) == f"a -> b: {os.strerror(errno.EXDEV)}"
+    )
+    assert one_line_message(KeyError("data.flag is missing")) == "data.flag is missing"
+    assert one_line_message(FileExistsError("out exists; pass --overwrite")) == "out exists; pass --overwrite"
+    assert one_line_message(ValueError()) == "ValueError"
+    assert one_line_message(RuntimeError("a bug")) is None and one_line_message(AssertionError()) is None
+
+
+def test_closed_stdout_is_one_line(chest28_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medgan_aug", "data", "info", "--path", str(chest28_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # like `| head` that has already exited
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1, err
+    assert err.splitlines() == ["medgan-aug data: error: standard output was closed early (Broken pipe)"]
+
+
+def test_interrupt_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", interrupted)
+    assert main(["train", "--out", "runs/x"]) == 130
+    assert capsys.readouterr().err == "medgan-aug train: interrupted\n"
+
+
+def test_bugs_keep_their_traceback(monkeypatch, capsys):
+    def bug(config):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", bug)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        main(["train", "--out", "runs/x"])
+
+    def bad_value(config):
+        raise ValueError("bad input")
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", bad_value)
+    with pytest.raises(ValueError, match="bad input"):  # --traceback asks for the traceback of any error
+        main(["--traceback", "train", "--out", "runs/x"])
+    assert capsys.readouterr().err == ""

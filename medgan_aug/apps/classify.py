@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from medgan_aug.apps.data_settings import subset_data_setting
 from medgan_aug.apps.study.config import parse_condition
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.stratify import low_data_indices
@@ -45,6 +46,7 @@ from medgan_aug.transforms.classical import classical_augmentation
 from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device
+from medgan_aug.utils.settings import setting
 
 __all__ = ["ClassifierRunConfig", "train_classifier_run"]
 
@@ -54,42 +56,40 @@ _OUTPUTS = ("config.json", "classifier.pt", "losses.csv", "metrics.json")
 
 @dataclass
 class ClassifierRunConfig:
-    """Settings of :func:`train_classifier_run` (the ``medgan-aug classify`` options).
+    """Settings of :func:`train_classifier_run`, one field per ``medgan-aug classify`` option.
 
-    Attributes:
-        out: run folder to create (must not hold a run already).
-        path, sample, flag, root, download, size: the data, as in :class:`~medgan_aug.data.MedMNISTDataset`.
-        fraction, subset_seed: the low-data subset of the train split (:func:`~medgan_aug.data.low_data_indices`).
-        condition: a study condition name.
-        gan_run: run folder (or ``generator.pt``) of the generator that synthetic conditions draw from.
-        num_synthetic: generated images in the pool that batches draw from.
-        classifier: ``"small_cnn"`` or ``"resnet18"``.
-        iterations, batch_size, lr, seed: the training budget (``batch_size`` is the global batch).
-        device: ``cpu``, ``cuda[:N]`` or ``auto``; under torchrun on GPUs each process uses ``cuda:LOCAL_RANK``.
-        threads: torch CPU threads (None: torch's default).
-        progress: show a progress bar (rank 0).
+    Each field's ``help`` metadata says what it does (also ``medgan-aug classify --help``); the data fields are
+    :class:`~medgan_aug.data.MedMNISTDataset`'s and :func:`~medgan_aug.data.low_data_indices`' arguments.
     """
 
-    out: str
-    path: str | None = None
-    sample: str | None = None
-    flag: str = "chestmnist"
-    root: str | None = None
-    download: bool = False
-    size: int | None = None
-    fraction: float = 1.0
-    subset_seed: int = 0
-    condition: str = "real"
-    gan_run: str | None = None
-    num_synthetic: int = 5000
-    classifier: str = "small_cnn"
-    iterations: int = 500
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    progress: bool = True
+    out: str = setting(help="run folder to create (must not hold a run already)", group="run")
+    path: str | None = subset_data_setting("path")
+    sample: str | None = subset_data_setting("sample")
+    flag: str = subset_data_setting("flag", "chestmnist")
+    root: str | None = subset_data_setting("root")
+    download: bool = subset_data_setting("download", False)
+    size: int | None = subset_data_setting("size", None, note=" (None: the file's)")
+    fraction: float = subset_data_setting("fraction", 1.0)
+    subset_seed: int = subset_data_setting("subset_seed", 0)
+    condition: str = setting(
+        "real",
+        "real, real+classical, real+synthetic@R, real+synthetic@R+classical or synthetic-only",
+        group="condition",
+    )
+    gan_run: str | None = setting(
+        None, "run folder (or generator.pt) of `medgan-aug train` (synthetic conditions)", group="condition"
+    )
+    num_synthetic: int = setting(5000, "generated images in the pool batches draw from", group="condition")
+    classifier: str = setting("small_cnn", "classifier network", group="classifier", choices=CLASSIFIER_NAMES)
+    iterations: int = setting(500, "optimiser steps", group="classifier")
+    batch_size: int = setting(64, "the global batch", group="classifier")
+    lr: float = setting(1e-3, "learning rate", group="classifier")
+    seed: int = setting(0, "seed of the classifier, its batches and the synthetic pool", group="classifier")
+    device: str = setting(
+        "cpu", "cpu, cuda[:N] or auto (under torchrun on GPUs: cuda:LOCAL_RANK)", group="run"
+    )
+    threads: int | None = setting(None, "torch CPU threads (None: torch's)", group="run")
+    progress: bool = setting(True, "show a progress bar (rank 0)", group="run")
 
 
 def _check_config(config: ClassifierRunConfig) -> Any:

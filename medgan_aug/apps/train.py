@@ -1,14 +1,13 @@
-"""Training a GAN run: :class:`GANConfig`, the low-data subset, the run folder (config, checkpoints, samples,
-losses, generator file) and exact resume. ``medgan-aug train`` is a thin layer over :func:`train_gan`.
+"""Training a GAN run: the low-data subset, the run folder (config, checkpoints, samples, losses,
+generator file) and exact resume. Its settings are :class:`GANConfig` (:mod:`medgan_aug.apps.train_config`);
+``medgan-aug train`` is a thin layer over :func:`train_gan`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
-import math
 import os
 import platform
 import random
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.data.medmnist import MedMNISTDataset, file_md5
 from medgan_aug.data.stratify import low_data_indices
@@ -30,13 +30,7 @@ from medgan_aug.engines.distributed import (
     distributed_context,
     run_on_main,
 )
-from medgan_aug.engines.gan_trainer import (
-    LOSSES,
-    LR_SCHEDULES,
-    GANTrainer,
-    lr_lambda,
-    run_seeds,
-)
+from medgan_aug.engines.gan_trainer import GANTrainer, lr_lambda, run_seeds
 from medgan_aug.handlers.checkpoint import CheckpointManager, PeriodicCheckpoint
 from medgan_aug.handlers.loss_log import LossCSV
 from medgan_aug.handlers.progress import IterationProgress
@@ -54,134 +48,6 @@ __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "build_gan_trainer", "tr
 # Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
 # folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
 _RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "sample", "root", "download")
-
-
-@dataclass
-class GANConfig:
-    """Everything a GAN run depends on; mirrors ``medgan-aug train`` options one to one.
-
-    Data:
-        path: a MedMNIST-format ``.npz`` (e.g. ``../shared/data/nih1000_chestmnist.npz``); or None to use
-            the official file of ``flag`` under ``root`` (``download=True`` fetches it).
-        sample: instead of ``path``, a real sample shipped in the package (``"nih1000"``).
-        flag: MedMNIST flag (label layout of the file). size: 28 or 64.
-        fraction / subset_seed: the low-data subset of train the GAN sees
-            (:func:`medgan_aug.data.low_data_indices`).
-    Model:
-        conditional: condition G and D on the label vector. latent_dim, base_channels: network sizes.
-        spectral_norm: spectral normalisation in D.
-    Optimisation:
-        iterations: number of G steps. batch_size. loss: ``"bce"`` (non-saturating) or ``"hinge"``.
-        lr_g, lr_d, beta1, beta2: Adam settings (DCGAN: 2e-4, (0.5, 0.999)). lr_schedule:
-        ``"constant"``, ``"linear"`` or ``"cosine"`` decay to 0 over ``iterations``. d_steps: D updates per
-        G update. ema_decay: EMA of G (0 disables; the live G is then exported). diffaugment: policy
-        string (``""`` disables). r1_gamma: R1 weight (0 disables).
-    Run:
-        seed: fixes everything random. out: run directory. resume: continue from its latest good
-        checkpoint. checkpoint_every / n_saved: checkpoint period (iterations) and rotation depth.
-        sample_every / n_samples: sample-grid period and size. standing_stats_batches: batches used
-        to re-estimate the sampled generator's BatchNorm statistics (0: keep G's running stats).
-        device: ``"cpu"``, ``"cuda"``, ``"auto"``. threads: torch CPU threads during training (None: leave
-        torch's setting; 1 is fastest on a loaded shared machine). progress: show a progress bar.
-    """
-
-    path: str | None = None
-    sample: str | None = None
-    flag: str = "chestmnist"
-    root: str | None = None
-    download: bool = False
-    size: int = 28
-    fraction: float = 1.0
-    subset_seed: int = 0
-    conditional: bool = False
-    latent_dim: int = 100
-    base_channels: int = 64
-    spectral_norm: bool = False
-    iterations: int = 2000
-    batch_size: int = 64
-    loss: str = "bce"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_schedule: str = "constant"
-    d_steps: int = 1
-    ema_decay: float = 0.999
-    diffaugment: str = "color,translation,cutout"
-    r1_gamma: float = 0.0
-    seed: int = 0
-    out: str = "runs/gan"
-    resume: bool = False
-    checkpoint_every: int = 500
-    n_saved: int = 3
-    sample_every: int = 500
-    n_samples: int = 64
-    standing_stats_batches: int = 16
-    device: str = "cpu"
-    threads: int | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        def positive_int(name: str, minimum: int = 1) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"GANConfig.{name} must be an integer >= {minimum}, got {value!r}")
-            setattr(self, name, int(value))
-
-        for name in (
-            "latent_dim",
-            "base_channels",
-            "iterations",
-            "batch_size",
-            "d_steps",
-            "checkpoint_every",
-            "n_saved",
-            "sample_every",
-            "n_samples",
-        ):
-            positive_int(name)
-        for name in ("subset_seed", "seed", "standing_stats_batches"):
-            positive_int(name, 0)
-        if self.size not in (28, 64):
-            raise ValueError(f"GANConfig.size must be 28 or 64, got {self.size!r}")
-        if not isinstance(self.fraction, (int, float)) or not 0.0 < float(self.fraction) <= 1.0:
-            raise ValueError(f"GANConfig.fraction must be in (0, 1], got {self.fraction!r}")
-        self.fraction = float(self.fraction)
-        if self.loss not in LOSSES:
-            raise ValueError(f"GANConfig.loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"GANConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        for name in ("lr_g", "lr_d"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"GANConfig.{name} must be a positive number, got {value!r}")
-        for name in ("beta1", "beta2", "ema_decay"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"GANConfig.{name} must be in [0, 1), got {value!r}")
-        if (
-            not isinstance(self.r1_gamma, (int, float))
-            or not math.isfinite(self.r1_gamma)
-            or self.r1_gamma < 0
-        ):
-            raise ValueError(f"GANConfig.r1_gamma must be a number >= 0, got {self.r1_gamma!r}")
-        if not isinstance(self.diffaugment, str):
-            raise TypeError(
-                f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"
-            )
-        DiffAugment(self.diffaugment)  # validates the policy names
-        if self.threads is not None:
-            positive_int("threads")
-        if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):
-            raise ValueError(f"GANConfig.device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device!r}")
-        if self.path is not None:
-            self.path = os.fspath(self.path)
-        if self.root is not None:
-            self.root = os.fspath(self.root)
-        self.out = os.fspath(self.out)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

@@ -1,18 +1,23 @@
 """The ``medgan-aug`` command line: a thin layer over the library's functions.
 
 Every module in :mod:`medgan_aug.cli.commands` adds one subcommand through ``register(subparsers)``, which
-sets ``func`` (``args -> exit code``) on its parser; this module only collects them.
+sets ``func`` (``args -> exit code``) on its parser; this module only collects them and turns the errors a
+user can fix into one line on stderr (:mod:`medgan_aug.cli.errors`).
+
+Exit codes: 0 done, 1 an error with a one-line message, 2 a usage error (argparse), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from medgan_aug.cli import commands
+from medgan_aug.cli.errors import one_line_message
 
 __all__ = ["build_parser", "main"]
 
@@ -22,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medgan-aug",
         description="DCGAN data augmentation for MONAI: train, generate, mix, measure.",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error instead of one line"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -38,19 +46,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError, *_run_errors()) as err:
-        # Bad input or a run that cannot go on: the message names the file or argument and what is wrong;
-        # a traceback would only bury it.
-        print(f"medgan-aug {args.command}: error: {err}", file=sys.stderr)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (``| head``) shows here, not as a warning at exit
+        return code
+    except KeyboardInterrupt:
+        print(f"medgan-aug {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = one_line_message(err, args)
+        if message is None or args.traceback:
+            raise  # a bug, or asked for: the traceback is the useful part
+        if isinstance(err, BrokenPipeError):
+            _silence_stdout()
+        _print_error(args.command, message)
         return 1
 
 
-def _run_errors() -> tuple[type[BaseException], ...]:
-    """The project's own run-time errors (unreadable checkpoints, a diverged GAN or classifier)."""
-    from medgan_aug.utils.errors import CheckpointError, TrainingDivergenceError
+def _print_error(command: str, message: str) -> None:
+    print(f"medgan-aug {command}: error: {message}", file=sys.stderr)
 
-    return (CheckpointError, TrainingDivergenceError)
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

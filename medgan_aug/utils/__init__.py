@@ -26,4 +26,5 @@ from medgan_aug.utils.errors import (
 )
 from medgan_aug.utils.files import file_md5
 from medgan_aug.utils.serialization import atomic_torch_save, get_rng_states, safe_torch_load, set_rng_states
+from medgan_aug.utils.settings import setting
 from medgan_aug.utils.tasks import BINARY, MULTI_LABEL, TASKS, check_task, is_softmax_task

@@ -1,0 +1,150 @@
+"""The settings of a GAN run: :class:`GANConfig`, one field per ``medgan-aug train`` option.
+
+Each field carries its help text (:func:`medgan_aug.utils.settings.setting`): it documents the field here and
+is the option's line in ``medgan-aug train --help`` (:mod:`medgan_aug.cli.options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medgan_aug.apps.data_settings import subset_data_setting
+from medgan_aug.engines.gan_trainer import LOSSES, LR_SCHEDULES
+from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.settings import setting
+
+__all__ = ["GANConfig"]
+
+
+@dataclass
+class GANConfig:
+    """Everything a GAN run depends on (:func:`medgan_aug.apps.train_gan`); mirrors ``medgan-aug train``.
+
+    Each field's ``help`` metadata says what it does (also ``medgan-aug train --help``). ``path=None`` and
+    ``sample=None`` use the official MedMNIST file of ``flag`` under ``root``. The Adam defaults are DCGAN's
+    (Radford et al., 2016: lr 2e-4, betas (0.5, 0.999)); ``ema_decay``, ``diffaugment`` and ``r1_gamma`` of 0
+    or ``""`` turn those parts off.
+    """
+
+    path: str | None = subset_data_setting("path")
+    sample: str | None = subset_data_setting("sample")
+    flag: str = subset_data_setting("flag", "chestmnist")
+    root: str | None = subset_data_setting("root")
+    download: bool = subset_data_setting("download", False)
+    size: int = subset_data_setting("size", 28)
+    fraction: float = subset_data_setting("fraction", 1.0)
+    subset_seed: int = subset_data_setting("subset_seed", 0)
+    conditional: bool = setting(False, "condition G and D on the label vector", group="model")
+    latent_dim: int = setting(100, "length of G's noise vector z", group="model")
+    base_channels: int = setting(
+        64, "network width c (G's layers 8c/4c/2c/c, D's c/2c/4c[/8c])", group="model"
+    )
+    spectral_norm: bool = setting(False, "spectral normalisation in D", group="model")
+    iterations: int = setting(2000, "number of G steps", group="optimisation")
+    batch_size: int = setting(
+        64, "real images per D step (the global batch under torchrun)", group="optimisation"
+    )
+    loss: str = setting("bce", "bce = non-saturating DCGAN loss", group="optimisation", choices=LOSSES)
+    lr_g: float = setting(2e-4, "Adam learning rate of G", group="optimisation")
+    lr_d: float = setting(2e-4, "Adam learning rate of D", group="optimisation")
+    beta1: float = setting(0.5, "Adam beta1 of G and D", group="optimisation")
+    beta2: float = setting(0.999, "Adam beta2 of G and D", group="optimisation")
+    lr_schedule: str = setting(
+        "constant",
+        "learning rates decay to 0 over the iterations",
+        group="optimisation",
+        choices=LR_SCHEDULES,
+    )
+    d_steps: int = setting(1, "D updates per G update", group="optimisation")
+    ema_decay: float = setting(
+        0.999, "EMA of G's weights (0 = off: the live G is exported)", group="optimisation"
+    )
+    diffaugment: str = setting(
+        "color,translation,cutout", "DiffAugment policy ('' = off)", group="optimisation"
+    )
+    r1_gamma: float = setting(0.0, "R1 penalty weight (0 = off)", group="optimisation")
+    seed: int = setting(0, "seed of everything random but the subset", group="run")
+    out: str = setting("runs/gan", "run directory", group="run", required=True)
+    resume: bool = setting(False, "continue from the latest good checkpoint in out", group="run")
+    checkpoint_every: int = setting(500, "checkpoint period in iterations", group="run")
+    n_saved: int = setting(3, "checkpoints kept", group="run")
+    sample_every: int = setting(500, "sample-grid period in iterations", group="run")
+    n_samples: int = setting(64, "images per sample grid", group="run")
+    standing_stats_batches: int = setting(
+        16,
+        "batches that re-estimate the exported G's BatchNorm statistics (0: keep its running stats)",
+        group="run",
+    )
+    device: str = setting("cpu", "cpu, cuda[:N] or auto", group="run")
+    threads: int | None = setting(
+        None, "torch CPU threads (None: torch's; 1 is fastest on a loaded shared machine)", group="run"
+    )
+    progress: bool = setting(True, "show a progress bar", group="run")
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, minimum: int = 1) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"GANConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            setattr(self, name, int(value))
+
+        for name in (
+            "latent_dim",
+            "base_channels",
+            "iterations",
+            "batch_size",
+            "d_steps",
+            "checkpoint_every",
+            "n_saved",
+            "sample_every",
+            "n_samples",
+        ):
+            positive_int(name)
+        for name in ("subset_seed", "seed", "standing_stats_batches"):
+            positive_int(name, 0)
+        if self.size not in (28, 64):
+            raise ValueError(f"GANConfig.size must be 28 or 64, got {self.size!r}")
+        if not isinstance(self.fraction, (int, float)) or not 0.0 < float(self.fraction) <= 1.0:
+            raise ValueError(f"GANConfig.fraction must be in (0, 1], got {self.fraction!r}")
+        self.fraction = float(self.fraction)
+        if self.loss not in LOSSES:
+            raise ValueError(f"GANConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"GANConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"GANConfig.{name} must be a positive number, got {value!r}")
+        for name in ("beta1", "beta2", "ema_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"GANConfig.{name} must be in [0, 1), got {value!r}")
+        if (
+            not isinstance(self.r1_gamma, (int, float))
+            or not math.isfinite(self.r1_gamma)
+            or self.r1_gamma < 0
+        ):
+            raise ValueError(f"GANConfig.r1_gamma must be a number >= 0, got {self.r1_gamma!r}")
+        if not isinstance(self.diffaugment, str):
+            raise TypeError(
+                f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"
+            )
+        DiffAugment(self.diffaugment)  # validates the policy names
+        if self.threads is not None:
+            positive_int("threads")
+        if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):
+            raise ValueError(f"GANConfig.device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device!r}")
+        if self.path is not None:
+            self.path = os.fspath(self.path)
+        if self.root is not None:
+            self.root = os.fspath(self.root)
+        self.out = os.fspath(self.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
