@@ -259,7 +259,7 @@ def test_classifier_divergence_is_one_line(chest28_path, tmp_path, monkeypatch, 
         f"classify --path {chest28_path} --fraction 0.1 --iterations 3 --batch-size 8 --out {tmp_path / 'c'}"
     )
     code = main([*argv.split(), "--no-progress", "--threads", "1"])
-    _assert_one_line_error(capsys, code, "classify", "non-finite training loss")
+    _assert_one_line_error(capsys, code, "classify", "classifier training diverged at step 1: loss is nan")
     assert not (tmp_path / "c").exists()
 
 
