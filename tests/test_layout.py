@@ -105,3 +105,14 @@ def test_the_check_catches_an_upward_import_a_private_name_and_a_cycle(tmp_path)
 def test_no_module_is_over_500_lines():
     lengths = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in lengths.items() if n > 500} == {}
+
+
+def test_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    missing = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" and p.name not in layout
+    )
+    assert missing == []
