@@ -19,6 +19,10 @@ class IterationProgress:
     and ``engine.iterations`` the bar's total (default: ``max_epochs * epoch_length``). Arguments given
     here take precedence. The bar starts at the iteration the engine resumes from.
 
+    Why not ignite's ``ProgressBar``: it counts per epoch (its bar restarts every epoch) and shows the
+    iteration of a resumed run from zero; runs here are counted in iterations across epochs and resume
+    mid-run, so the bar needs the run's total and its starting iteration.
+
     Args:
         total: iterations of the whole run (None: from the engine).
         initial: iterations already done before this run (None: the engine's iteration when it starts).
