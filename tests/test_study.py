@@ -396,3 +396,26 @@ def test_work_another_process_holds_is_left_to_it_and_a_killed_holder_blocks_not
     assert finished_keys(out) == {run_key(config, run) for run in runs}
     assert (creating / "generator.pt").is_file()
     assert [r["condition"] for r in csv.DictReader(open(out / "results.csv"))] == ["real", "synthetic-only"]
+
+
+def test_a_gan_another_process_evaluates_is_waited_for(tmp_path, chest28_path, lock_holder, monkeypatch):
+    """evaluate_gans skips a GAN whose evaluation lock is held, comes back once it is free, and evaluates
+    it then only if the other process left no metrics.json (here: it ended without one)."""
+    config = tiny_config(chest28_path, ["real", "synthetic-only"])
+    config.fractions, config.seeds = [0.25, 1.0], [0]
+    gans = [tmp_path / "gans" / gan_key(config, fraction, 0) for fraction in config.fractions]
+    for gan in gans:
+        gan.mkdir(parents=True)
+        (gan / "generator.pt").write_bytes(b"")  # a finished GAN, as far as evaluate_gans looks
+    holder = lock_holder(study_lock(tmp_path, f"evaluation-{gans[0].name}"), seconds=3.0)
+    evaluated = []
+
+    def record(run_dir, **kwargs):
+        evaluated.append((Path(run_dir).name, holder.poll() is None))
+        (Path(run_dir) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(study_runner, "write_report", record)
+    study_runner.evaluate_gans(config, expand_grid(config), tmp_path)
+    # the free GAN first, while the other process still held its lock; the held one after it let go
+    assert [name for name, _ in evaluated] == [gans[1].name, gans[0].name]
+    assert evaluated[0][1] is True and holder.wait(timeout=10) == 0
