@@ -64,3 +64,43 @@ def chest64_path() -> Path:
 @pytest.fixture(scope="session")
 def pneumonia_path() -> Path:
     return shared_file("pneumoniamnist_union.npz")
+
+
+# A process that takes a lock with medgan_aug.utils.locks.work_lock, says so, then sleeps (or exits after
+# argv[2] seconds, releasing it).
+_LOCK_HOLDER = """
+import sys, time
+from medgan_aug.utils.locks import work_lock
+with work_lock(sys.argv[1], wait=False) as held:
+    print("held" if held else "busy", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """Start another process holding a lock: ``lock_holder(path, seconds=600)`` returns its ``Popen`` once
+    it holds the lock. Processes still running at the end of the test are killed."""
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen] = []
+
+    def start(path: Path, seconds: float = 600) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _LOCK_HOLDER, str(path), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        started.append(holder)
+        assert holder.stdout.readline().strip() == "held"
+        return holder
+
+    yield start
+    for holder in started:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+        holder.stdout.close()

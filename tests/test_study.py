@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +23,12 @@ from medgan_aug.apps.study.config import (
     data_identity,
     expand_grid,
     finished_keys,
+    gan_key,
     load_study_config,
     parse_condition,
     run_key,
     select_shard,
+    study_lock,
 )
 from medgan_aug.apps.study.study import run_study
 
@@ -146,12 +153,18 @@ def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
     assert len(finished_keys(out)) == 4  # 2 fractions x 1 seed x 2 conditions
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
     calls = []
-    monkeypatch.setattr(study_runner, "run_group", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(study_runner, "run_group", lambda *a, **k: calls.append((a, k)) or [])
     run_study(config, out, progress=False)
     assert calls == [] and before == {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
     config.seeds = [0, 1]  # a grown grid runs only what is new
     run_study(config, out, progress=False)
-    assert [sorted({r.seed for r in a[1]}) for a in calls] == [[1], [1]]
+    # the stand-in finishes nothing, as if another process held the runs: a second pass waits for them
+    assert [(sorted({r.seed for r in a[1]}), k["wait"]) for a, k in calls] == [
+        ([1], False),
+        ([1], False),
+        ([1], True),
+        ([1], True),
+    ]
 
 
 def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypatch):
@@ -297,3 +310,112 @@ def test_arms_see_the_same_real_batches(chest28_path):
         kept = ~after["synthetic"]
         assert int(after["synthetic"].sum()) == 8
         assert torch.equal(after["image"][kept], real["image"][kept])
+
+
+# Two runs (real and real+synthetic) of one group, with tiny budgets: the runs of a real study, in seconds.
+TWO_RUNS_STUDY = """\
+name: two-processes
+data: {sample: nih1000}
+fractions: [0.25]
+seeds: [0]
+conditions: [real, real+synthetic@0.5]
+gan: {conditional: true, iterations: 10, batch_size: 16, base_channels: 8, sample_every: 10, checkpoint_every: 10}
+classifier: {iterations: 10, batch_size: 32}
+synthetic: {num_samples: 64}
+bootstrap: {n_boot: 20}
+evaluation: {enabled: false}
+"""
+
+
+def start_study(config: Path, out: Path) -> subprocess.Popen:
+    """``medgan-aug study`` in a process of its own, on this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = ["study", "--config", str(config), "--out", str(out), "--threads", "1", "--no-progress"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "medgan_aug", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def results_without_timings(out: Path) -> list[dict[str, str]]:
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    return [{name: value for name, value in row.items() if "seconds" not in name} for row in rows]
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_folder_train_each_run_once(tmp_path):
+    """Two studies started together on one folder: no crash, every run and the GAN trained once, by one of
+    them, and the same results.csv as one process alone."""
+    config = tmp_path / "study.yaml"
+    config.write_text(TWO_RUNS_STUDY)
+    together = [start_study(config, tmp_path / "shared") for _ in range(2)]
+    alone = start_study(config, tmp_path / "alone")
+    logs = []
+    for process in [*together, alone]:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        logs.append(stderr)
+    study = load_study_config(config)
+    keys = {run_key(study, run) for run in expand_grid(study)}
+    shared_log = logs[0] + logs[1]
+    assert Counter(re.findall(r"^finished ([0-9a-f]+):", shared_log, re.M)) == {key: 1 for key in keys}
+    assert len(re.findall(r"^training GAN ", shared_log, re.M)) == 1
+    assert results_without_timings(tmp_path / "shared") == results_without_timings(tmp_path / "alone")
+    assert len(results_without_timings(tmp_path / "shared")) == 2
+    assert "2 runs;" in (tmp_path / "shared" / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_work_another_process_holds_is_left_to_it_and_a_killed_holder_blocks_nothing(
+    tmp_path, chest28_path, lock_holder
+):
+    """A GAN folder another process is creating (its lock held) is neither deleted nor refused as a
+    foreign run: its runs wait. Once that process is killed (SIGKILL), its lock is gone and the study
+    finishes everything."""
+    from medgan_aug.apps.study.runner import run_group
+
+    config = tiny_config(chest28_path, ["real", "synthetic-only"])
+    config.fractions = [0.25]
+    runs = expand_grid(config)
+    key = gan_key(config, 0.25, 0)
+    creating = tmp_path / "gans" / key
+    creating.mkdir(parents=True)
+    (creating / "config.json").write_text("{}")  # what a GAN run has a moment after it starts
+    holder = lock_holder(study_lock(tmp_path, f"gan-{key}"))
+
+    rows = run_group(config, runs, tmp_path)  # first pass: skips the GAN and its run, does the rest
+    assert [row["condition"] for row in rows] == ["real"]
+    assert (creating / "config.json").read_text() == "{}" and not (creating / "generator.pt").exists()
+
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    out = run_study(config, tmp_path, progress=False)  # the dead holder's half-made run is started again
+    assert finished_keys(out) == {run_key(config, run) for run in runs}
+    assert (creating / "generator.pt").is_file()
+    assert [r["condition"] for r in csv.DictReader(open(out / "results.csv"))] == ["real", "synthetic-only"]
+
+
+def test_a_gan_another_process_evaluates_is_waited_for(tmp_path, chest28_path, lock_holder, monkeypatch):
+    """evaluate_gans skips a GAN whose evaluation lock is held, comes back once it is free, and evaluates
+    it then only if the other process left no metrics.json (here: it ended without one)."""
+    config = tiny_config(chest28_path, ["real", "synthetic-only"])
+    config.fractions, config.seeds = [0.25, 1.0], [0]
+    gans = [tmp_path / "gans" / gan_key(config, fraction, 0) for fraction in config.fractions]
+    for gan in gans:
+        gan.mkdir(parents=True)
+        (gan / "generator.pt").write_bytes(b"")  # a finished GAN, as far as evaluate_gans looks
+    holder = lock_holder(study_lock(tmp_path, f"evaluation-{gans[0].name}"), seconds=3.0)
+    evaluated = []
+
+    def record(run_dir, **kwargs):
+        evaluated.append((Path(run_dir).name, holder.poll() is None))
+        (Path(run_dir) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(study_runner, "write_report", record)
+    study_runner.evaluate_gans(config, expand_grid(config), tmp_path)
+    # the free GAN first, while the other process still held its lock; the held one after it let go
+    assert [name for name, _ in evaluated] == [gans[1].name, gans[0].name]
+    assert evaluated[0][1] is True and holder.wait(timeout=10) == 0

@@ -16,7 +16,9 @@ Protocol (written into every ``summary.md``):
 
 Every finished run leaves ``runs/<key>.json`` (its settings and metrics) and ``scores/<key>.npz`` (its
 test probabilities, for the paired bootstrap), written atomically: a grid that is interrupted, sharded
-(``shard=(i, n)``) or run by several processes resumes by skipping the keys already present.
+(``shard=(i, n)``) or run by several processes resumes by skipping the keys already present. Processes
+that share a folder take a lock per GAN and per run (:func:`study_lock`), so none trains what another is
+training.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "gan_key",
     "run_key",
     "finished_keys",
+    "study_lock",
 ]
 
 
@@ -327,3 +330,14 @@ def finished_keys(out_dir: str | os.PathLike) -> set[str]:
     """Keys of the runs that already left a result in ``out_dir/runs``."""
     runs_dir = Path(out_dir) / "runs"
     return {p.stem for p in runs_dir.glob("*.json")} if runs_dir.is_dir() else set()
+
+
+def study_lock(out_dir: str | os.PathLike, name: str) -> Path:
+    """The lock file of one piece of work in a study folder: ``locks/<name>.lock``.
+
+    Taken with :func:`medgan_aug.utils.locks.work_lock`. Names: ``gan-<gan key>`` (training the GAN),
+    ``run-<run key>`` (a classifier run), ``evaluation-<gan key>`` (evaluating a GAN),
+    ``extractor-<file name>`` (fitting the evaluation's extractor) and ``summary`` (results.csv,
+    summary.md and the figures).
+    """
+    return Path(out_dir) / "locks" / f"{name}.lock"

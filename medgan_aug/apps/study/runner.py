@@ -2,11 +2,13 @@
 
 A group shares its training subset, its GAN (trained once, on that subset only, and cached under
 ``gans/<gan key>/``) and its synthetic source; each run then trains one classifier under one condition
-and scores the test split once. Results are files, so groups can run in separate processes.
+and scores the test split once. Results are files, so groups can run in separate processes; processes
+that share a folder (even on the same groups) train each GAN and run once, under its lock (:func:`run_group`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,7 +17,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from medgan_aug.apps.study.config import (
     gan_key,
     parse_condition,
     run_key,
+    study_lock,
 )
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
@@ -44,6 +47,7 @@ from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.transforms.classical import classical_augmentation
 from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.utils.atomic import atomic_path, write_json_atomic
+from medgan_aug.utils.locks import work_lock
 
 __all__ = [
     "CLASSIFIER_DEFAULTS",
@@ -133,102 +137,164 @@ def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
     return SyntheticDataset.from_run(run_dir, int(settings["num_samples"]), seed=seed).materialize()
 
 
-def run_group(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False) -> list[dict]:
-    """Run every run of one (fraction, seed) group; each leaves ``runs/<key>.json`` and ``scores/<key>.npz``."""
+def _unfinished(config: StudyConfig, runs: Sequence[RunSpec], out: Path) -> list[RunSpec]:
+
+    return [run for run in runs if not (out / "runs" / f"{run_key(config, run)}.json").is_file()]
+
+
+def run_group(
+    config: StudyConfig, runs: Sequence[RunSpec], out: Path, progress: bool = False, *, wait: bool = False
+) -> list[dict]:
+    """Run the runs of one (fraction, seed) group; each leaves ``runs/<key>.json`` and ``scores/<key>.npz``.
+
+    The group's GAN and every run are trained under their own lock (:func:`study_lock`), so processes that
+    share ``out`` never train the same thing twice. Work whose lock another process holds is skipped
+    (``wait=False``: its runs are left for later) or waited for (``wait=True``); once this process holds a
+    run's lock, a run the other process finished is skipped and one it left (it died) is run here. Locks
+    are never held two at a time, so two processes cannot wait for each other.
+
+    Args:
+        config: the study.
+        runs: runs of one group (runs already finished are skipped).
+        out: the study folder.
+        progress: show the classifier's progress bar.
+        wait: wait for work other processes hold instead of skipping it.
+
+    Returns:
+        The records of the runs this call trained.
+    """
+    runs = _unfinished(config, runs, out)
+    if not runs:
+        return []
     fraction, seed = runs[0].group
     source = data_source(config)
     train_all = MedMNISTDataset(split="train", **source)
     indices = low_data_indices(train_all.labels, fraction=fraction, seed=seed)
     test = MedMNISTDataset(split="test", **source)
     conditions = {run.condition: parse_condition(run.condition) for run in runs}
-    gan_dir, gan_seconds, synthetic = None, None, None
+    gan = None  # the group's GAN: (folder, training seconds, synthetic source)
     if any(c.needs_gan for c in conditions.values()):
-        gan_dir, gan_seconds = ensure_gan(config, fraction, seed, out, train_all.size)
-        synthetic = _synthetic_source(gan_dir, config, seed)
-    budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
+        key = gan_key(config, fraction, seed)
+        with work_lock(study_lock(out, f"gan-{key}"), wait=wait) as held:
+            # under the lock, a GAN folder without a generator is one a dead process left, not one being made
+            if held and not (out / "gans" / key / "generator.pt").is_file():
+                logger.info("training GAN %s: fraction=%g seed=%d", key, fraction, seed)
+            trained = ensure_gan(config, fraction, seed, out, train_all.size) if held else None
+        if trained is None:
+            logger.info("GAN %s is being trained by another process: its runs come later", key)
+            runs = [run for run in runs if not conditions[run.condition].needs_gan]
+        else:
+            gan = (*trained, _synthetic_source(trained[0], config, seed))
     rows = []
     for run in runs:
-        condition = conditions[run.condition]
-        transform = classical_augmentation(train_all.size) if condition.classical else None
-        train = MedMNISTDataset(split="train", indices=indices, transform=transform, **source)
-        batch_transform = None
-        if condition.needs_gan:
-            batch_transform = MixSyntheticd(source=synthetic, ratio=condition.synthetic_ratio, mode="replace")
-        model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
-        started = time.perf_counter()
-        train_classifier(
-            model,
-            train,
-            task=train.task,
-            iterations=int(budget["iterations"]),
-            batch_size=int(budget["batch_size"]),
-            lr=float(budget["lr"]),
-            seed=seed,
-            batch_transform=batch_transform,
-            progress=progress,
-        )
-        seconds = time.perf_counter() - started
-        scores, targets = predict(model, test, task=train.task)
-        metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
         key = run_key(config, run)
-        uses_gan = condition.needs_gan
-        row = {
-            "key": key,
-            "study": config.name,
-            **dataclasses.asdict(run),
-            "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
-            "flag": train.flag,
-            "task": train.task,
-            "image_size": train.size,
-            "n_train": len(indices),
-            "n_test": len(test),
-            "synthetic_ratio": condition.synthetic_ratio,
-            "classical": condition.classical,
-            "auc": metrics["auc"],
-            "acc": metrics["acc"],
-            "per_label_auc": metrics["auc_per_label"],
-            "skipped_labels": metrics["skipped_labels"],
-            "label_names": output_names(test),
-            "classifier_iterations": int(budget["iterations"]),
-            "classifier_batch_size": int(budget["batch_size"]),
-            "classifier_seconds": seconds,
-            "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
-            "gan_seconds": gan_seconds if uses_gan else None,
-            "gan_iterations": config.gan.get("iterations") if uses_gan else None,
-            "num_synthetic": len(synthetic) if uses_gan else 0,
-        }
-        with atomic_path(out / "scores" / f"{key}.npz") as tmp:
-            np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
-        write_json_atomic(out / "runs" / f"{key}.json", row)
-        logger.info(
-            "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
-            key,
-            fraction,
-            seed,
-            run.condition,
-            run.classifier,
-            metrics["auc"],
-            metrics["acc"],
-            seconds,
-        )
-        rows.append(row)
+        with work_lock(study_lock(out, f"run-{key}"), wait=wait) as held:
+            if not held:
+                logger.info("run %s is being trained by another process: skipped for now", key)
+            elif not (out / "runs" / f"{key}.json").is_file():  # another process may have finished it
+                rows.append(_train_and_score(config, run, out, (indices, test, gan), progress=progress))
     return rows
 
 
-def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int]) -> int:
+def _train_and_score(
+    config: StudyConfig, run: RunSpec, out: Path, group: tuple[Any, Any, Any], progress: bool
+) -> dict[str, Any]:
+    """Train one run's classifier, score the test split, write its scores and record; returns the record."""
+    indices, test, gan = group
+    fraction, seed = run.group
+    source = data_source(config)
+    condition = parse_condition(run.condition)
+    gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
+    budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
+    transform = classical_augmentation(test.size) if condition.classical else None
+    train = MedMNISTDataset(split="train", indices=indices, transform=transform, **source)
+    batch_transform = None
+    if condition.needs_gan:
+        batch_transform = MixSyntheticd(source=synthetic, ratio=condition.synthetic_ratio, mode="replace")
+    model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
+    started = time.perf_counter()
+    train_classifier(
+        model,
+        train,
+        task=train.task,
+        iterations=int(budget["iterations"]),
+        batch_size=int(budget["batch_size"]),
+        lr=float(budget["lr"]),
+        seed=seed,
+        batch_transform=batch_transform,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - started
+    scores, targets = predict(model, test, task=train.task)
+    metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
+    key = run_key(config, run)
+    uses_gan = condition.needs_gan
+    row = {
+        "key": key,
+        "study": config.name,
+        **dataclasses.asdict(run),
+        "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
+        "flag": train.flag,
+        "task": train.task,
+        "image_size": train.size,
+        "n_train": len(indices),
+        "n_test": len(test),
+        "synthetic_ratio": condition.synthetic_ratio,
+        "classical": condition.classical,
+        "auc": metrics["auc"],
+        "acc": metrics["acc"],
+        "per_label_auc": metrics["auc_per_label"],
+        "skipped_labels": metrics["skipped_labels"],
+        "label_names": output_names(test),
+        "classifier_iterations": int(budget["iterations"]),
+        "classifier_batch_size": int(budget["batch_size"]),
+        "classifier_seconds": seconds,
+        "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
+        "gan_seconds": gan_seconds if uses_gan else None,
+        "gan_iterations": config.gan.get("iterations") if uses_gan else None,
+        "num_synthetic": len(synthetic) if uses_gan else 0,
+    }
+    with atomic_path(out / "scores" / f"{key}.npz") as tmp:
+        np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
+    write_json_atomic(out / "runs" / f"{key}.json", row)
+    logger.info(
+        "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
+        key,
+        fraction,
+        seed,
+        run.condition,
+        run.classifier,
+        metrics["auc"],
+        metrics["acc"],
+        seconds,
+    )
+    return row
 
-    config, runs, out, threads = args
+
+def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int, bool]) -> int:
+
+    config, runs, out, threads, wait = args
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("medgan_aug").setLevel(logging.INFO)
     with single_process():  # a worker inherits torchrun's environment but must train alone
-        return len(run_group(config, runs, out))
+        run_group(config, runs, out, wait=wait)
+    return len(runs) - len(_unfinished(config, runs, out))
 
 
 def run_groups(
-    config: StudyConfig, runs: Sequence[RunSpec], out: Path, *, jobs: int = 1, progress: bool = True
+    config: StudyConfig,
+    runs: Sequence[RunSpec],
+    out: Path,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    wait: bool = False,
 ) -> None:
-    """Run ``runs`` grouped by (fraction, seed), in this process or in ``jobs`` worker processes."""
+    """Run ``runs`` grouped by (fraction, seed), in this process or in ``jobs`` worker processes.
+
+    ``wait``: wait for runs other processes hold rather than skip them (:func:`run_group`).
+    """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     groups: dict[tuple[float, int], list[RunSpec]] = defaultdict(list)
@@ -239,11 +305,11 @@ def run_groups(
     bar = tqdm(total=len(runs), desc=f"study {config.name}", unit="run", disable=not progress)
     if jobs == 1:
         for group_runs in groups.values():
-            run_group(config, group_runs, out)
-            bar.update(len(group_runs))
+            run_group(config, group_runs, out, wait=wait)
+            bar.update(len(group_runs) - len(_unfinished(config, group_runs, out)))
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        tasks = [(config, group_runs, out, threads) for group_runs in groups.values()]
+        tasks = [(config, group_runs, out, threads, wait) for group_runs in groups.values()]
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             for finished in pool.imap_unordered(_group_worker, tasks):
                 bar.update(finished)
@@ -256,26 +322,58 @@ def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progr
     All GANs of a study are measured with one in-domain extractor (``out/extractors/``), trained on the
     real training split of the study's file: a measuring instrument only — it takes no part in GAN or
     classifier training, so it cannot leak into the study's numbers.
+
+    Each evaluation runs under its GAN's evaluation lock (:func:`study_lock`): GANs another process is
+    evaluating are skipped and waited for at the end, so on return every GAN of ``runs`` is evaluated.
     """
 
     settings = {**EVALUATION_DEFAULTS, **config.evaluation}
     if not settings["enabled"]:
         return
+    groups = sorted({run.group for run in runs if parse_condition(run.condition).needs_gan})
+    held_elsewhere = [group for group in groups if not _evaluate_gan(config, group, out, settings, progress)]
+    for group in held_elsewhere:
+        _evaluate_gan(config, group, out, settings, progress, wait=True)
+
+
+def _evaluate_gan(
+    config: StudyConfig,
+    group: tuple[float, int],
+    out: Path,
+    settings: dict[str, Any],
+    progress: bool,
+    wait: bool = False,
+) -> bool:
+    """Evaluate the GAN of ``group`` unless it is missing or evaluated; False if another process holds it."""
+    fraction, seed = group
+    run_dir = out / "gans" / gan_key(config, fraction, seed)
+    if not (run_dir / "generator.pt").is_file():
+        return True
     identity = data_identity(config)  # the extractor is tied to its data: another file gets another one
     data_tag = f"{identity.get('md5', identity['flag'])[:12]}_{identity.get('size') or 'file'}px"
-    for fraction, seed in sorted({run.group for run in runs if parse_condition(run.condition).needs_gan}):
-        run_dir = out / "gans" / gan_key(config, fraction, seed)
-        if not (run_dir / "generator.pt").is_file() or (run_dir / "metrics.json").is_file():
-            continue
-        extractor = out / "extractors" / f"extractor_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
-        write_report(
-            run_dir,
-            real=config.data.get("path"),
-            extractor=extractor,
-            num_samples=int(settings["num_samples"]),
-            seed=seed,
-            extractor_iterations=int(settings["extractor_iterations"]),
-            repeats=int(settings["repeats"]),
-            progress=progress,
-        )
-        logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)
+    extractor = out / "extractors" / f"extractor_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
+    with work_lock(study_lock(out, f"evaluation-{run_dir.name}"), wait=wait) as held:
+        if not held or (run_dir / "metrics.json").is_file():
+            return held
+        # the first evaluation fits the shared extractor; evaluations in other processes wait for it
+        fits = contextlib.nullcontext() if extractor.is_file() else _extractor_lock(out, extractor)
+        with fits:
+            write_report(
+                run_dir,
+                real=config.data.get("path"),
+                extractor=extractor,
+                num_samples=int(settings["num_samples"]),
+                seed=seed,
+                extractor_iterations=int(settings["extractor_iterations"]),
+                repeats=int(settings["repeats"]),
+                progress=progress,
+            )
+    logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)
+    return True
+
+
+@contextlib.contextmanager
+def _extractor_lock(out: Path, extractor: Path) -> Iterator[None]:
+
+    with work_lock(study_lock(out, f"extractor-{extractor.stem}"), wait=True):
+        yield

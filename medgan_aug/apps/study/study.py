@@ -46,6 +46,11 @@ def run_study(
         jobs: local worker processes, each taking whole groups.
         progress: show progress bars.
 
+    Several processes may run in one ``out_dir`` at once, on the same or overlapping shards: locks per GAN
+    and per run (:func:`medgan_aug.apps.study.config.study_lock`) make each train what no other process is
+    training, each waits at the end for the runs the others held, and the last one to finish writes the
+    summary of all of them.
+
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes split the shard's groups between them
     (:func:`torchrun_shard`) and rank 0 writes the summary once every process is done.
 
@@ -96,7 +101,13 @@ def _run_study_under_torchrun(
 
 
 def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: int, progress: bool) -> None:
-    """Run the unfinished runs of ``shard`` and evaluate its GANs (results are files in ``out``)."""
+    """Run the unfinished runs of ``shard`` and evaluate its GANs (results are files in ``out``).
+
+    Other processes may work in ``out`` at the same time (the same or overlapping shards): a first pass
+    skips the GANs and runs they hold (:func:`medgan_aug.apps.study.runner.run_group`), a second waits
+    for their locks and runs what they left unfinished, so on return every run of the shard is finished,
+    by this process or another.
+    """
 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "study_config.json", dataclasses.asdict(config))
@@ -108,5 +119,12 @@ def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: 
     )
     started = time.perf_counter()
     run_groups(config, todo, out, jobs=jobs, progress=progress)
-    logger.info("study %s: ran %d runs in %.0f s", config.name, len(todo), time.perf_counter() - started)
+    done = finished_keys(out)
+    held_elsewhere = [run for run in todo if run_key(config, run) not in done]
+    if held_elsewhere:  # runs another process had: wait for its locks, then run what it did not finish
+        logger.info(
+            "study %s: waiting for %d run(s) held by other processes", config.name, len(held_elsewhere)
+        )
+        run_groups(config, held_elsewhere, out, jobs=jobs, progress=progress, wait=True)
+    logger.info("study %s: %d runs done in %.0f s", config.name, len(todo), time.perf_counter() - started)
     evaluate_gans(config, select_shard(expand_grid(config), shard), out, progress=progress)

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from medgan_aug.apps.study.config import expand_grid, run_key
+from medgan_aug.apps.study.config import expand_grid, run_key, study_lock
 from medgan_aug.apps.study.figures import plot_study
 from medgan_aug.metrics.bootstrap import pooled_paired_bootstrap_delta
 from medgan_aug.utils.atomic import atomic_path, atomic_write_text
+from medgan_aug.utils.locks import work_lock
 
 __all__ = [
     "BASE_COLUMNS",
@@ -257,9 +258,18 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
 
     Runs in ``out`` from another config (other budgets, data or conditions) are left out and counted in a
     log line, so a changed config never pairs its runs with stale ones.
+
+    Processes that share ``out`` write one at a time (the ``summary`` lock, :func:`study_lock`), each from
+    the runs finished when it starts: every process finishes its own runs before it writes, so the last
+    writer's files hold every run of every process, and no earlier writer's files land after them.
     """
 
-    out = Path(out)
+    with work_lock(study_lock(out, "summary"), wait=True):
+        return _write_summary(config, Path(out))
+
+
+def _write_summary(config: Any, out: Path) -> Path:
+
     keys = {run_key(config, run) for run in expand_grid(config)}
     rows = collect_runs(out, keys)
     foreign = len(list((out / "runs").glob("*.json"))) - len(rows) if (out / "runs").is_dir() else 0
