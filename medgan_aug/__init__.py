@@ -20,6 +20,7 @@ _EXPORTS = {
         "GeneratorFileError",
         "MedMNISTFileError",
         "ModelFileError",
+        "ResumeError",
         "TrainingDivergenceError",
         "UnsafeFileError",
     ],

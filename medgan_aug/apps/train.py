@@ -8,9 +8,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import platform
 import random
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,12 @@ import numpy as np
 import torch
 
 from medgan_aug.apps.train_config import GANConfig
+from medgan_aug.apps.train_resume import (
+    check_iterations,
+    check_resume_record,
+    remove_run_orphans,
+    set_aside_generator,
+)
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.data.medmnist import MedMNISTDataset, file_md5
 from medgan_aug.data.stratify import low_data_indices
@@ -44,10 +52,7 @@ from medgan_aug.utils.devices import resolve_device
 __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "build_gan_trainer", "train_gan"]
 
 
-# config fields that may differ between a run and its resume
-# Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
-# folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
-_RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "sample", "root", "download")
+logger = logging.getLogger("medgan_aug.apps.train")
 
 
 @dataclass
@@ -175,37 +180,21 @@ def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int) -> dict
     }
 
 
-def _check_resume(run_dir: Path, record: dict[str, Any]) -> None:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: {path} not found; {run_dir} is not a GAN run directory")
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"--resume: {path} is not valid JSON: {err}") from err
-    old, new = saved.get("config", {}), record["config"]
-    diff = sorted(k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k))
-    if diff:
-        details = "; ".join(f"{k}: saved {old.get(k)!r} vs now {new.get(k)!r}" for k in diff)
-        raise ValueError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
-    old_md5, new_md5 = saved.get("data", {}).get("source_md5"), record["data"]["source_md5"]
-    if old_md5 is not None and old_md5 != new_md5:
-        raise ValueError(
-            f"--resume: the data file {record['data']['source']} (MD5 {new_md5}) is not the one the run in "
-            f"{run_dir} was trained on ({saved['data'].get('source')}, MD5 {old_md5})"
-        )
-    if saved.get("subset", {}).get("indices_sha256") != record["subset"]["indices_sha256"]:
-        raise ValueError(
-            f"--resume: the training subset differs from the one recorded in {path} (data file changed?)"
-        )
-
-
 def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     """Train a (conditional) DCGAN on the configured low-data subset; return the run directory.
 
     The run directory gets ``config.json`` (resolved config, data, subset record), ``checkpoints/``,
     ``samples/iter_*.png``, ``losses.csv`` and, when all iterations are done, ``generator.pt`` (the EMA
-    generator via :func:`medgan_aug.networks.save_generator`).
+    generator via :func:`medgan_aug.networks.save_generator`). Its meta and ``config.json`` then record
+    ``training_seconds``: the wall time of every session of the run (each checkpoint carries the count so
+    far, so a killed session counts up to its last checkpoint).
+
+    ``resume=True`` continues from the newest readable checkpoint, bit-identically on CPU; in a folder
+    killed before its first checkpoint it starts again from iteration 0 (with a warning). A resumed run
+    may change ``iterations`` (e.g. extend a finished run) when the learning-rate schedule is
+    ``"constant"``: the result equals a run trained to the new total directly, and an earlier
+    ``generator.pt`` is renamed ``generator_<iterations>.pt``. Temporary files of killed writes are removed
+    at the start (:mod:`medgan_aug.apps.train_resume`).
 
     Under ``torchrun`` with several processes the run is data-parallel over the global batch
     ``config.batch_size`` and only rank 0 writes the run directory (:mod:`medgan_aug.engines.distributed`).
@@ -217,8 +206,9 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
 
     Raises:
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
-        FileNotFoundError: ``resume`` without a run or checkpoint to resume from.
-        ValueError: the resumed run's configuration or subset differs.
+        FileNotFoundError: ``resume`` without a run (``config.json``) to resume.
+        medgan_aug.utils.ResumeError: the resumed run's configuration or subset differs, or its
+            ``iterations`` changes where that would not equal a direct run (the message says what to run).
         GANDivergenceError: a loss became NaN/inf (the message names the iteration).
         medgan_aug.utils.CheckpointError: no readable checkpoint, or an unsafe one.
     """
@@ -235,8 +225,23 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
         torch.set_num_threads(previous_threads)
 
 
+def _load_resume_state(
+    config: GANConfig, run_dir: Path, manager: CheckpointManager, record: dict[str, Any], map_location: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Check the run folder against ``record``; return the newest readable checkpoint (None: none yet)
+    and the saved run record."""
+    saved = check_resume_record(run_dir, record)
+    loaded = manager.load_latest(map_location=map_location)
+    state = None if loaded is None else loaded[0]
+    saved_total = int(saved.get("config", {}).get("iterations", config.iterations))
+    start = 0 if state is None else int(state["iteration"])
+    check_iterations(run_dir, saved_total, config.iterations, start, config.lr_schedule)
+    return state, saved
+
+
 def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) -> Path:
 
+    started = time.perf_counter()
     run_dir = Path(config.out)
     manager = CheckpointManager(run_dir / "checkpoints", config.n_saved)
     main = shard is None or shard.is_main  # only the main process writes the run directory
@@ -252,23 +257,37 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
 
     run_on_main(shard, check_new_run)
     trainer = build_gan_trainer(config, subset, shard=shard)
+    trainer.session_started = started  # this session's time includes loading the data
     record = _run_record(config, subset, trainer.state.epoch_length)
     start: int | None = None
+    saved: dict[str, Any] = {}
     if config.resume:
-
-        def load_resume_state() -> dict[str, Any]:
-            _check_resume(run_dir, record)
-            loaded = manager.load_latest(map_location=trainer.state.device if shard is None else "cpu")
-            if loaded is None:
-                raise FileNotFoundError(f"--resume: no checkpoint in {manager.directory}")
-            return loaded[0]
-
-        state = run_on_main(shard, load_resume_state)
-        trainer.load_training_state(state)
-        start = int(state["iteration"])
-        if main:
-            manager.remove_after(start)
+        where = trainer.state.device if shard is None else "cpu"
+        state, saved = run_on_main(shard, lambda: _load_resume_state(config, run_dir, manager, record, where))
+        if state is None:
+            if main:
+                warnings.warn(
+                    f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first one); nothing "
+                    "was lost: training starts again from iteration 0",
+                    stacklevel=3,
+                )
+        else:
+            trainer.load_training_state(state)
+            start = int(state["iteration"])
+            if main:
+                manager.remove_after(start)
+        saved_total = int(saved.get("config", {}).get("iterations", config.iterations))
+        if main and saved_total != config.iterations:
+            aside = set_aside_generator(run_dir, saved_total)
+            if aside is not None:
+                warnings.warn(
+                    f"--resume: the run in {run_dir} continues from {saved_total} to {config.iterations} "
+                    f"iterations; its generator.pt of iteration {saved_total} is now {aside.name}",
+                    stacklevel=3,
+                )
     if main:
+        for path in remove_run_orphans(run_dir, manager):
+            logger.info("removed %s, left by a killed write", path)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
 
@@ -300,6 +319,10 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
         handler.attach(trainer)
 
     trainer.run()
+    if start is not None and start >= config.iterations:  # nothing trained now: keep the recorded total
+        seconds = float(saved.get("training_seconds", trainer.prior_seconds))
+    else:
+        seconds = trainer.training_seconds()
     if trainer.state.iteration < config.iterations:
         warnings.warn(
             f"training stopped at iteration {trainer.state.iteration} of {config.iterations}; "
@@ -329,7 +352,12 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
         "seed": config.seed,
         "ema_decay": config.ema_decay,
         "source": subset.info["source"],
+        "training_seconds": seconds,
     }
+    record["training_seconds"] = (
+        seconds  # config.json first: a kill before generator.pt just redoes the export
+    )
+    atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
     save_generator(ema, run_dir / "generator.pt", meta)
     if shard is not None:
         shard.barrier()

@@ -36,9 +36,10 @@ no labels to G or D (no conditioning), and has no place for DiffAugment, R1 or E
 Reproducibility: ``seed`` fixes initialisation, noise, augmentation and data order. Batches are computed
 from the iteration number (a stream of per-epoch permutations seeded by ``(seed, epoch)``), not from a
 ``DataLoader`` iterator, and checkpoints hold weights, EMA, optimisers, schedulers, the noise and
-DiffAugment generators and the global torch/numpy/python RNG states; so on CPU a run stopped at any
-checkpoint and resumed ends bit-identical to an uninterrupted run (tested). Checkpoints are written
-atomically and read with ``torch.load(weights_only=True)`` (:mod:`medgan_aug.utils.serialization`).
+DiffAugment generators, the global torch/numpy/python RNG states and the training seconds so far
+(:meth:`GANTrainer.training_seconds`); so on CPU a run stopped at any checkpoint and resumed ends
+bit-identical to an uninterrupted run (tested). Checkpoints are written atomically and read with
+``torch.load(weights_only=True)`` (:mod:`medgan_aug.utils.serialization`).
 
 Divergence: a non-finite loss raises :class:`GANDivergenceError` naming the iteration, before any
 optimiser step of that iteration (:func:`medgan_aug.handlers.check_finite_loss`, the check the classifier
@@ -48,6 +49,7 @@ trainer uses too); no checkpoint is written after it, so the last good one stays
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,6 +126,9 @@ class GANTrainer(Trainer):
 
     Attributes:
         ema: the :class:`~medgan_aug.handlers.WeightEMA` handler of G; ``generator_ema`` is its average.
+        prior_seconds: training seconds of earlier sessions (restored from a checkpoint).
+        session_started: ``time.perf_counter()`` when this session started (construction; callers that
+            did work for the run before, such as loading its data, may set it earlier).
         progress_label, progress_keys: what :class:`~medgan_aug.handlers.IterationProgress` shows.
     """
 
@@ -179,6 +184,7 @@ class GANTrainer(Trainer):
         self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
         self.conditional = generator.num_labels > 0
         self.shard = shard
+        self.prior_seconds, self.session_started = 0.0, time.perf_counter()
         self.add_event_handler(Events.ITERATION_COMPLETED, GANTrainer._stop_when_done)
 
     # -- loop ---------------------------------------------------------------------------------------
@@ -277,6 +283,10 @@ class GANTrainer(Trainer):
             GanKeys.GLOSS: lg,
         }
 
+    def training_seconds(self) -> float:
+        """Wall seconds spent on this run so far: earlier sessions (up to their last checkpoint) plus this one."""
+        return self.prior_seconds + time.perf_counter() - self.session_started
+
     # -- state --------------------------------------------------------------------------------------
     def checkpoint_objects(self) -> dict[str, Any]:
         """``save_dict`` / ``load_dict`` for MONAI's ``CheckpointSaver`` / ``CheckpointLoader``.
@@ -317,6 +327,7 @@ class GANTrainer(Trainer):
             "noise_rng": self.noise_rng.get_state(),
             "augment": None if self.augment is None else self.augment.state_dict(),
             "rng": get_rng_states(),
+            "training_seconds": self.training_seconds(),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -337,6 +348,7 @@ class GANTrainer(Trainer):
         if self.augment is not None:
             self.augment.load_state_dict(state["augment"])
         set_rng_states(state["rng"])
+        self.prior_seconds = float(state.get("training_seconds", 0.0))  # older checkpoints: 0
         iteration = int(state["iteration"])
         self.state.iteration = iteration
         self.state.epoch = iteration // self.state.epoch_length

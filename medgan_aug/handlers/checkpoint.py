@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ignite.engine import Engine, Events
 
 from medgan_aug.utils.errors import CorruptFileError
 from medgan_aug.utils.serialization import atomic_torch_save, safe_torch_load
+from medgan_aug.utils.temp_files import remove_orphan_temp_files
 
 __all__ = [
     "CheckpointManager",
@@ -26,6 +28,9 @@ __all__ = [
 
 
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
+
+
+_TARGET = r"ckpt_\d{8}\.pt"  # the names this folder's orphaned temporary files were meant to get
 
 
 # Not ignite's Checkpoint/DiskSaver (atomic too, with n_saved rotation): loading the newest *readable* file
@@ -58,12 +63,29 @@ class CheckpointManager:
                 found.append((int(match.group(1)), entry))
         return sorted(found)
 
-    def save(self, state: dict[str, Any], iteration: int) -> Path:
-        """Write ``state`` atomically for ``iteration``, then delete all but the newest ``n_saved``."""
+    def save(
+        self, state: dict[str, Any], iteration: int, superseded: Callable[[int], bool] | None = None
+    ) -> Path:
+        """Write ``state`` atomically for ``iteration``, then delete all but the newest ``n_saved``.
+
+        Args:
+            state: what to save.
+            iteration: its iteration (the file name).
+            superseded: older checkpoints whose iteration it accepts are deleted once the new file is in
+                place, before the rotation counts (the end checkpoint of a run that is being extended).
+        """
         path = atomic_torch_save(state, self.path_for(iteration))
+        if superseded is not None:
+            for it, old in self.list():
+                if it < iteration and superseded(it):
+                    old.unlink(missing_ok=True)
         for _, old in self.list()[: -self.n_saved]:
             old.unlink(missing_ok=True)
         return path
+
+    def remove_orphans(self) -> list[Path]:
+        """Delete temporary checkpoint files left by a killed save (:mod:`medgan_aug.utils.temp_files`)."""
+        return remove_orphan_temp_files(self.directory, [_TARGET])
 
     def remove_after(self, iteration: int) -> None:
         """Delete checkpoints newer than ``iteration`` (they belong to an abandoned future on resume)."""
@@ -130,7 +152,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 class PeriodicCheckpoint:
-    """Save :meth:`GANTrainer.training_state` every ``every`` iterations and at the last one."""
+    """Save :meth:`GANTrainer.training_state` every ``every`` iterations and at the last one.
+
+    A checkpoint off the period (the last iteration of an earlier, shorter session of a run that was
+    extended) is deleted when the next one is saved, so the folder holds what a run trained to the new
+    total directly holds.
+    """
 
     def __init__(self, manager: CheckpointManager, every: int) -> None:
         self.manager, self.every = manager, every
@@ -141,4 +168,8 @@ class PeriodicCheckpoint:
     def __call__(self, engine: Engine) -> None:
         it = engine.state.iteration
         if it % self.every == 0 or it >= engine.iterations:
-            self.manager.save(engine.training_state(), it)
+            self.manager.save(engine.training_state(), it, superseded=self.off_period)
+
+    def off_period(self, iteration: int) -> bool:
+        """True for an iteration that is not a multiple of ``every``."""
+        return iteration % self.every != 0

@@ -21,6 +21,7 @@ from medgan_aug.utils.errors import (
     GeneratorFileError,
     MedMNISTFileError,
     ModelFileError,
+    ResumeError,
     TrainingDivergenceError,
     UnsafeFileError,
 )

@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "CorruptFileError",
     "UnsafeFileError",
+    "ResumeError",
     "MedMNISTFileError",
     "ModelFileError",
     "GeneratorFileError",
@@ -35,6 +36,11 @@ class CorruptFileError(CheckpointError):
 
 class UnsafeFileError(CheckpointError):
     """The file's pickle asks for objects outside ``torch.load(weights_only=True)``'s allow-list: refused."""
+
+
+class ResumeError(MedganAugError, ValueError):
+    """A run cannot be resumed as asked (other settings, other data, an impossible ``iterations``); the
+    message says what differs and what to run instead."""
 
 
 class MedMNISTFileError(MedganAugError, ValueError):

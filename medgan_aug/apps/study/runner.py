@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from medgan_aug.apps.study.config import (
     study_lock,
 )
 from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.apps.train_resume import recorded_training_seconds
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
@@ -84,27 +84,28 @@ def data_source(config: StudyConfig) -> dict[str, Any]:
     return source
 
 
-def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path, size: int) -> tuple[Path, float]:
+def ensure_gan(
+    config: StudyConfig, fraction: float, seed: int, out: Path, size: int
+) -> tuple[Path, float | None]:
     """Train, resume or reuse the GAN of a (fraction, seed) group, trained on that subset only.
 
     A run killed before its first checkpoint holds nothing to resume and is started again; a run with a
-    checkpoint resumes from it. The wall time is summed over the sessions that trained it.
+    checkpoint resumes from it. The wall time is the run's own record (``training_seconds``): every session,
+    killed ones included up to their last checkpoint.
 
     Returns:
-        The run directory and the GAN's total training wall time in seconds.
+        The run directory and the GAN's total training wall time in seconds (None for a run trained before
+        runs recorded it).
     """
 
     run_dir = out / "gans" / gan_key(config, fraction, seed)
-    timing_file = run_dir / "study_timing.json"
-    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"seconds": 0.0}
-    if (run_dir / "generator.pt").is_file() and timing.get("complete", True):
-        return run_dir, float(timing["seconds"])
+    if (run_dir / "generator.pt").is_file():
+        return run_dir, recorded_training_seconds(run_dir)
     resumable = (run_dir / "config.json").is_file() and bool(
         CheckpointManager(run_dir / "checkpoints").list()
     )
     if run_dir.exists() and not resumable:
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-        timing = {"seconds": 0.0}
     data = config.data
     settings = dict(config.gan)
     settings.update(
@@ -120,15 +121,8 @@ def ensure_gan(config: StudyConfig, fraction: float, seed: int, out: Path, size:
         resume=resumable,
         progress=False,
     )
-    started, complete = time.perf_counter(), False
-    try:
-        train_gan(GANConfig(**settings))
-        complete = True
-    finally:
-        seconds = float(timing["seconds"]) + time.perf_counter() - started
-        if run_dir.is_dir():
-            write_json_atomic(timing_file, {"seconds": seconds, "complete": complete})
-    return run_dir, seconds
+    train_gan(GANConfig(**settings))
+    return run_dir, recorded_training_seconds(run_dir)
 
 
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:

@@ -1,0 +1,153 @@
+"""What ``train --resume`` checks and tidies in a run folder before a GAN run continues.
+
+* :func:`check_resume_record`: the saved run record (``config.json``) against the new one: same settings
+  (except how and where it runs), same data file, same subset.
+* :func:`check_iterations`: a changed ``iterations`` is allowed when the trained part is exactly the start of
+  a run trained to the new total directly (the learning-rate schedule does not depend on the total, or
+  nothing has been trained yet) and the new total is not below the resume point.
+* :func:`remove_run_orphans`: temporary files of killed writes (:mod:`medgan_aug.utils.temp_files`).
+* :func:`set_aside_generator`: an extended run's earlier ``generator.pt`` becomes ``generator_<it>.pt``,
+  so a ``generator.pt`` in a run folder always belongs to the total in its ``config.json``.
+* :func:`recorded_training_seconds`: the run's cumulative training seconds, as recorded at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medgan_aug.handlers.checkpoint import CheckpointManager
+from medgan_aug.utils.errors import ResumeError
+from medgan_aug.utils.temp_files import remove_orphan_temp_files
+
+__all__ = [
+    "RESUME_FREE",
+    "check_resume_record",
+    "check_iterations",
+    "remove_run_orphans",
+    "set_aside_generator",
+    "recorded_training_seconds",
+]
+
+
+#: Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
+#: folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
+#: ``iterations`` is checked on its own (:func:`check_iterations`).
+RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "sample", "root", "download")
+
+
+#: Final names of the files a run writes, per sub-folder (regular expressions; checkpoints: the manager's).
+_RUN_FILES = {
+    ".": [r"config\.json", r"losses\.csv", r"generator\.pt", r"generator_\d{8}\.pt"],
+    "samples": [r"iter_\d{8}\.png"],
+}
+
+
+def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Compare ``run_dir/config.json`` with the new run ``record``; return the saved record.
+
+    Raises:
+        FileNotFoundError: no ``config.json``.
+        ResumeError: it is not JSON, or a setting (other than :data:`RESUME_FREE` and ``iterations``), the
+            data file's MD5 or the subset differs.
+    """
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {path} not found; {run_dir} is not a GAN run directory")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResumeError(f"--resume: {path} is not valid JSON: {err}") from err
+    old, new = saved.get("config", {}), record["config"]
+    free = (*RESUME_FREE, "iterations")
+    diff = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
+    if diff:
+        details = "; ".join(f"{k}: saved {old.get(k)!r} vs now {new.get(k)!r}" for k in diff)
+        raise ResumeError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
+    old_md5, new_md5 = saved.get("data", {}).get("source_md5"), record["data"]["source_md5"]
+    if old_md5 is not None and old_md5 != new_md5:
+        raise ResumeError(
+            f"--resume: the data file {record['data']['source']} (MD5 {new_md5}) is not the one the run in "
+            f"{run_dir} was trained on ({saved['data'].get('source')}, MD5 {old_md5})"
+        )
+    if saved.get("subset", {}).get("indices_sha256") != record["subset"]["indices_sha256"]:
+        raise ResumeError(
+            f"--resume: the training subset differs from the one recorded in {path} (data file changed?)"
+        )
+    return saved
+
+
+def check_iterations(run_dir: Path, saved: int, wanted: int, start: int, lr_schedule: str) -> None:
+    """Refuse an ``iterations`` change that would not equal a run trained to ``wanted`` directly.
+
+    Args:
+        run_dir: the run folder (for messages).
+        saved: the total recorded in its ``config.json``.
+        wanted: the total asked for now.
+        start: the iteration it resumes from (0: no checkpoint, nothing trained).
+        lr_schedule: the run's learning-rate schedule.
+
+    Raises:
+        ResumeError: ``wanted`` is below ``start``, or the schedule decays over the total and training has
+            started; the message says what to run instead.
+    """
+    if wanted == saved:
+        return
+    if wanted < start:
+        raise ResumeError(
+            f"--resume: the run in {run_dir} is at iteration {start} (its latest checkpoint); --iterations "
+            f"{wanted} would end it before that. Resume with --iterations {saved}, or start a new run with "
+            f"--iterations {wanted}, another --out and no --resume"
+        )
+    if start > 0 and lr_schedule != "constant":
+        raise ResumeError(
+            f"--resume: cannot change the run in {run_dir} from {saved} to {wanted} iterations: its "
+            f"{lr_schedule!r} learning-rate schedule decays over the total, so the {start} iterations trained "
+            f"so far used other learning rates than a {wanted}-iteration run would. Start a new run instead: "
+            f"the same command with --iterations {wanted}, another --out and no --resume (or resume with "
+            f"--iterations {saved}; --lr-schedule constant runs can be extended)"
+        )
+
+
+def remove_run_orphans(run_dir: Path, manager: CheckpointManager) -> list[Path]:
+    """Delete the temporary files killed writes left in ``run_dir``, ``samples/`` and the checkpoint folder.
+
+    Only temporary names of the files a run writes there are touched (see :mod:`medgan_aug.utils.temp_files`).
+
+    Returns:
+        The paths removed.
+    """
+    removed = manager.remove_orphans()
+    for sub, targets in _RUN_FILES.items():
+        removed += remove_orphan_temp_files(run_dir / sub, targets)
+    return sorted(removed)
+
+
+def set_aside_generator(run_dir: Path, iterations: int) -> Path | None:
+    """Rename ``run_dir/generator.pt`` (written at ``iterations``) to ``generator_<iterations:08d>.pt``.
+
+    Returns:
+        The new path, or None when there was no ``generator.pt``.
+    """
+    path = run_dir / "generator.pt"
+    if not path.is_file():
+        return None
+    aside = run_dir / f"generator_{iterations:08d}.pt"
+    os.replace(path, aside)
+    return aside
+
+
+def recorded_training_seconds(run_dir: str | os.PathLike) -> float | None:
+    """The cumulative training seconds a finished run recorded in its ``config.json`` (None: not recorded).
+
+    The count covers every session, killed ones included, up to each session's last checkpoint: the time
+    after a killed session's last checkpoint is lost with the work done in it (and is trained again).
+    """
+    path = Path(run_dir) / "config.json"
+    try:
+        value = json.loads(path.read_text()).get("training_seconds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if value is None else float(value)
