@@ -37,7 +37,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medgan_aug.bundle.files import LABEL_POOL_FILE
 from medgan_aug.bundle.metadata import (
@@ -53,6 +52,7 @@ from medgan_aug.data.label_samplers import meta_label_pool
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.model_file import load_generator, resolve_generator_file
 from medgan_aug.utils.atomic import atomic_dir, atomic_path
+from medgan_aug.utils.serialization import atomic_torch_save
 
 __all__ = ["write_synthetic", "export_bundle"]
 
@@ -222,9 +222,8 @@ def export_bundle(
     with atomic_dir(out) as tmp:
         for sub in ("configs", "models", "docs"):
             (tmp / sub).mkdir()
-        torch.save(
-            {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}, tmp / "models/model.pt"
-        )
+        weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+        atomic_torch_save(weights, tmp / "models/model.pt")
         if generator.num_labels:
             pool = meta_label_pool(meta, int(generator.num_labels), gen_file)
             np.save(tmp / LABEL_POOL_FILE, np.ascontiguousarray(pool, dtype=np.float32), allow_pickle=False)
