@@ -18,6 +18,7 @@ _EXPORTS = {
         "CorruptFileError",
         "GANDivergenceError",
         "GeneratorFileError",
+        "InsufficientDiskSpaceError",
         "MedMNISTFileError",
         "ModelFileError",
         "TrainingDivergenceError",
@@ -38,6 +39,7 @@ _EXPORTS = {
     "medgan_aug.engines.gan_trainer": ["GANTrainer"],
     "medgan_aug.data.label_samplers": ["BalancedLabelSampler", "JointLabelSampler"],
     "medgan_aug.data.synthetic": ["SyntheticDataset"],
+    "medgan_aug.apps.generate": ["generate_medmnist", "write_medmnist_npz"],
     "medgan_aug.transforms.mix": ["MixSynthetic", "MixSyntheticd", "MixedDataset", "mixed_dataset"],
     "medgan_aug.networks.classifiers": [
         "CLASSIFIER_NAMES",

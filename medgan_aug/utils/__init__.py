@@ -19,6 +19,7 @@ from medgan_aug.utils.errors import (
     CorruptFileError,
     GANDivergenceError,
     GeneratorFileError,
+    InsufficientDiskSpaceError,
     MedMNISTFileError,
     ModelFileError,
     TrainingDivergenceError,

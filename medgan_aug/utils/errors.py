@@ -18,6 +18,7 @@ __all__ = [
     "GeneratorFileError",
     "TrainingDivergenceError",
     "GANDivergenceError",
+    "InsufficientDiskSpaceError",
 ]
 
 
@@ -56,3 +57,8 @@ class TrainingDivergenceError(MedganAugError, FloatingPointError):
 
 class GANDivergenceError(TrainingDivergenceError, RuntimeError):
     """A GAN loss became NaN or infinite; the message names the iteration and the losses."""
+
+
+class InsufficientDiskSpaceError(MedganAugError, OSError):
+    """An output would not fit in the free space of its disk; refused before anything is written. The message
+    names the file and both sizes (``errno`` is None: nothing failed yet)."""
