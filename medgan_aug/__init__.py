@@ -21,6 +21,7 @@ _EXPORTS = {
         "InsufficientDiskSpaceError",
         "MedMNISTFileError",
         "ModelFileError",
+        "OutputNotOursError",
         "TrainingDivergenceError",
         "UnsafeFileError",
     ],

@@ -21,6 +21,7 @@ from medgan_aug.cli import main as cli_main
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.networks.model_file import save_generator
+from medgan_aug.utils.errors import OutputNotOursError
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +204,98 @@ def test_overwrite_refusal_and_cli(bundle, run_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="num_samples"):
         export_bundle(run_dir, tmp_path / "b4", num_samples=0)
+
+
+# ------------------------------------------------------------------------- what --overwrite may replace
+
+
+@pytest.fixture
+def generator_file(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=0, base_channels=8).eval()
+    return save_generator(g, tmp_path / "g.pt", meta={"flag": "pneumoniamnist", "iterations": 1})
+
+
+def _seed(bundle) -> int:
+    return json.loads((bundle / "configs" / "inference.json").read_text())["seed"]
+
+
+def test_overwrite_replaces_an_old_bundle_and_an_empty_folder(generator_file, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert _seed(export_bundle(generator_file, tmp_path / "empty", seed=3)) == 3
+    old = export_bundle(generator_file, tmp_path / "b", seed=1)
+    write_synthetic(
+        load_bundle_dataset(old, num_samples=3), old / "outputs" / "synthetic.npz"
+    )  # its inference
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        export_bundle(generator_file, old, seed=2)
+    assert _seed(export_bundle(generator_file, old, seed=2, overwrite=True)) == 2
+    assert not (old / "outputs").exists()  # the old bundle's output went with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "empty", "g.pt"]  # no temporary folder left
+
+
+@pytest.mark.parametrize(
+    "foreign, reason",
+    [
+        ({"notes.txt": "mine"}, "has no configs/metadata.json"),
+        (
+            {"configs/metadata.json": '{"schema": "https://monai.io/model-zoo/meta_schema.json"}'},
+            "name medgan_aug",
+        ),
+        ({"configs/metadata.json": "{not json"}, "not readable JSON"),
+        ({"docs/my_notes.md": "mine"}, "docs/my_notes.md"),  # added to one of our bundles
+    ],
+    ids=["unrelated", "another_bundle", "bad_metadata", "bundle_plus_a_user_file"],
+)
+def test_overwrite_never_replaces_a_folder_that_is_not_ours(
+    generator_file, tmp_path, capsys, foreign, reason
+):
+    out = tmp_path / "out"
+    if "docs/my_notes.md" in foreign:
+        export_bundle(generator_file, out)
+    for name, text in foreign.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(OutputNotOursError, match=reason) as caught:
+        export_bundle(generator_file, out, overwrite=True)
+    assert str(out) in str(caught.value) and isinstance(caught.value, FileExistsError)
+    code = cli_main(["export-bundle", "--run", str(generator_file), "--out", str(out), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1 and str(out) in err and reason in err, err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt", "out"]
+
+
+def test_a_file_where_the_bundle_goes_is_refused(generator_file, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("mine")
+    with pytest.raises(OutputNotOursError, match="is a file, not a folder"):
+        export_bundle(generator_file, out, overwrite=True)
+    assert out.read_text() == "mine"
+
+
+def test_a_folder_that_stops_being_ours_while_exporting_is_kept(generator_file, tmp_path, monkeypatch):
+    out = export_bundle(generator_file, tmp_path / "b", seed=1)
+    real_save = torch.save
+
+    def save_and_meddle(obj, f, *args, **kwargs):
+        (out / "mine.txt").write_text("written while the export ran")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_and_meddle)
+    with pytest.raises(OutputNotOursError, match="mine.txt"):
+        export_bundle(generator_file, out, seed=2, overwrite=True)
+    assert (out / "mine.txt").exists() and _seed(out) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "g.pt"]
+
+
+def test_write_synthetic_replaces_only_its_own_png_folder(generator_file, tmp_path):
+    dataset = load_bundle_dataset(export_bundle(generator_file, tmp_path / "b"), num_samples=3)
+    pngs = write_synthetic(dataset, tmp_path / "pngs")
+    write_synthetic(load_bundle_dataset(tmp_path / "b", num_samples=2), pngs, overwrite=True)
+    assert sorted(p.name for p in pngs.iterdir()) == ["000000.png", "000001.png"]
+    (pngs / "keep.jpg").write_bytes(b"mine")
+    with pytest.raises(OutputNotOursError, match="keep.jpg"):
+        write_synthetic(dataset, pngs, overwrite=True)
+    assert (pngs / "keep.jpg").read_bytes() == b"mine"

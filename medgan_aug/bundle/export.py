@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medgan_aug.bundle.files import LABEL_POOL_FILE
+from medgan_aug.bundle.files import LABEL_POOL_FILE, METADATA_SCHEMA, bundle_problem, png_folder_problem
 from medgan_aug.bundle.metadata import (
     LOGGING_CONF,
     bundle_readme,
@@ -52,6 +52,7 @@ from medgan_aug.data.label_samplers import meta_label_pool
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.model_file import load_generator, resolve_generator_file
 from medgan_aug.utils.atomic import atomic_dir, atomic_path
+from medgan_aug.utils.outputs import check_output_folder
 from medgan_aug.utils.serialization import atomic_torch_save
 
 __all__ = ["write_synthetic", "export_bundle"]
@@ -68,19 +69,25 @@ def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwr
     * anything else is a folder: ``000000.png`` ... (8-bit, ``round(255 * image)``) and, with labels,
       ``labels.csv`` (``file`` then one column per label).
 
+    ``overwrite`` replaces an existing ``.npz`` file, or a folder that holds only what this function writes
+    there (PNG files and ``labels.csv``); a folder with other files is never replaced.
+
     Raises:
-        FileExistsError: ``output`` exists (a non-empty folder, or a file) and ``overwrite`` is False.
+        FileExistsError: ``output`` exists (a file, or a non-empty folder of ours) and ``overwrite`` is False.
+        medgan_aug.utils.errors.OutputNotOursError: ``output`` is a folder with other files (or a file
+            where a folder goes), ``overwrite`` or not.
     """
     if not isinstance(dataset, SyntheticDataset):
         raise TypeError(f"dataset must be a SyntheticDataset, got {type(dataset).__name__}")
     output = Path(output)
     is_npz = output.suffix == ".npz"
-    occupied = output.is_file() or (output.is_dir() and any(output.iterdir()))
-    if occupied and not overwrite:
+    if is_npz and output.exists() and not overwrite:
         raise FileExistsError(
             f"output {output} exists; set overwrite (``--overwrite true`` for monai.bundle run) or choose "
             "another output_path"
         )
+    if not is_npz:
+        _check_png_folder(output, overwrite)
     n = len(dataset)
     images, labels = [], []
     for start in range(0, n, CHUNK_SIZE):
@@ -106,7 +113,7 @@ def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwr
 
     from PIL import Image
 
-    with atomic_dir(output) as folder:
+    with atomic_dir(output, may_replace=lambda path: _check_png_folder(path, overwrite)) as folder:
         pixels = np.round(np.clip(image_array, 0.0, 1.0) * 255.0).astype(np.uint8)
         files = []
         for i, img in enumerate(pixels):
@@ -140,7 +147,9 @@ def export_bundle(
         run: a run directory holding ``generator.pt`` (its ``config.json`` adds the run record), or a
             generator file.
         out: the bundle folder to create.
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` that is a bundle written here (recognised by its
+            ``configs/metadata.json``, holding only bundle files and ``outputs/``). A folder with other
+            files is never replaced.
         num_samples, seed: defaults of the bundle's inference (overridable at run time).
         version: the bundle's version string.
         name: the bundle's name (default: ``out``'s folder name).
@@ -150,15 +159,16 @@ def export_bundle(
 
     Raises:
         FileNotFoundError: no such run / generator file.
-        FileExistsError: ``out`` exists (and is not an empty folder) and ``overwrite`` is False.
+        FileExistsError: ``out`` is a bundle and ``overwrite`` is False.
+        medgan_aug.utils.errors.OutputNotOursError: ``out`` is a file, or a non-empty folder that is not
+            one of our bundles (``overwrite`` or not); the message names the folder and why.
         ValueError: bad ``num_samples``/``seed``, or an unusable generator file or run record.
     """
     for arg, value, low in (("num_samples", num_samples, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
     out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"bundle folder {out} exists; pass --overwrite (overwrite=True) to replace it")
+    _check_bundle_folder(out, overwrite)
     gen_file = resolve_generator_file(run)
     run_dir = gen_file.parent if Path(run).is_file() else Path(run)
     generator, meta = load_generator(gen_file)
@@ -178,7 +188,7 @@ def export_bundle(
     training_data = training_data_record(meta, record)
     kind = "conditional" if generator.num_labels else "unconditional"
     metadata = {
-        "schema": "medgan_aug bundle metadata, following the MONAI bundle specification (metadata.json)",
+        "schema": METADATA_SCHEMA,
         "version": str(version),
         "changelog": {str(version): "exported by medgan-aug export-bundle"},
         **package_versions(),
@@ -219,7 +229,7 @@ def export_bundle(
     metadata["medgan_aug"]["training_config"].pop("out", None)  # a local path of the exporting machine
     metadata["medgan_aug"]["training_config"].pop("path", None)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, may_replace=lambda path: _check_bundle_folder(path, overwrite)) as tmp:
         for sub in ("configs", "models", "docs"):
             (tmp / sub).mkdir()
         weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
@@ -232,6 +242,13 @@ def export_bundle(
         (tmp / "configs/inference.json").write_text(json.dumps(inference, indent=2) + "\n")
         (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
         (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
-        if out.exists() and not overwrite and any(out.iterdir()):  # appeared meanwhile
-            raise FileExistsError(f"bundle folder {out} exists; pass --overwrite to replace it")
     return out
+
+
+def _check_png_folder(output: Path, overwrite: bool) -> None:
+    replaceable = "a folder of PNG files written by write_synthetic"
+    check_output_folder(output, overwrite, png_folder_problem, "output folder", replaceable)
+
+
+def _check_bundle_folder(out: Path, overwrite: bool) -> None:
+    check_output_folder(out, overwrite, bundle_problem, "bundle folder", "a bundle written by export-bundle")

@@ -22,6 +22,7 @@ from medgan_aug.utils.errors import (
     InsufficientDiskSpaceError,
     MedMNISTFileError,
     ModelFileError,
+    OutputNotOursError,
     TrainingDivergenceError,
     UnsafeFileError,
 )

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,13 +99,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, may_replace: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a new empty folder beside ``path``; on success it replaces ``path``, on error it is removed.
 
     What the caller wrote into the folder gets the project's modes (files 0644, folders 0755). An existing
     ``path`` (file or folder) is moved aside and deleted only once the new folder is in place, so an
-    interrupted write never leaves half a folder under ``path``. The caller decides whether replacing an
-    existing ``path`` is allowed.
+    interrupted write never leaves half a folder under ``path``.
+
+    Args:
+        path: the final folder; its parent is created if needed.
+        may_replace: called with an existing ``path`` just before it is replaced; it raises to refuse (the
+            new folder is then removed and ``path`` kept). Without it whatever is at ``path`` is replaced:
+            the caller decides, e.g. with :func:`medgan_aug.utils.outputs.check_output_folder`, that it is
+            its own to replace.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +121,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         with _naming(path, tmp):
             yield tmp
             publish_modes(tmp)
+        if may_replace is not None and (path.exists() or path.is_symlink()):
+            may_replace(path)
         aside = None
         if path.exists() or path.is_symlink():
             aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))

@@ -19,6 +19,7 @@ __all__ = [
     "TrainingDivergenceError",
     "GANDivergenceError",
     "InsufficientDiskSpaceError",
+    "OutputNotOursError",
 ]
 
 
@@ -62,3 +63,8 @@ class GANDivergenceError(TrainingDivergenceError, RuntimeError):
 class InsufficientDiskSpaceError(MedganAugError, OSError):
     """An output would not fit in the free space of its disk; refused before anything is written. The message
     names the file and both sizes (``errno`` is None: nothing failed yet)."""
+
+
+class OutputNotOursError(MedganAugError, FileExistsError):
+    """An output path holds something medgan_aug did not write (a file, a folder with other files): it is never
+    replaced, ``overwrite`` or not. The message names the path and why."""
