@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -14,14 +15,15 @@ import torch
 from monai.bundle import ConfigParser
 
 from medgan_aug.apps.train import GANConfig, train_gan
-from medgan_aug.bundle.export import export_bundle, write_synthetic
+from medgan_aug.bundle.export import export_bundle
 from medgan_aug.bundle.files import BUNDLE_FILES
+from medgan_aug.bundle.inference_output import write_synthetic
 from medgan_aug.bundle.load import load_bundle_dataset
 from medgan_aug.cli import main as cli_main
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.networks.model_file import save_generator
-from medgan_aug.utils.errors import OutputNotOursError
+from medgan_aug.utils.errors import InsufficientDiskSpaceError, OutputNotOursError
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +301,26 @@ def test_write_synthetic_replaces_only_its_own_png_folder(generator_file, tmp_pa
     with pytest.raises(OutputNotOursError, match="keep.jpg"):
         write_synthetic(dataset, pngs, overwrite=True)
     assert (pngs / "keep.jpg").read_bytes() == b"mine"
+
+
+def test_write_synthetic_streams_labels_and_refuses_what_the_disk_cannot_hold(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=3, base_channels=8).eval()
+    pool = np.eye(3, dtype=np.float32)[np.arange(30) % 3]
+    dataset = SyntheticDataset(g, 300, label_pool=pool, seed=4, label_names=["a", "b", "c"], batch_size=100)
+    npz = write_synthetic(dataset, tmp_path / "s.npz")  # 300 items: two blocks of 256, the last short
+    with np.load(npz, allow_pickle=False) as f:
+        assert np.array_equal(f["images"], dataset.get_batch(range(300))["image"].numpy())
+        assert np.array_equal(f["labels"], dataset.targets) and f["labels"].dtype == np.float32
+        assert f["label_names"].tolist() == ["a", "b", "c"] and f["seed"] == 4
+    pngs = write_synthetic(dataset, tmp_path / "pngs")
+    rows = (pngs / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,a,b,c" and len(rows) == 301 and len(list(pngs.glob("*.png"))) == 300
+    assert rows[300] == "000299.png," + ",".join(f"{v:g}" for v in dataset.targets[299])
+    size = npz.stat().st_size
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, size))
+    with pytest.raises(
+        InsufficientDiskSpaceError, match=rf"{tmp_path / 'big.npz'} would need .* \({size} bytes\) free"
+    ):
+        write_synthetic(dataset, tmp_path / "big.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pngs", "s.npz"]

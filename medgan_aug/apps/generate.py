@@ -41,9 +41,6 @@ __all__ = ["GeneratedFile", "medmnist_rows", "medmnist_npz_size", "write_medmnis
 
 _SOFTMAX_TASKS = ("multi-class", "ordinal-regression")
 
-#: Bytes of labels read back from the temporary file per block.
-_LABEL_BLOCK_BYTES = 1 << 22
-
 
 @dataclass(frozen=True)
 class GeneratedFile:
@@ -143,9 +140,7 @@ def write_medmnist_npz(
                 counts = _add_counts(counts, lab)
         spool.seek(0)
         with npz.stream("train_labels", np.uint8, (n, columns)) as labels:
-            rows = max(1, _LABEL_BLOCK_BYTES // columns)
-            while chunk := spool.read(rows * columns):
-                labels.write(np.frombuffer(chunk, np.uint8).reshape(-1, columns))
+            labels.write_from(spool)
         for split in ("val", "test"):
             npz.write(f"{split}_images", np.zeros((0, *image_shape), np.uint8))
             npz.write(f"{split}_labels", np.zeros((0, columns), np.uint8))

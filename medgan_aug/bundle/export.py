@@ -1,4 +1,4 @@
-"""Export a trained generator as a MONAI bundle, and the helpers its ``inference.json`` calls.
+"""Export a trained generator as a MONAI bundle (its inference writes with :mod:`.inference_output`).
 
 A MONAI bundle (https://monai.readthedocs.io/en/latest/mb_specification.html) is a folder that carries
 a network's weights with machine-readable metadata and runnable configs::
@@ -32,13 +32,13 @@ Osindero, "Conditional Generative Adversarial Nets" (arXiv:1411.1784, 2014).
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from medgan_aug.bundle.files import LABEL_POOL_FILE, METADATA_SCHEMA, bundle_problem, png_folder_problem
+from medgan_aug.bundle.files import LABEL_POOL_FILE, METADATA_SCHEMA, bundle_problem
+from medgan_aug.bundle.inference_output import write_synthetic
 from medgan_aug.bundle.metadata import (
     LOGGING_CONF,
     bundle_readme,
@@ -49,84 +49,13 @@ from medgan_aug.bundle.metadata import (
     training_data_record,
 )
 from medgan_aug.data.label_samplers import meta_label_pool
-from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.data.synthetic import CHUNK_SIZE
 from medgan_aug.networks.model_file import load_generator, resolve_generator_file
-from medgan_aug.utils.atomic import atomic_dir, atomic_path
+from medgan_aug.utils.atomic import atomic_dir
 from medgan_aug.utils.outputs import check_output_folder
 from medgan_aug.utils.serialization import atomic_torch_save
 
-__all__ = ["write_synthetic", "export_bundle"]
-
-
-_log = logging.getLogger(__name__)
-
-
-def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write every item of ``dataset`` to ``output``, atomically.
-
-    * ``*.npz``: ``images`` float32 ``(N, C, H, W)`` in [0, 1] (the items' exact values), ``labels`` float32
-      ``(N, L)`` when items have labels, ``label_names`` (str, when known) and ``seed``.
-    * anything else is a folder: ``000000.png`` ... (8-bit, ``round(255 * image)``) and, with labels,
-      ``labels.csv`` (``file`` then one column per label).
-
-    ``overwrite`` replaces an existing ``.npz`` file, or a folder that holds only what this function writes
-    there (PNG files and ``labels.csv``); a folder with other files is never replaced.
-
-    Raises:
-        FileExistsError: ``output`` exists (a file, or a non-empty folder of ours) and ``overwrite`` is False.
-        medgan_aug.utils.errors.OutputNotOursError: ``output`` is a folder with other files (or a file
-            where a folder goes), ``overwrite`` or not.
-    """
-    if not isinstance(dataset, SyntheticDataset):
-        raise TypeError(f"dataset must be a SyntheticDataset, got {type(dataset).__name__}")
-    output = Path(output)
-    is_npz = output.suffix == ".npz"
-    if is_npz and output.exists() and not overwrite:
-        raise FileExistsError(
-            f"output {output} exists; set overwrite (``--overwrite true`` for monai.bundle run) or choose "
-            "another output_path"
-        )
-    if not is_npz:
-        _check_png_folder(output, overwrite)
-    n = len(dataset)
-    images, labels = [], []
-    for start in range(0, n, CHUNK_SIZE):
-        batch = dataset.get_batch(np.arange(start, min(start + CHUNK_SIZE, n)))
-        images.append(batch["image"].numpy())
-        if "label" in batch:
-            labels.append(batch["label"].numpy())
-    image_array = np.concatenate(images).astype(np.float32, copy=False)
-    label_array = np.concatenate(labels).astype(np.float32, copy=False) if labels else None
-    names = list(dataset.label_names) if dataset.label_names is not None else None
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if is_npz:
-        arrays: dict[str, np.ndarray] = {"images": image_array, "seed": np.asarray(dataset.seed, np.int64)}
-        if label_array is not None:
-            arrays["labels"] = label_array
-        if names is not None:
-            arrays["label_names"] = np.asarray(names, dtype=str)
-        with atomic_path(output) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) to {output}")
-        return output
-
-    from PIL import Image
-
-    with atomic_dir(output, may_replace=lambda path: _check_png_folder(path, overwrite)) as folder:
-        pixels = np.round(np.clip(image_array, 0.0, 1.0) * 255.0).astype(np.uint8)
-        files = []
-        for i, img in enumerate(pixels):
-            name = f"{i:06d}.png"
-            Image.fromarray(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)).save(folder / name)
-            files.append(name)
-        if label_array is not None:
-            header = names if names is not None else [f"label_{j}" for j in range(label_array.shape[1])]
-            rows = [",".join(["file", *header])]
-            rows += [",".join([f, *(f"{v:g}" for v in row)]) for f, row in zip(files, label_array)]
-            (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) as PNG files to {output}")
-    return output
+__all__ = ["export_bundle", "write_synthetic"]  # write_synthetic: from inference_output
 
 
 def export_bundle(
@@ -243,11 +172,6 @@ def export_bundle(
         (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
         (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
     return out
-
-
-def _check_png_folder(output: Path, overwrite: bool) -> None:
-    replaceable = "a folder of PNG files written by write_synthetic"
-    check_output_folder(output, overwrite, png_folder_problem, "output folder", replaceable)
 
 
 def _check_bundle_folder(out: Path, overwrite: bool) -> None:

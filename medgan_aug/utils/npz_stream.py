@@ -100,6 +100,17 @@ class ArrayStream:
         self._fh.write(memoryview(np.ascontiguousarray(rows)).cast("B"))
         self.rows_written += len(rows)
 
+    def write_from(self, fh: BinaryIO, block_bytes: int = 1 << 22) -> None:
+        """Append the rows a binary file holds from its current position to its end (raw C-order bytes of
+        this array's dtype and trailing shape, e.g. rows spooled there while another member was written),
+        ``block_bytes`` at a time."""
+        row_bytes = self.dtype.itemsize * math.prod(self.shape[1:])
+        rows = max(1, block_bytes // max(row_bytes, 1))
+        while block := fh.read(rows * row_bytes):
+            if len(block) % row_bytes:
+                raise ValueError(f"{self.name}: the spooled rows end with a partial row")
+            self.write(np.frombuffer(block, self.dtype).reshape(-1, *self.shape[1:]))
+
 
 class NpzStreamWriter:
     """A ``.npz`` written member by member; arrays given whole or streamed in blocks of rows.
