@@ -2,6 +2,7 @@
 
 - ``chest28_path``: the 28 px NIH1000 sample shipped inside the package (``sample="nih1000"``), so the
   suite runs on a fresh clone with nothing beside it.
+- ``torch_disk_full``: ``atomic_torch_save`` writes to a disk that fills up after a few hundred bytes.
 - ``chest64_path``, ``pneumonia_path``: the larger real files in ``../shared/data`` (or
   ``$MEDGAN_AUG_DATA``). Tests that need them run when they are present. When they are missing the tests
   are skipped with the reason on a user's machine, and FAIL under ``CI=true`` (CI always has
@@ -10,6 +11,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from pathlib import Path
 
@@ -104,3 +107,21 @@ def lock_holder():
             holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+class DiskWithRoomFor(io.FileIO):
+    """A file on a disk that fills up after ``room`` bytes: later writes fail as write(2) does (ENOSPC, no
+    file name)."""
+
+    room = 300
+
+    def write(self, data) -> int:
+        if self.tell() + memoryview(data).nbytes > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+@pytest.fixture
+def torch_disk_full(monkeypatch):
+    """``atomic_torch_save`` writes its temporary file on a disk with room for 300 bytes."""
+    monkeypatch.setattr("medgan_aug.utils.serialization.open", DiskWithRoomFor, raising=False)

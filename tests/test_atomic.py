@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +79,77 @@ def test_atomic_dir_replaces_a_folder_only_when_the_new_one_is_complete(tmp_path
         (folder / "new.txt").write_text("2")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the old folder, moved aside, is gone
+
+
+# ------------------------------------------------------------------------------ full, read-only disks
+
+
+def _refuse(code: int):
+    def write(*args, **kwargs):
+        raise OSError(code, os.strerror(code))  # as a failed write(2)/close(2): no file name
+
+    return write
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_an_os_error_without_a_file_name_names_the_target(code, tmp_path, monkeypatch):
+    target = atomic_write_text(tmp_path / "config.json", "old")
+    monkeypatch.setattr(Path, "write_text", _refuse(code))
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(target, "new")
+    assert (caught.value.errno, caught.value.filename) == (code, str(target))
+    assert caught.value.strerror == os.strerror(code) and caught.value.__cause__.filename is None
+    with pytest.raises(OSError) as caught:
+        with atomic_dir(tmp_path / "bundle") as folder:
+            (folder / "configs").mkdir()
+            (folder / "configs" / "metadata.json").write_text("{}")
+    assert (caught.value.errno, caught.value.filename) == (code, str(tmp_path / "bundle"))
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_an_os_error_naming_a_temporary_file_names_the_target(tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        with atomic_dir(tmp_path / "bundle") as folder:
+            open(folder / "configs" / "metadata.json", "w")  # noqa: SIM115 (the folder is missing)
+    assert caught.value.filename == str(tmp_path / "bundle" / "configs" / "metadata.json")
+    with pytest.raises(FileNotFoundError) as caught:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.unlink()
+            os.stat(tmp)
+    assert caught.value.filename == str(tmp_path / "a.txt")
+    other = tmp_path / "elsewhere.txt"
+    with pytest.raises(FileNotFoundError) as caught:
+        with atomic_path(tmp_path / "a.txt"):
+            other.read_text()
+    assert caught.value.filename == str(other)  # not ours: unchanged
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_torch_save_is_an_os_error_naming_the_file(tmp_path, request):
+    path = atomic_torch_save({"x": torch.arange(3)}, tmp_path / "ckpt.pt")
+    before = path.read_bytes()
+    request.getfixturevalue("torch_disk_full")
+    with pytest.raises(OSError) as caught:
+        atomic_torch_save({"x": torch.zeros(10_000)}, path)
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(path))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_torch_s_inline_container_error_becomes_an_os_error(tmp_path, monkeypatch):
+    path = atomic_torch_save({"x": torch.arange(3)}, tmp_path / "ckpt.pt")
+    before = path.read_bytes()
+
+    def unexpected_pos(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", unexpected_pos)
+    for free, code in ((0, errno.ENOSPC), (10**12, errno.EIO)):
+        monkeypatch.setattr(shutil, "disk_usage", lambda p, free=free: shutil._ntuple_diskusage(1, 1, free))
+        with pytest.raises(OSError) as caught:
+            atomic_torch_save({"x": torch.zeros(10)}, path)
+        assert (caught.value.errno, caught.value.filename) == (code, str(path))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # any other RuntimeError is not a disk's
+        atomic_torch_save({"x": torch.zeros(10)}, path)

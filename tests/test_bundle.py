@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -14,13 +15,15 @@ import torch
 from monai.bundle import ConfigParser
 
 from medgan_aug.apps.train import GANConfig, train_gan
-from medgan_aug.bundle.export import export_bundle, write_synthetic
+from medgan_aug.bundle.export import export_bundle
 from medgan_aug.bundle.files import BUNDLE_FILES
+from medgan_aug.bundle.inference_output import write_synthetic
 from medgan_aug.bundle.load import load_bundle_dataset
 from medgan_aug.cli import main as cli_main
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.networks.model_file import save_generator
+from medgan_aug.utils.errors import InsufficientDiskSpaceError, OutputNotOursError
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +206,121 @@ def test_overwrite_refusal_and_cli(bundle, run_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="num_samples"):
         export_bundle(run_dir, tmp_path / "b4", num_samples=0)
+
+
+# ------------------------------------------------------------------------- what --overwrite may replace
+
+
+@pytest.fixture
+def generator_file(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=0, base_channels=8).eval()
+    return save_generator(g, tmp_path / "g.pt", meta={"flag": "pneumoniamnist", "iterations": 1})
+
+
+def _seed(bundle) -> int:
+    return json.loads((bundle / "configs" / "inference.json").read_text())["seed"]
+
+
+def test_overwrite_replaces_an_old_bundle_and_an_empty_folder(generator_file, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert _seed(export_bundle(generator_file, tmp_path / "empty", seed=3)) == 3
+    old = export_bundle(generator_file, tmp_path / "b", seed=1)
+    write_synthetic(
+        load_bundle_dataset(old, num_samples=3), old / "outputs" / "synthetic.npz"
+    )  # its inference
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        export_bundle(generator_file, old, seed=2)
+    assert _seed(export_bundle(generator_file, old, seed=2, overwrite=True)) == 2
+    assert not (old / "outputs").exists()  # the old bundle's output went with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "empty", "g.pt"]  # no temporary folder left
+
+
+@pytest.mark.parametrize(
+    "foreign, reason",
+    [
+        ({"notes.txt": "mine"}, "has no configs/metadata.json"),
+        (
+            {"configs/metadata.json": '{"schema": "https://monai.io/model-zoo/meta_schema.json"}'},
+            "name medgan_aug",
+        ),
+        ({"configs/metadata.json": "{not json"}, "not readable JSON"),
+        ({"docs/my_notes.md": "mine"}, "docs/my_notes.md"),  # added to one of our bundles
+    ],
+    ids=["unrelated", "another_bundle", "bad_metadata", "bundle_plus_a_user_file"],
+)
+def test_overwrite_never_replaces_a_folder_that_is_not_ours(
+    generator_file, tmp_path, capsys, foreign, reason
+):
+    out = tmp_path / "out"
+    if "docs/my_notes.md" in foreign:
+        export_bundle(generator_file, out)
+    for name, text in foreign.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(OutputNotOursError, match=reason) as caught:
+        export_bundle(generator_file, out, overwrite=True)
+    assert str(out) in str(caught.value) and isinstance(caught.value, FileExistsError)
+    code = cli_main(["export-bundle", "--run", str(generator_file), "--out", str(out), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1 and str(out) in err and reason in err, err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt", "out"]
+
+
+def test_a_file_where_the_bundle_goes_is_refused(generator_file, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("mine")
+    with pytest.raises(OutputNotOursError, match="is a file, not a folder"):
+        export_bundle(generator_file, out, overwrite=True)
+    assert out.read_text() == "mine"
+
+
+def test_a_folder_that_stops_being_ours_while_exporting_is_kept(generator_file, tmp_path, monkeypatch):
+    out = export_bundle(generator_file, tmp_path / "b", seed=1)
+    real_save = torch.save
+
+    def save_and_meddle(obj, f, *args, **kwargs):
+        (out / "mine.txt").write_text("written while the export ran")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_and_meddle)
+    with pytest.raises(OutputNotOursError, match="mine.txt"):
+        export_bundle(generator_file, out, seed=2, overwrite=True)
+    assert (out / "mine.txt").exists() and _seed(out) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "g.pt"]
+
+
+def test_write_synthetic_replaces_only_its_own_png_folder(generator_file, tmp_path):
+    dataset = load_bundle_dataset(export_bundle(generator_file, tmp_path / "b"), num_samples=3)
+    pngs = write_synthetic(dataset, tmp_path / "pngs")
+    write_synthetic(load_bundle_dataset(tmp_path / "b", num_samples=2), pngs, overwrite=True)
+    assert sorted(p.name for p in pngs.iterdir()) == ["000000.png", "000001.png"]
+    (pngs / "keep.jpg").write_bytes(b"mine")
+    with pytest.raises(OutputNotOursError, match="keep.jpg"):
+        write_synthetic(dataset, pngs, overwrite=True)
+    assert (pngs / "keep.jpg").read_bytes() == b"mine"
+
+
+def test_write_synthetic_streams_labels_and_refuses_what_the_disk_cannot_hold(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=28, latent_dim=8, num_labels=3, base_channels=8).eval()
+    pool = np.eye(3, dtype=np.float32)[np.arange(30) % 3]
+    dataset = SyntheticDataset(g, 300, label_pool=pool, seed=4, label_names=["a", "b", "c"], batch_size=100)
+    npz = write_synthetic(dataset, tmp_path / "s.npz")  # 300 items: two blocks of 256, the last short
+    with np.load(npz, allow_pickle=False) as f:
+        assert np.array_equal(f["images"], dataset.get_batch(range(300))["image"].numpy())
+        assert np.array_equal(f["labels"], dataset.targets) and f["labels"].dtype == np.float32
+        assert f["label_names"].tolist() == ["a", "b", "c"] and f["seed"] == 4
+    pngs = write_synthetic(dataset, tmp_path / "pngs")
+    rows = (pngs / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,a,b,c" and len(rows) == 301 and len(list(pngs.glob("*.png"))) == 300
+    assert rows[300] == "000299.png," + ",".join(f"{v:g}" for v in dataset.targets[299])
+    size = npz.stat().st_size
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, size))
+    with pytest.raises(
+        InsufficientDiskSpaceError, match=rf"{tmp_path / 'big.npz'} would need .* \({size} bytes\) free"
+    ):
+        write_synthetic(dataset, tmp_path / "big.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pngs", "s.npz"]

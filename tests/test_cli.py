@@ -353,6 +353,15 @@ def test_a_full_or_read_only_disk_is_one_line(code, chest28_path, tmp_path, monk
     assert err.endswith(f"{out / 'config.json'}: {os.strerror(code)}")
 
 
+def test_a_full_disk_while_saving_weights_names_the_file(generator_file, tmp_path, torch_disk_full, capsys):
+    out = tmp_path / "bundle"
+    code = main(["export-bundle", "--run", str(generator_file), "--out", str(out)])
+    model = out / "models" / "model.pt"
+    err = _assert_one_line_error(capsys, code, "export-bundle", model, os.strerror(errno.ENOSPC))
+    assert err.endswith(f"{model}: {os.strerror(errno.ENOSPC)}") and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt"]  # no temporary folder left
+
+
 def test_an_os_error_without_a_file_name_names_out(monkeypatch, capsys):
     def full(config):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -1,4 +1,4 @@
-"""Export a trained generator as a MONAI bundle, and the helpers its ``inference.json`` calls.
+"""Export a trained generator as a MONAI bundle (its inference writes with :mod:`.inference_output`).
 
 A MONAI bundle (https://monai.readthedocs.io/en/latest/mb_specification.html) is a folder that carries
 a network's weights with machine-readable metadata and runnable configs::
@@ -32,14 +32,13 @@ Osindero, "Conditional Generative Adversarial Nets" (arXiv:1411.1784, 2014).
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from medgan_aug.bundle.files import LABEL_POOL_FILE
+from medgan_aug.bundle.files import LABEL_POOL_FILE, METADATA_SCHEMA, bundle_problem
+from medgan_aug.bundle.inference_output import write_synthetic
 from medgan_aug.bundle.metadata import (
     LOGGING_CONF,
     bundle_readme,
@@ -50,76 +49,13 @@ from medgan_aug.bundle.metadata import (
     training_data_record,
 )
 from medgan_aug.data.label_samplers import meta_label_pool
-from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.data.synthetic import CHUNK_SIZE
 from medgan_aug.networks.model_file import load_generator, resolve_generator_file
-from medgan_aug.utils.atomic import atomic_dir, atomic_path
+from medgan_aug.utils.atomic import atomic_dir
+from medgan_aug.utils.outputs import check_output_folder
+from medgan_aug.utils.serialization import atomic_torch_save
 
-__all__ = ["write_synthetic", "export_bundle"]
-
-
-_log = logging.getLogger(__name__)
-
-
-def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write every item of ``dataset`` to ``output``, atomically.
-
-    * ``*.npz``: ``images`` float32 ``(N, C, H, W)`` in [0, 1] (the items' exact values), ``labels`` float32
-      ``(N, L)`` when items have labels, ``label_names`` (str, when known) and ``seed``.
-    * anything else is a folder: ``000000.png`` ... (8-bit, ``round(255 * image)``) and, with labels,
-      ``labels.csv`` (``file`` then one column per label).
-
-    Raises:
-        FileExistsError: ``output`` exists (a non-empty folder, or a file) and ``overwrite`` is False.
-    """
-    if not isinstance(dataset, SyntheticDataset):
-        raise TypeError(f"dataset must be a SyntheticDataset, got {type(dataset).__name__}")
-    output = Path(output)
-    is_npz = output.suffix == ".npz"
-    occupied = output.is_file() or (output.is_dir() and any(output.iterdir()))
-    if occupied and not overwrite:
-        raise FileExistsError(
-            f"output {output} exists; set overwrite (``--overwrite true`` for monai.bundle run) or choose "
-            "another output_path"
-        )
-    n = len(dataset)
-    images, labels = [], []
-    for start in range(0, n, CHUNK_SIZE):
-        batch = dataset.get_batch(np.arange(start, min(start + CHUNK_SIZE, n)))
-        images.append(batch["image"].numpy())
-        if "label" in batch:
-            labels.append(batch["label"].numpy())
-    image_array = np.concatenate(images).astype(np.float32, copy=False)
-    label_array = np.concatenate(labels).astype(np.float32, copy=False) if labels else None
-    names = list(dataset.label_names) if dataset.label_names is not None else None
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if is_npz:
-        arrays: dict[str, np.ndarray] = {"images": image_array, "seed": np.asarray(dataset.seed, np.int64)}
-        if label_array is not None:
-            arrays["labels"] = label_array
-        if names is not None:
-            arrays["label_names"] = np.asarray(names, dtype=str)
-        with atomic_path(output) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) to {output}")
-        return output
-
-    from PIL import Image
-
-    with atomic_dir(output) as folder:
-        pixels = np.round(np.clip(image_array, 0.0, 1.0) * 255.0).astype(np.uint8)
-        files = []
-        for i, img in enumerate(pixels):
-            name = f"{i:06d}.png"
-            Image.fromarray(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)).save(folder / name)
-            files.append(name)
-        if label_array is not None:
-            header = names if names is not None else [f"label_{j}" for j in range(label_array.shape[1])]
-            rows = [",".join(["file", *header])]
-            rows += [",".join([f, *(f"{v:g}" for v in row)]) for f, row in zip(files, label_array)]
-            (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    _log.info(f"wrote {n} synthetic images (seed {dataset.seed}) as PNG files to {output}")
-    return output
+__all__ = ["export_bundle", "write_synthetic"]  # write_synthetic: from inference_output
 
 
 def export_bundle(
@@ -140,7 +76,9 @@ def export_bundle(
         run: a run directory holding ``generator.pt`` (its ``config.json`` adds the run record), or a
             generator file.
         out: the bundle folder to create.
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` that is a bundle written here (recognised by its
+            ``configs/metadata.json``, holding only bundle files and ``outputs/``). A folder with other
+            files is never replaced.
         num_samples, seed: defaults of the bundle's inference (overridable at run time).
         version: the bundle's version string.
         name: the bundle's name (default: ``out``'s folder name).
@@ -150,15 +88,16 @@ def export_bundle(
 
     Raises:
         FileNotFoundError: no such run / generator file.
-        FileExistsError: ``out`` exists (and is not an empty folder) and ``overwrite`` is False.
+        FileExistsError: ``out`` is a bundle and ``overwrite`` is False.
+        medgan_aug.utils.errors.OutputNotOursError: ``out`` is a file, or a non-empty folder that is not
+            one of our bundles (``overwrite`` or not); the message names the folder and why.
         ValueError: bad ``num_samples``/``seed``, or an unusable generator file or run record.
     """
     for arg, value, low in (("num_samples", num_samples, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
     out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"bundle folder {out} exists; pass --overwrite (overwrite=True) to replace it")
+    _check_bundle_folder(out, overwrite)
     gen_file = resolve_generator_file(run)
     run_dir = gen_file.parent if Path(run).is_file() else Path(run)
     generator, meta = load_generator(gen_file)
@@ -178,7 +117,7 @@ def export_bundle(
     training_data = training_data_record(meta, record)
     kind = "conditional" if generator.num_labels else "unconditional"
     metadata = {
-        "schema": "medgan_aug bundle metadata, following the MONAI bundle specification (metadata.json)",
+        "schema": METADATA_SCHEMA,
         "version": str(version),
         "changelog": {str(version): "exported by medgan-aug export-bundle"},
         **package_versions(),
@@ -219,12 +158,11 @@ def export_bundle(
     metadata["medgan_aug"]["training_config"].pop("out", None)  # a local path of the exporting machine
     metadata["medgan_aug"]["training_config"].pop("path", None)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, may_replace=lambda path: _check_bundle_folder(path, overwrite)) as tmp:
         for sub in ("configs", "models", "docs"):
             (tmp / sub).mkdir()
-        torch.save(
-            {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}, tmp / "models/model.pt"
-        )
+        weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+        atomic_torch_save(weights, tmp / "models/model.pt")
         if generator.num_labels:
             pool = meta_label_pool(meta, int(generator.num_labels), gen_file)
             np.save(tmp / LABEL_POOL_FILE, np.ascontiguousarray(pool, dtype=np.float32), allow_pickle=False)
@@ -233,6 +171,8 @@ def export_bundle(
         (tmp / "configs/inference.json").write_text(json.dumps(inference, indent=2) + "\n")
         (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
         (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
-        if out.exists() and not overwrite and any(out.iterdir()):  # appeared meanwhile
-            raise FileExistsError(f"bundle folder {out} exists; pass --overwrite to replace it")
     return out
+
+
+def _check_bundle_folder(out: Path, overwrite: bool) -> None:
+    check_output_folder(out, overwrite, bundle_problem, "bundle folder", "a bundle written by export-bundle")

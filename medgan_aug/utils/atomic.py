@@ -9,6 +9,11 @@ Permissions: what the project writes is output like any other tool's, readable b
 writable by its owner: files :data:`FILE_MODE` (0644), folders made here :data:`DIR_MODE` (0755),
 whatever the umask or ``tempfile``'s private 0600/0700. Torch files add an fsync
 (:func:`medgan_aug.utils.serialization.atomic_torch_save`).
+
+Errors name the file being written: a full, read-only or forbidden disk often surfaces as an ``OSError``
+without a file name (a failed ``write`` or ``close``) or naming the temporary file; both writers re-raise it
+as the same kind of ``OSError`` naming the target (``OSError(errno, strerror, target)``), so a message can
+say which file could not be written and why.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,17 +79,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ext}", dir=path.parent)
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ext}", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        publish_modes(tmp)
+        with _naming(path):
+            yield Path(tmp)
+            if fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            publish_modes(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -92,20 +99,30 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, may_replace: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a new empty folder beside ``path``; on success it replaces ``path``, on error it is removed.
 
     What the caller wrote into the folder gets the project's modes (files 0644, folders 0755). An existing
     ``path`` (file or folder) is moved aside and deleted only once the new folder is in place, so an
-    interrupted write never leaves half a folder under ``path``. The caller decides whether replacing an
-    existing ``path`` is allowed.
+    interrupted write never leaves half a folder under ``path``.
+
+    Args:
+        path: the final folder; its parent is created if needed.
+        may_replace: called with an existing ``path`` just before it is replaced; it raises to refuse (the
+            new folder is then removed and ``path`` kept). Without it whatever is at ``path`` is replaced:
+            the caller decides, e.g. with :func:`medgan_aug.utils.outputs.check_output_folder`, that it is
+            its own to replace.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _naming(path):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        publish_modes(tmp)
+        with _naming(path, tmp):
+            yield tmp
+            publish_modes(tmp)
+        if may_replace is not None and (path.exists() or path.is_symlink()):
+            may_replace(path)
         aside = None
         if path.exists() or path.is_symlink():
             aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
@@ -116,6 +133,33 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextmanager
+def _naming(target: Path, scratch: Path | None = None) -> Iterator[None]:
+    """Re-raise an ``OSError`` that names no file, or a temporary file of ``target``, as one naming ``target``.
+
+    Temporary names are the ``.<name>.*`` files and folders beside ``target``; a file inside the temporary
+    folder ``scratch`` is named by its place in ``target`` (``target/configs/x.json``). Errors naming any
+    other file pass unchanged; the original error is kept as ``__cause__``.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None:
+            raise
+        name = None
+        if err.filename is None:
+            name = target
+        elif isinstance(err.filename, (str, bytes, os.PathLike)):
+            where = Path(os.fsdecode(err.filename))
+            if where.parent == target.parent and where.name.startswith(f".{target.name}."):
+                name = target
+            elif scratch is not None and scratch in where.parents:
+                name = target / where.relative_to(scratch)
+        if name is None:
+            raise
+        raise OSError(err.errno, os.strerror(err.errno), str(name)) from err
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

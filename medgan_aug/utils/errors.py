@@ -19,6 +19,8 @@ __all__ = [
     "GeneratorFileError",
     "TrainingDivergenceError",
     "GANDivergenceError",
+    "InsufficientDiskSpaceError",
+    "OutputNotOursError",
 ]
 
 
@@ -62,3 +64,13 @@ class TrainingDivergenceError(MedganAugError, FloatingPointError):
 
 class GANDivergenceError(TrainingDivergenceError, RuntimeError):
     """A GAN loss became NaN or infinite; the message names the iteration and the losses."""
+
+
+class InsufficientDiskSpaceError(MedganAugError, OSError):
+    """An output would not fit in the free space of its disk; refused before anything is written. The message
+    names the file and both sizes (``errno`` is None: nothing failed yet)."""
+
+
+class OutputNotOursError(MedganAugError, FileExistsError):
+    """An output path holds something medgan_aug did not write (a file, a folder with other files): it is never
+    replaced, ``overwrite`` or not. The message names the path and why."""

@@ -12,11 +12,13 @@ ours and may be hostile) and :class:`CorruptFileError` (truncated or unreadable)
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -27,8 +29,19 @@ from medgan_aug.utils.errors import CorruptFileError, UnsafeFileError
 __all__ = ["atomic_torch_save", "safe_torch_load", "get_rng_states", "set_rng_states"]
 
 
+#: Free space under which a failed torch write is put down to a full disk (ENOSPC) rather than EIO.
+_FULL_DISK_BYTES = 1 << 20
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (mode 0644).
+
+    A full disk becomes ``OSError(ENOSPC)`` naming ``path`` (through
+    :func:`~medgan_aug.utils.atomic.atomic_path`), not torch's ``RuntimeError`` ("enforce fail at
+    inline_container.cc ... unexpected pos"): torch writes through a file object here that keeps the
+    ``OSError`` its ``write`` raised, and that error is re-raised in place of torch's. A torch write error
+    without one becomes ``OSError(ENOSPC, ..., path)`` when less than 1 MiB is free, else ``EIO``. Either
+    way the previous file at ``path`` is kept and the temporary file removed.
 
     Args:
         obj: what to save (tensors, numbers, strings and containers of them).
@@ -36,10 +49,41 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
     Returns:
         The final path.
+
+    Raises:
+        OSError: the file could not be written (full or read-only disk, no permission); names ``path``.
     """
-    with atomic_path(path, fsync=True) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as fh:
+        sink = _KeepWriteErrors(fh)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError as err:
+            if sink.error is not None:
+                raise sink.error from err
+            if "inline_container" not in str(err):
+                raise
+            code = errno.ENOSPC if shutil.disk_usage(tmp.parent).free < _FULL_DISK_BYTES else errno.EIO
+            raise OSError(code, os.strerror(code), str(path)) from err
     return Path(path)
+
+
+class _KeepWriteErrors:
+    """A binary file for ``torch.save`` that remembers the ``OSError`` of a failed write (torch reports it as
+    a ``RuntimeError`` without the cause)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
 
 
 def safe_torch_load(
