@@ -66,6 +66,7 @@ _EXPORTS = {
         "precision_recall",
     ],
     "medgan_aug.metrics.memorization": ["MemorizationAudit", "memorization_audit"],
+    "medgan_aug.handlers.model_selection": ["ValidationSelection"],
     "medgan_aug.apps.report.report": ["write_report"],
     "medgan_aug.apps.study.config": ["StudyConfig", "load_study_config"],
     "medgan_aug.apps.study.study": ["run_study"],
