@@ -65,6 +65,7 @@ _EXPORTS = {
         "kernel_distance",
         "precision_recall",
     ],
+    "medgan_aug.metrics.faithfulness": ["label_faithfulness"],
     "medgan_aug.metrics.memorization": ["MemorizationAudit", "memorization_audit"],
     "medgan_aug.handlers.model_selection": ["ValidationSelection"],
     "medgan_aug.apps.report.report": ["write_report"],

@@ -1,4 +1,5 @@
-"""Classification metrics with bootstrap intervals, generative distances, feature extractor, memorization audit."""
+"""Classification metrics with bootstrap intervals, generative distances, feature extractor, label faithfulness,
+memorization audit."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from medgan_aug.metrics.extractor import (
     load_or_fit_extractor,
     weights_fingerprint,
 )
+from medgan_aug.metrics.faithfulness import label_faithfulness
 from medgan_aug.metrics.generative import (
     density_coverage,
     distribution_metrics,
