@@ -7,6 +7,7 @@ from medgan_aug.metrics.bootstrap import paired_bootstrap_delta, pooled_paired_b
 from medgan_aug.metrics.classification import METRICS, evaluate_scores, rank_auc
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
+    EXTRACTOR_VERSION,
     conditional_fidelity,
     data_fingerprint,
     default_extractor_name,
@@ -14,6 +15,7 @@ from medgan_aug.metrics.extractor import (
     fit_feature_extractor,
     inception_features,
     load_or_fit_extractor,
+    validation_auc,
     weights_fingerprint,
 )
 from medgan_aug.metrics.faithfulness import label_faithfulness
