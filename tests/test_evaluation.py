@@ -326,3 +326,43 @@ def test_older_extractor_files_are_flagged(extractor, splits, tmp_path):
         _, loaded_meta, fitted = load_or_fit_extractor(path, splits["train"], splits["val"])
     assert fitted is False and "version" not in loaded_meta
     assert load_classifier(path)[1] == old
+
+
+# ------------------------------------------------------------------------ prdc cross-check
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_precision_recall_density_coverage_agree_with_prdc(k):
+    """Our k-NN metrics against the authors' package (Naeem et al., ICML 2020, ``prdc``) on random features."""
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.default_rng(10 + k)
+    real = rng.normal(size=(300, 16))
+    fake = rng.normal(0.3, 1.2, size=(250, 16))
+    theirs = prdc.compute_prdc(real, fake, nearest_k=k)
+    ours = {**precision_recall(real, fake, k=k), **density_coverage(real, fake, k=k)}
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(theirs[key]), abs=1e-6), key
+    assert 0.05 < ours["precision"] < 0.95 and 0.05 < ours["coverage"] < 0.95  # not a trivial 0/1 case
+
+
+def test_prdc_differs_only_on_ball_boundaries():
+    """prdc tests ``d < radius`` (open balls); we follow Kynkäänniemi et al. 2019, ``d <= radius`` (closed).
+
+    With 1-D real points 0..4 and k=1 every real radius is exactly 1. The fake point 5.0 lies on the
+    boundary of real point 4's ball: inside for us, outside for prdc. With prdc's radii nudged up by one
+    ulp (``nextafter``) its ``<`` is our ``<=`` and all four numbers agree exactly.
+    """
+    prdc = pytest.importorskip("prdc")
+    real = np.arange(5.0)[:, None]
+    fake = np.array([[5.0], [10.0], [20.0]])
+    theirs = prdc.compute_prdc(real, fake, nearest_k=1)
+    ours = {**precision_recall(real, fake, k=1), **density_coverage(real, fake, k=1)}
+    assert theirs["precision"] == 0.0 and ours["precision"] == pytest.approx(1 / 3)
+    assert theirs["density"] == 0.0 and ours["density"] == pytest.approx(1 / 3)
+    assert theirs["coverage"] == 0.0 and ours["coverage"] == pytest.approx(1 / 5)
+    radii = prdc.prdc.compute_nearest_neighbour_distances
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            prdc.prdc, "compute_nearest_neighbour_distances", lambda x, k: np.nextafter(radii(x, k), np.inf)
+        )
+        closed = prdc.compute_prdc(real, fake, nearest_k=1)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(closed[key]), abs=1e-12), key
