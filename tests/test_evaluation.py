@@ -9,13 +9,16 @@ from torch import nn
 
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.engines.classifier_trainer import train_classifier
 from medgan_aug.metrics.extractor import (
+    EXTRACTOR_VERSION,
     conditional_fidelity,
     data_fingerprint,
     extractor_features,
     fit_feature_extractor,
     inception_features,
     load_or_fit_extractor,
+    validation_auc,
     weights_fingerprint,
 )
 from medgan_aug.metrics.generative import (
@@ -26,6 +29,8 @@ from medgan_aug.metrics.generative import (
     precision_recall,
 )
 from medgan_aug.metrics.memorization import memorization_audit, nearest_neighbours
+from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.networks.model_file import load_classifier, save_classifier
 
 
 def _images(ds: MedMNISTDataset) -> torch.Tensor:
@@ -40,7 +45,9 @@ def splits(chest28_path):
 @pytest.fixture(scope="module")
 def extractor(splits, tmp_path_factory):
     path = tmp_path_factory.mktemp("extractor") / "extractor.pt"
-    model, meta = fit_feature_extractor(splits["train"], path, iterations=30, seed=0)
+    model, meta = fit_feature_extractor(
+        splits["train"], splits["val"], path, iterations=30, eval_every=10, seed=0
+    )
     return model, meta, path
 
 
@@ -126,26 +133,29 @@ def test_bad_inputs_are_named():
 def test_extractor_is_saved_and_reused(extractor, splits):
     model, meta, path = extractor
     assert meta["data_sha256"] == data_fingerprint(splits["train"].images, splits["train"].labels)
-    assert meta["train_iterations"] == 30 and meta["image_size"] == 28
-    loaded, loaded_meta, fitted = load_or_fit_extractor(path, splits["train"])
+    assert meta["max_iterations"] == 30 and meta["image_size"] == 28 and meta["version"] == EXTRACTOR_VERSION
+    assert meta["val_sha256"] == data_fingerprint(splits["val"].images, splits["val"].labels)
+    loaded, loaded_meta, fitted = load_or_fit_extractor(path, splits["train"], splits["val"])
     assert fitted is False and loaded_meta == meta
     assert weights_fingerprint(loaded) == weights_fingerprint(model)
     # the same training again gives the same weights: numbers are reproducible, not only reusable
-    again, _ = fit_feature_extractor(splits["train"], iterations=30, seed=0)
+    again, _ = fit_feature_extractor(splits["train"], splits["val"], iterations=30, eval_every=10, seed=0)
     assert weights_fingerprint(again) == weights_fingerprint(model)
     x = _images(splits["test"])[:50]
     np.testing.assert_array_equal(extractor_features(model, x), extractor_features(loaded, x))
     # other data with the same layout: usable, with a warning naming the file
     other = MedMNISTDataset(path=splits["train"].source, split="train", indices=np.arange(100))
     with pytest.warns(UserWarning, match="trained on other data"):
-        load_or_fit_extractor(path, other)
+        load_or_fit_extractor(path, other, splits["val"])
 
 
 def test_extractor_that_does_not_fit_the_data_is_refused(extractor, pneumonia_path):
     _, _, path = extractor
-    pneumonia = MedMNISTDataset(flag="pneumoniamnist", path=pneumonia_path, split="val")
+    pneumonia = {
+        s: MedMNISTDataset(flag="pneumoniamnist", path=pneumonia_path, split=s) for s in ("train", "val")
+    }
     with pytest.raises(ValueError, match="num_outputs: file 14 vs data 1"):
-        load_or_fit_extractor(path, pneumonia)
+        load_or_fit_extractor(path, pneumonia["train"], pneumonia["val"])
 
 
 def test_features_reject_generator_range(extractor):
@@ -272,3 +282,87 @@ def test_frechet_from_moments_gives_monais_numbers():
     assert frechet_from_moments(mu_a, cov_a, mu_a, cov_a) == pytest.approx(0.0, abs=1e-9)
     if tuple(int(x) for x in scipy.__version__.split(".")[:2]) < (1, 18):
         assert ours == float(compute_frechet_distance(mu_a, cov_a, mu_b, cov_b))
+
+
+# ------------------------------------------------------------------ extractor selection on val
+def test_extractor_is_the_best_validation_state_of_one_training_run(splits):
+    """Selection keeps the state with the highest val AUC; those weights are exactly a run stopped there."""
+    model, meta = fit_feature_extractor(
+        splits["train"], splits["val"], iterations=60, eval_every=20, patience=None
+    )
+    history = meta["selection"]["history"]
+    assert [it for it, _ in history] == [20, 40, 60] and meta["selection"]["split"] == "val"
+    best_it, best_auc = max(history, key=lambda h: h[1])
+    assert meta["train_iterations"] == best_it and meta["selection"]["best_score"] == best_auc
+    assert validation_auc(model, splits["val"]) == pytest.approx(best_auc, abs=1e-12)
+    # the evaluations change nothing in the trajectory: a plain run of best_it steps has the same weights
+    plain = build_classifier("small_cnn", 1, 14, 28, seed=0)
+    train_classifier(plain, splits["train"], task=splits["train"].task, iterations=best_it, seed=0)
+    assert weights_fingerprint(plain) == weights_fingerprint(model)
+
+
+def test_selection_never_reads_the_test_split(splits, monkeypatch):
+    with pytest.raises(ValueError, match="validation dataset is the test split"):
+        fit_feature_extractor(splits["train"], splits["test"], iterations=5)
+    with pytest.raises(ValueError, match="training dataset is the test split"):
+        fit_feature_extractor(splits["test"], splits["val"], iterations=5)
+    # a fit on train/val touches no item of the test split (tripwire on every item read)
+    original = MedMNISTDataset.__getitem__
+
+    def tripwire(self, index):
+        if self.split == "test":
+            raise AssertionError("the test split was read during fitting")
+        return original(self, index)
+
+    monkeypatch.setattr(MedMNISTDataset, "__getitem__", tripwire)
+    fit_feature_extractor(splits["train"], splits["val"], iterations=10, eval_every=5)
+
+
+def test_older_extractor_files_are_flagged(extractor, splits, tmp_path):
+    model, meta, _ = extractor
+    old = {k: v for k, v in meta.items() if k not in ("version", "selection", "val_sha256")}
+    path = save_classifier(model, tmp_path / "v1.pt", old)
+    with pytest.warns(UserWarning, match="v1 \\(unversioned\\), not v2"):
+        _, loaded_meta, fitted = load_or_fit_extractor(path, splits["train"], splits["val"])
+    assert fitted is False and "version" not in loaded_meta
+    assert load_classifier(path)[1] == old
+
+
+# ------------------------------------------------------------------------ prdc cross-check
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_precision_recall_density_coverage_agree_with_prdc(k):
+    """Our k-NN metrics against the authors' package (Naeem et al., ICML 2020, ``prdc``) on random features."""
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.default_rng(10 + k)
+    real = rng.normal(size=(300, 16))
+    fake = rng.normal(0.3, 1.2, size=(250, 16))
+    theirs = prdc.compute_prdc(real, fake, nearest_k=k)
+    ours = {**precision_recall(real, fake, k=k), **density_coverage(real, fake, k=k)}
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(theirs[key]), abs=1e-6), key
+    assert 0.05 < ours["precision"] < 0.95 and 0.05 < ours["coverage"] < 0.95  # not a trivial 0/1 case
+
+
+def test_prdc_differs_only_on_ball_boundaries():
+    """prdc tests ``d < radius`` (open balls); we follow Kynkäänniemi et al. 2019, ``d <= radius`` (closed).
+
+    With 1-D real points 0..4 and k=1 every real radius is exactly 1. The fake point 5.0 lies on the
+    boundary of real point 4's ball: inside for us, outside for prdc. With prdc's radii nudged up by one
+    ulp (``nextafter``) its ``<`` is our ``<=`` and all four numbers agree exactly.
+    """
+    prdc = pytest.importorskip("prdc")
+    real = np.arange(5.0)[:, None]
+    fake = np.array([[5.0], [10.0], [20.0]])
+    theirs = prdc.compute_prdc(real, fake, nearest_k=1)
+    ours = {**precision_recall(real, fake, k=1), **density_coverage(real, fake, k=1)}
+    assert theirs["precision"] == 0.0 and ours["precision"] == pytest.approx(1 / 3)
+    assert theirs["density"] == 0.0 and ours["density"] == pytest.approx(1 / 3)
+    assert theirs["coverage"] == 0.0 and ours["coverage"] == pytest.approx(1 / 5)
+    radii = prdc.prdc.compute_nearest_neighbour_distances
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            prdc.prdc, "compute_nearest_neighbour_distances", lambda x, k: np.nextafter(radii(x, k), np.inf)
+        )
+        closed = prdc.compute_prdc(real, fake, nearest_k=1)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(closed[key]), abs=1e-12), key

@@ -120,6 +120,78 @@ def test_metrics_have_a_floor_beside_every_value(report, run):
     assert (run.parent / "extractors").is_dir()
 
 
+def test_extractor_val_and_test_auc_stand_beside_every_number_it_produces(report, run):
+    ext = report["extractor"]
+    assert ext["version"] == "v2" and ext["selection"]["split"] == "val"
+    assert ext["selection"]["every"] == 25 and ext["max_iterations"] == 20
+    assert (
+        ext["selection"]["evaluations"] == 1 and ext["train_iterations"] == 20
+    )  # 20 steps: scored once, at the end
+    assert ext["val_auc"] == pytest.approx(ext["selection"]["best_score"], abs=1e-12)
+    for key in ("train_auc", "val_auc", "test_auc", "heldout_auc"):
+        assert 0.0 <= ext[key] <= 1.0, key
+    assert (
+        len(ext["val_auc_per_label"]) == 9 and len(ext["test_auc_per_label"]) == 13
+    )  # findings with both classes
+    note = {"extractor_version": "v2", "val_auc": ext["val_auc"], "test_auc": ext["test_auc"]}
+    for block in (
+        report["distances"],
+        report["conditional_fidelity"],
+        report["memorization"]["feature"],
+        report["label_faithfulness"],
+    ):
+        assert block["instrument"] == note
+    assert "instrument" not in report["memorization"]["pixel"]  # pixel distances need no extractor
+    html = (run / "report.html").read_text()
+    cell = f"v2: {ext['val_auc']:.3g} / {ext['test_auc']:.3g}"
+    assert (
+        html.count(cell) == 6 + 1 + 2 + 1
+    )  # six distances, conditional AUC, two faithfulness rows, features
+    assert f"val {ext['val_auc']:.3g}, test {ext['test_auc']:.3g}" in html
+
+
+def test_label_faithfulness_is_reported_per_finding(report, run):
+    f = report["label_faithfulness"]
+    assert f["n"] == 200 and len(f["per_label"]) == 14
+    for name, entry in f["per_label"].items():
+        assert -1.0 <= entry["shift"] <= 1.0 and 0.0 <= entry["auc"] <= 1.0, name
+        assert entry["classifier_val_auc"] == report["extractor"]["val_auc_per_label"].get(name)
+    assert f["mean_shift"] == pytest.approx(np.mean([e["shift"] for e in f["per_label"].values()]))
+    assert f["mean_auc"] == pytest.approx(np.mean([e["auc"] for e in f["per_label"].values()]))
+    html = (run / "report.html").read_text()
+    assert "<h2>Label faithfulness</h2>" in html and html.count("score shift (on − off)") == 1
+    assert "cardiomegaly" in html[html.index("<h2>Label faithfulness</h2>") :]
+
+
+def test_report_fits_its_extractor_on_train_and_val_only(run, tmp_path, monkeypatch):
+    """The splits fit_feature_extractor receives, and a tripwire on every item of the test split."""
+    import medgan_aug.metrics.extractor as extractor_module
+    from medgan_aug.data.medmnist import MedMNISTDataset
+
+    seen, fitting = [], [False]
+    real_fit, real_getitem = extractor_module.fit_feature_extractor, MedMNISTDataset.__getitem__
+
+    def spy(dataset, validation, *args, **kwargs):
+        seen.append((dataset.split, validation.split))
+        fitting[0] = True
+        try:
+            return real_fit(dataset, validation, *args, **kwargs)
+        finally:
+            fitting[0] = False
+
+    def tripwire(self, index):
+        if fitting[0] and self.split == "test":
+            raise AssertionError("the test split was read while fitting the extractor")
+        return real_getitem(self, index)
+
+    monkeypatch.setattr(extractor_module, "fit_feature_extractor", spy)
+    monkeypatch.setattr(MedMNISTDataset, "__getitem__", tripwire)
+    m = write_report(
+        run, extractor=tmp_path / "x.pt", num_samples=50, extractor_iterations=10, repeats=1, progress=False
+    )
+    assert seen == [("train", "val")] and m["extractor"]["fitted_now"] is True
+
+
 def test_second_report_reuses_the_extractor_and_repeats_the_numbers(run, report):
     again = write_report(run, num_samples=200, extractor_iterations=20, repeats=2, progress=False)
     assert again["extractor"]["fitted_now"] is False

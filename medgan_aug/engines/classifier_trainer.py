@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -54,6 +55,7 @@ def train_classifier(
     progress: bool = False,
     num_workers: int = 0,
     distributed: bool | None = None,
+    handlers: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``model`` in place for a fixed number of optimiser steps (Adam, loss by task).
 
@@ -88,6 +90,9 @@ def train_classifier(
         distributed: data-parallel training over the initialised ``torch.distributed`` process group
             (e.g. under ``torchrun``, with :func:`medgan_aug.engines.distributed_context`). None: if
             one of more than one process is initialised; False: never; True: require one.
+        handlers: more ignite/MONAI handlers (objects with ``attach(engine)``), e.g. a
+            :class:`~medgan_aug.handlers.ValidationSelection` that keeps the best state on a validation
+            score and stops early; they may call ``engine.terminate()``.
 
     Data parallelism (W processes; the caller owns the process group and calls this on every rank):
     ``batch_size`` is the global batch B (divisible by W). Every rank draws the one-process order of
@@ -155,7 +160,15 @@ def train_classifier(
         batch_transform.set_random_state(seed=(own_seed + 1) % (2**32))
 
     engine = ClassifierTrainer(
-        model, loader, optimizer, criterion, iterations, device, batch_transform, shard
+        model,
+        loader,
+        optimizer,
+        criterion,
+        iterations,
+        device,
+        batch_transform,
+        shard,
+        list(handlers) or None,
     )
     log = LossHistory(("loss",))
     log.attach(engine)

@@ -1,4 +1,5 @@
-"""Classification metrics with bootstrap intervals, generative distances, feature extractor, memorization audit."""
+"""Classification metrics with bootstrap intervals, generative distances, feature extractor, label faithfulness,
+memorization audit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from medgan_aug.metrics.bootstrap import paired_bootstrap_delta, pooled_paired_b
 from medgan_aug.metrics.classification import METRICS, evaluate_scores, rank_auc
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
+    EXTRACTOR_VERSION,
     conditional_fidelity,
     data_fingerprint,
     default_extractor_name,
@@ -13,8 +15,10 @@ from medgan_aug.metrics.extractor import (
     fit_feature_extractor,
     inception_features,
     load_or_fit_extractor,
+    validation_auc,
     weights_fingerprint,
 )
+from medgan_aug.metrics.faithfulness import label_faithfulness
 from medgan_aug.metrics.generative import (
     density_coverage,
     distribution_metrics,

@@ -217,6 +217,10 @@ def precision_recall(real_features: Any, fake_features: Any, k: int = 3) -> dict
     swaps the roles (the share of real samples inside the generated manifold). Use equal set sizes
     (the paper's protocol); ``k=3`` is the paper's default.
 
+    Balls are closed (``distance <= radius``, the paper's definition). The authors of density/coverage
+    ship ``prdc.compute_prdc``, which uses open balls (``<``): the numbers agree except for samples
+    exactly on a ball's boundary (tested in ``tests/test_evaluation.py``).
+
     Returns:
         ``{"precision": p, "recall": r}`` in [0, 1].
     """
@@ -236,7 +240,8 @@ def density_coverage(real_features: Any, fake_features: Any, k: int = 5) -> dict
 
     Density: ``1/(k M) sum_j sum_i 1[fake_j in B(real_i, NND_k(real_i))]`` (about 1 for a perfect
     generator, can exceed 1). Coverage: the share of real samples whose ball holds at least one
-    generated sample. ``k=5`` is the paper's default.
+    generated sample. ``k=5`` is the paper's default. Closed balls as in :func:`precision_recall`;
+    the authors' ``prdc.compute_prdc`` uses open balls and agrees except on ball boundaries.
 
     Returns:
         ``{"density": d, "coverage": c}``.

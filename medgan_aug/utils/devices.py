@@ -1,10 +1,14 @@
-"""Resolving a ``device`` option (``cpu``, ``cuda[:N]``, ``auto``) to a torch device, with a clear error."""
+"""Resolving a ``device`` option (``cpu``, ``cuda[:N]``, ``auto``) to a torch device, with a clear error;
+the device a module lives on."""
 
 from __future__ import annotations
 
-import torch
+import itertools
 
-__all__ = ["resolve_device"]
+import torch
+from torch import nn
+
+__all__ = ["resolve_device", "module_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -15,3 +19,9 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was requested but CUDA is not available")
     return device
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module without either)."""
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device

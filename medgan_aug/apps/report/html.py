@@ -1,4 +1,5 @@
-"""The HTML page of ``medgan-aug report``: tables of distances and per-label fidelity, and the figures."""
+"""The HTML page of ``medgan-aug report``: tables of distances, per-finding fidelity and label faithfulness
+(each number from the extractor beside the extractor's own val/test AUC), and the figures."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fmt", "render_html"]
+__all__ = ["fmt", "instrument_cell", "render_html"]
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -78,14 +79,24 @@ def _row(*cells: str) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
+def instrument_cell(note: dict[str, Any] | None) -> str:
+    """The extractor's version and val/test AUC, written beside a number it produced."""
+    if not note:
+        return "– (pixels)"
+    return f"{fmt(note['extractor_version'])}: {fmt(note['val_auc'], 3)} / {fmt(note['test_auc'], 3)}"
+
+
 def _metric_rows(metrics: dict[str, Any]) -> list[str]:
     d, mem, cond = metrics["distances"], metrics["memorization"], metrics["conditional_fidelity"]
+    faith = metrics.get("label_faithfulness")
+    note = instrument_cell(d.get("instrument"))
     rows = [
         _row(
             label,
             f"{fmt(d[key]['value'])} ± {fmt(d[key]['value_std'], 2)}",
             f"{fmt(d[key]['floor'])} ± {fmt(d[key]['floor_std'], 2)}",
             fmt(d[key].get("heldout")),
+            note,
         )
         for key, label in _METRIC_LABELS.items()
     ]
@@ -96,6 +107,26 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
                 fmt(cond["auc"]),
                 "–",
                 fmt(cond["reference_real_heldout_auc"]),
+                instrument_cell(cond.get("instrument")),
+            )
+        )
+    if faith is not None:
+        rows.append(
+            _row(
+                "label faithfulness: mean score shift when one finding is switched on (fixed noise) ↑",
+                fmt(faith["mean_shift"]),
+                "0 (labels ignored)",
+                "–",
+                instrument_cell(faith.get("instrument")),
+            )
+        )
+        rows.append(
+            _row(
+                "label faithfulness: mean AUC of on vs off images by that finding's score ↑",
+                fmt(faith["mean_auc"]),
+                "0.5 (labels ignored)",
+                "–",
+                instrument_cell(faith.get("instrument")),
             )
         )
     for space in ("pixel", "feature"):
@@ -107,25 +138,85 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
                 fmt(a["share_flagged"]),
                 f"{fmt(a['percentile'] / 100)} (by construction)",
                 fmt(a["heldout_share_flagged"]),
+                instrument_cell(a.get("instrument")),
             )
         )
     inception = metrics.get("inception")
     if inception:
         fd = inception["frechet_distance"]
-        rows.append(_row("Inception FID (optional, user weights)", fmt(fd["value"]), fmt(fd["floor"]), "–"))
+        rows.append(
+            _row(
+                "Inception FID (optional, user weights)",
+                fmt(fd["value"]),
+                fmt(fd["floor"]),
+                "–",
+                "Inception-v3",
+            )
+        )
     return rows
 
 
-def _per_label_table(cond: dict[str, Any] | None) -> str:
+def _per_label_table(cond: dict[str, Any] | None, ext: dict[str, Any]) -> str:
     if cond is None:
         return ""
     reference = cond["reference_real_heldout_auc_per_label"]
+    val, test = ext.get("val_auc_per_label") or {}, ext.get("test_auc_per_label") or {}
     cells = "".join(
-        _row(html.escape(k), fmt(v, 3), fmt(reference.get(k), 3)) for k, v in cond["auc_per_label"].items()
+        _row(html.escape(k), fmt(v, 3), fmt(reference.get(k), 3), fmt(val.get(k), 3), fmt(test.get(k), 3))
+        for k, v in cond["auc_per_label"].items()
     )
     return (
         "<details><summary>conditional AUC per finding</summary><table>"
-        f"<tr><th>finding</th><th>synthetic</th><th>held-out real</th></tr>{cells}</table></details>"
+        "<tr><th>finding</th><th>synthetic</th><th>held-out real (val+test)</th><th>extractor val AUC</th>"
+        f"<th>extractor test AUC</th></tr>{cells}</table></details>"
+    )
+
+
+def _faithfulness_table(faith: dict[str, Any] | None) -> str:
+    if faith is None:
+        return ""
+    cells = "".join(
+        _row(
+            html.escape(k),
+            f"{fmt(v['shift'], 3)} ± {fmt(v['shift_std'], 2)}",
+            fmt(v["auc"], 3),
+            fmt(v.get("classifier_val_auc"), 3),
+            fmt(v.get("classifier_test_auc"), 3),
+        )
+        for k, v in faith["per_label"].items()
+    )
+    means = _row("<b>mean</b>", fmt(faith["mean_shift"], 3), fmt(faith["mean_auc"], 3), "", "")
+    return (
+        "<h2>Label faithfulness</h2>"
+        f"<p>For {faith['n']} fixed noise vectors (base label vectors: {html.escape(faith['base_labels'])}), "
+        "each finding is switched on and then off in the generator's label vector, nothing else changed. "
+        "<b>Shift</b>: mean (± sd) change of the extractor-classifier's score for that finding (on minus "
+        "off; 0 if the generator ignores the label). <b>AUC</b>: how well that score tells the on images "
+        "from the off images (0.5 if ignored). The classifier's own AUC on real val and test images bounds "
+        "what can be seen: a finding it does not detect on real images (≈0.5) cannot show here.</p>"
+        "<table><tr><th>finding</th><th>score shift (on − off)</th><th>AUC on vs off</th>"
+        f"<th>classifier val AUC</th><th>classifier test AUC</th></tr>{cells}{means}</table>"
+    )
+
+
+def _extractor_text(ext: dict[str, Any]) -> str:
+    sel = ext.get("selection")
+    how = (
+        f"trained on the real training split and selected on the validation split (val AUC every "
+        f"{fmt(sel['every'])} steps; chosen: step {fmt(sel['best_iteration'])} of at most "
+        f"{fmt(ext['max_iterations'])})"
+        if sel
+        else f"an older extractor trained {fmt(ext['train_iterations'])} steps on the training split, not "
+        "selected on val"
+    )
+    return (
+        f"<p>Extractor {fmt(ext['version'])}: {html.escape(str(ext['file']))} ({fmt(ext['arch'])}; weights "
+        f"sha256 {html.escape(str(ext['weights_sha256'])[:16])}…), {how}. Its AUC on real images: "
+        f"<b>val {fmt(ext['val_auc'], 3)}, test {fmt(ext['test_auc'], 3)}</b> (val+test "
+        f"{fmt(ext.get('heldout_auc'), 3)}; its own training images {fmt(ext['train_auc'], 3)}); the last "
+        "column of the table repeats val / test beside every number the extractor produced. The test "
+        "split took no part in fitting or selecting it. The extractor has seen the real training split, "
+        "so compare the synthetic column with the held-out column as well as with the floor.</p>"
     )
 
 
@@ -162,18 +253,12 @@ def render_html(metrics: dict[str, Any], record: dict[str, Any], inline: bool = 
         "of the synthetic ones.</p>",
         "<h2>Numbers</h2>",
         "<table><tr><th>metric</th><th>synthetic</th><th>floor (real vs real)</th>"
-        "<th>held-out real</th></tr>",
+        "<th>held-out real</th><th>instrument: extractor val / test AUC</th></tr>",
         *_metric_rows(metrics),
         "</table>",
-        _per_label_table(metrics["conditional_fidelity"]),
-        f"<p>Extractor: {html.escape(str(ext['file']))} ({fmt(ext['arch'])}, "
-        f"{fmt(ext['train_iterations'])} "
-        f"iterations; weights sha256 {html.escape(str(ext['weights_sha256'])[:16])}…; "
-        "its AUC on held-out real images "
-        f"{fmt(ext['heldout_auc'], 3)}, on its own training images {fmt(ext['train_auc'], 3)}). "
-        "The extractor "
-        "has seen the real training split, so its features fit those images better than new real ones: "
-        "compare the synthetic column with the held-out column as well as with the floor.</p>",
+        _per_label_table(metrics["conditional_fidelity"], ext),
+        _extractor_text(ext),
+        _faithfulness_table(metrics.get("label_faithfulness")),
         "<h2>Real vs synthetic</h2>",
         img("real_vs_synthetic", "real training images (left) and generated images (right)"),
         "<h2>Training progression (fixed noise)</h2>",

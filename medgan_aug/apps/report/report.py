@@ -22,8 +22,14 @@ What is compared with what:
   training split of the file (the distribution the generator should model), in the feature space of
   the in-domain extractor; the floor is two disjoint halves of that real split of the same size, and
   held-out real images (val + test) are reported as a second reference;
+- the extractor is fitted on the real training split and selected on the validation split (never on
+  test); its AUC on train, val and test (and val + test) is in ``metrics.json`` and written, as its
+  version and val/test AUC, beside every number it produces;
 - conditional AUC: the extractor-classifier on generated images against their conditioning labels,
   beside its AUC on held-out real images;
+- label faithfulness (conditional generators): at fixed noise, each finding switched on and off in the
+  label vector; the extractor-classifier's score shift and on/off AUC per finding
+  (:func:`medgan_aug.metrics.label_faithfulness`);
 - memorization: generated images against the images the GAN was trained on (the run's subset),
   beside held-out real images against the same training images.
 """
@@ -50,22 +56,28 @@ from medgan_aug.apps.report.figures import (
     sample_progression,
 )
 from medgan_aug.apps.report.html import render_html
+from medgan_aug.apps.report.instrument import (
+    extractor_record,
+    faithfulness_block,
+    instrument_note,
+    load_instrument,
+    split_aucs,
+    split_images,
+)
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
     conditional_fidelity,
-    default_extractor_name,
     extractor_features,
     inception_features,
-    load_or_fit_extractor,
-    weights_fingerprint,
 )
 from medgan_aug.metrics.generative import distribution_metrics
 from medgan_aug.metrics.memorization import memorization_audit
 from medgan_aug.networks.model_file import load_generator
 from medgan_aug.utils.atomic import atomic_write_text
+from medgan_aug.utils.tasks import is_softmax_task
 
 __all__ = ["REPORT_FILES", "load_run_record", "resolve_real_file", "read_losses", "write_report"]
 
@@ -168,11 +180,6 @@ def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def _images(ds: Any) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(ds.images)).float().div_(255.0)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-
-
 def _load_splits(record: dict[str, Any], real_path: Path | None) -> dict[str, Any]:
 
     cfg = record["config"]
@@ -224,14 +231,15 @@ def write_report(
     Args:
         run_dir: a finished training run (``config.json`` and ``generator.pt``).
         real: the real MedMNIST-format ``.npz`` (default: the file the run's config names).
-        extractor: in-domain extractor file; read if it exists, else trained on the real training split
-            and saved there. Default: ``<run parent>/extractors/<name>.pt`` with a name that identifies
-            flag, size, arch, iterations, seed and data
+        extractor: in-domain extractor file; read if it exists, else trained on the real training split,
+            selected on the validation split and saved there. Default: ``<run parent>/extractors/<name>.pt``
+            with a name that identifies version, flag, size, arch, selection settings, seed and data
             (:func:`medgan_aug.metrics.default_extractor_name`),
             so every run next to this one is measured with the same extractor.
         num_samples: generated images to evaluate (seeded by ``seed``).
         seed: seed of the generated images, half splits and figure sampling.
-        extractor_iterations, extractor_arch: training of a new extractor.
+        extractor_iterations, extractor_arch: training of a new extractor (the most steps; it is
+            selected on val AUC every 25 steps and stops after 10 evaluations without improvement).
         repeats: random half splits for distances and floors.
         collage_count: images per side of the real-vs-synthetic collage.
         inception_weights: optional local Inception-v3 weights for torch-fidelity (an Inception FID is
@@ -250,7 +258,7 @@ def write_report(
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
     timings: dict[str, float] = {}
-    steps = tqdm(total=8, desc="report", unit="step", disable=not progress)
+    steps = tqdm(total=9, desc="report", unit="step", disable=not progress)
 
     def step(name: str, started: float) -> None:
         timings[name] = round(time.perf_counter() - started, 3)
@@ -263,9 +271,9 @@ def write_report(
     splits = _load_splits(record, real_path)
     train = splits["train"]
     subset_idx = _gan_subset(record, train)
-    train_images = _images(train)
+    train_images = split_images(train)
     gan_train_images = train_images[torch.from_numpy(subset_idx)]
-    heldout_images = torch.cat([_images(splits["val"]), _images(splits["test"])])
+    heldout_images = torch.cat([split_images(splits["val"]), split_images(splits["test"])])
     heldout_targets = np.concatenate([splits["val"].targets, splits["test"].targets])
     generator, gen_meta = load_generator(run_dir / "generator.pt", map_location=device)
     if generator.image_size != train.size or generator.out_channels != train.num_channels:
@@ -280,21 +288,19 @@ def write_report(
     syn_labels = batch.get("label")
     step("data_and_generation", t)
 
-    # 2. extractor
+    # 2. extractor: fitted on train, selected on val; its AUC on every split
     t = time.perf_counter()
-    if extractor is None:
-        name = default_extractor_name(train, extractor_arch, extractor_iterations, 0)
-        extractor = run_dir.resolve().parent / "extractors" / name
-    extractor = Path(extractor)
-    model, ext_meta, fitted_now = load_or_fit_extractor(
+    model, ext_meta, fitted_now, extractor = load_instrument(
+        run_dir,
+        {"train": train, "val": splits["val"]},
         extractor,
-        train,
         arch=extractor_arch,
         iterations=extractor_iterations,
-        seed=0,
         device=device,
         progress=progress,
     )
+    ext_record = extractor_record(extractor, model, ext_meta, fitted_now, split_aucs(model, splits))
+    instrument = instrument_note(ext_record)
     step("extractor", t)
 
     # 3. features and distribution metrics
@@ -312,9 +318,6 @@ def write_report(
     real_fidelity = conditional_fidelity(
         model, heldout_images, heldout_targets, task=task, label_names=train.label_names
     )
-    train_fidelity = conditional_fidelity(
-        model, train_images, train.targets, task=task, label_names=train.label_names
-    )
     if conditional:
         syn_fidelity = conditional_fidelity(
             model, syn_images, syn_labels, task=task, label_names=train.label_names
@@ -326,12 +329,22 @@ def write_report(
             "reference_real_heldout_auc": real_fidelity["auc"],
             "reference_real_heldout_auc_per_label": real_fidelity["auc_per_label"],
             "reference_skipped_labels": real_fidelity["skipped_labels"],
-            "reference_real_train_auc": train_fidelity["auc"],
+            "reference_real_train_auc": ext_record["train_auc"],
             "n_synthetic": int(num_samples),
             "n_heldout": int(len(heldout_targets)),
             "label_source": "conditioning labels resampled jointly from the GAN's training labels",
+            "instrument": instrument,
         }
     step("conditional_fidelity", t)
+
+    # 4b. label faithfulness: each finding switched on and off at fixed noise
+    t = time.perf_counter()
+    faithfulness = None
+    if conditional and not is_softmax_task(task):
+        faithfulness = faithfulness_block(
+            generator, model, train, subset_idx, ext_record, num_samples=int(num_samples), seed=int(seed)
+        )
+    step("label_faithfulness", t)
 
     # 5. memorization
     t = time.perf_counter()
@@ -409,7 +422,7 @@ def write_report(
     # 8. metrics.json and report.html
     metrics = {
         "format": "medgan_aug.apps.report",
-        "version": 1,
+        "version": 2,
         "run": os.fspath(run_dir),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "note": EXTRACTOR_FORMAT_NOTE,
@@ -429,28 +442,20 @@ def write_report(
             "heldout": "val + test",
         },
         "synthetic": {"num_samples": int(num_samples), "seed": int(seed)},
-        "extractor": {
-            "file": os.fspath(extractor),
-            "weights_sha256": weights_fingerprint(model),
-            "fitted_now": bool(fitted_now),
-            "arch": ext_meta.get("arch"),
-            "train_iterations": ext_meta.get("train_iterations"),
-            "seed": ext_meta.get("seed"),
-            "data_sha256": ext_meta.get("data_sha256"),
-            "heldout_auc": real_fidelity["auc"],
-            "train_auc": train_fidelity["auc"],
-        },
+        "extractor": {**ext_record, "heldout_auc": real_fidelity["auc"]},
         "distances": {
             "feature_space": "in-domain extractor penultimate features (not Inception)",
             "compared": "synthetic vs half A of the real training split; floor: half B vs half A; "
             "heldout: held-out real (val+test) vs half A; all sets of n rows",
             **dist,
+            "instrument": instrument,
         },
         "conditional_fidelity": conditional_block,
+        "label_faithfulness": faithfulness,
         "memorization": {
             "compared": "nearest GAN-training image of each synthetic image vs of each held-out real image",
             "pixel": audit_px.summary(8),
-            "feature": audit_ft.summary(8),
+            "feature": {**audit_ft.summary(8), "instrument": instrument},
         },
         "inception": inception,
         "files": files,

@@ -43,6 +43,7 @@ from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.engines.distributed import single_process
 from medgan_aug.handlers.checkpoint import CheckpointManager
 from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.metrics.extractor import EXTRACTOR_VERSION
 from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.transforms.classical import classical_augmentation
 from medgan_aug.transforms.mix import MixSyntheticd
@@ -345,7 +346,12 @@ def _evaluate_gan(
         return True
     identity = data_identity(config)  # the extractor is tied to its data: another file gets another one
     data_tag = f"{identity.get('md5', identity['flag'])[:12]}_{identity.get('size') or 'file'}px"
-    extractor = out / "extractors" / f"extractor_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
+    # the version in the name: a study resumed after an extractor change fits the new one, not the old file
+    extractor = (
+        out
+        / "extractors"
+        / f"extractor_{EXTRACTOR_VERSION}_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
+    )
     with work_lock(study_lock(out, f"evaluation-{run_dir.name}"), wait=wait) as held:
         if not held or (run_dir / "metrics.json").is_file():
             return held

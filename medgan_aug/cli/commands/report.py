@@ -33,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--real", help="real MedMNIST-format .npz (default: the file the run's config.json names)")
     p.add_argument(
         "--extractor",
-        help="feature-extractor file: read if present, else trained and saved there "
-        "(default: <run parent>/extractors/extractor_<flag>_<size>px_<arch>_<iterations>it_seed0_"
-        "<data hash>.pt, shared by every run next to this one)",
+        help="feature-extractor file: read if present, else trained on train, selected on val and saved "
+        "there (default: <run parent>/extractors/extractor_v2_<flag>_<size>px_<arch>_max<iterations>it_"
+        "every25_pat10_seed0_<data hash>.pt, shared by every run next to this one)",
     )
     p.add_argument("--num", type=int, default=1000, help="generated images to evaluate (default %(default)s)")
     p.add_argument(
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--extractor-iterations",
         type=int,
         default=1000,
-        help="training steps of a new extractor (default %(default)s)",
+        help="most training steps of a new extractor; it is selected on val AUC (default %(default)s)",
     )
     p.add_argument(
         "--extractor-arch",
@@ -87,8 +87,12 @@ def run_report(args: argparse.Namespace) -> int:
     except ImportError as err:  # only the optional Inception FID needs an optional package
         print(f"medgan-aug report: error: {err}", file=sys.stderr)
         return 1
-    d = m["distances"]
+    d, ext = m["distances"], m["extractor"]
     print(f"report written to {args.run}/report.html (numbers in metrics.json; n={d['n']} per set)")
+    print(
+        f"  extractor {ext['version']}: AUC val {ext['val_auc']:.3f}, test {ext['test_auc']:.3f}, "
+        f"train {ext['train_auc']:.3f} (the instrument behind the numbers below, pixel memorization aside)"
+    )
     for key in ("frechet_distance", "kid", "precision", "recall", "density", "coverage"):
         print(
             f"  {key:17s} {d[key]['value']:.4g}  (real-vs-real floor {d[key]['floor']:.4g}, "
@@ -99,6 +103,12 @@ def run_report(args: argparse.Namespace) -> int:
         print(
             f"  conditional AUC   {c['auc']:.3f}  (same classifier on held-out real: "
             f"{c['reference_real_heldout_auc']:.3f})"
+        )
+    f = m["label_faithfulness"]
+    if f is not None:
+        print(
+            f"  label faithfulness mean score shift {f['mean_shift']:.3f}, on/off AUC {f['mean_auc']:.3f} "
+            "(0 and 0.5 if the generator ignores its labels)"
         )
     px = m["memorization"]["pixel"]
     print(
