@@ -93,7 +93,6 @@ class ClassifierRunConfig:
 
 
 def _check_config(config: ClassifierRunConfig) -> Any:
-
     condition = parse_condition(config.condition)
     if config.classifier not in CLASSIFIER_NAMES:
         raise ValueError(f"classifier must be one of {CLASSIFIER_NAMES}, got {config.classifier!r}")
@@ -170,7 +169,6 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
 def _train_and_score(
     config: ClassifierRunConfig, condition: Any, device: torch.device, distributed: bool, main: bool
 ) -> tuple[Any, list[int], dict, dict | None, list[str]]:
-
     data = _data_kwargs(config)
     train_all = MedMNISTDataset(split="train", **data)
     indices = low_data_indices(train_all.labels, fraction=config.fraction, seed=config.subset_seed)

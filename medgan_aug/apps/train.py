@@ -65,7 +65,6 @@ class GANSubset:
 
 
 def load_gan_subset(config: GANConfig) -> GANSubset:
-
     ds = MedMNISTDataset(
         flag=config.flag,
         split="train",
@@ -240,7 +239,6 @@ def _load_resume_state(
 
 
 def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) -> Path:
-
     started = time.perf_counter()
     run_dir = Path(config.out)
     manager = CheckpointManager(run_dir / "checkpoints", config.n_saved)

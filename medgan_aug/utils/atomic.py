@@ -172,7 +172,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs: Any) -> Path:
     """Save a PIL image to ``path`` atomically; the format follows the suffix (.png, .gif)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".png": "PNG", ".gif": "GIF"}.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"unsupported image suffix {path.suffix!r} for {path}; use .png or .gif")
@@ -182,10 +181,10 @@ def atomic_save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs
 
 
 def atomic_save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
+    """Save a matplotlib ``Figure`` to ``path`` as PNG atomically (Agg canvas, no pyplot); returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")

@@ -181,7 +181,6 @@ def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def _load_splits(record: dict[str, Any], real_path: Path | None) -> dict[str, Any]:
-
     cfg = record["config"]
     kwargs: dict[str, Any] = {"flag": cfg["flag"], "size": int(cfg["size"])}
     if real_path is not None:

@@ -131,11 +131,6 @@ _GAN_KEYS_SET_BY_STUDY = {
 }
 
 
-def _gan_config_class() -> type:
-
-    return GANConfig
-
-
 @dataclasses.dataclass
 class StudyConfig:
     """A study grid and its budgets (loaded from YAML/JSON by :func:`load_study_config`).
@@ -187,7 +182,7 @@ class StudyConfig:
             unknown = sorted(set(getattr(self, section) or {}) - allowed)
             if unknown:
                 raise ValueError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
-        gan_fields = {f.name for f in dataclasses.fields(_gan_config_class())} - _GAN_KEYS_SET_BY_STUDY
+        gan_fields = {f.name for f in dataclasses.fields(GANConfig)} - _GAN_KEYS_SET_BY_STUDY
         unknown = sorted(set(self.gan) - gan_fields)
         if unknown:
             raise ValueError(
@@ -288,7 +283,6 @@ def _digest(payload: dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _cached_md5(path: str, mtime_ns: int, size: int) -> str:
-
     return file_md5(path)
 
 

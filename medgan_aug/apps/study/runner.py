@@ -127,13 +127,11 @@ def ensure_gan(
 
 
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
-
     settings = {**SYNTHETIC_DEFAULTS, **config.synthetic}
     return SyntheticDataset.from_run(run_dir, int(settings["num_samples"]), seed=seed).materialize()
 
 
 def _unfinished(config: StudyConfig, runs: Sequence[RunSpec], out: Path) -> list[RunSpec]:
-
     return [run for run in runs if not (out / "runs" / f"{run_key(config, run)}.json").is_file()]
 
 
@@ -267,7 +265,6 @@ def _train_and_score(
 
 
 def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int, bool]) -> int:
-
     config, runs, out, threads, wait = args
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -374,6 +371,5 @@ def _evaluate_gan(
 
 @contextlib.contextmanager
 def _extractor_lock(out: Path, extractor: Path) -> Iterator[None]:
-
     with work_lock(study_lock(out, f"extractor-{extractor.stem}"), wait=True):
         yield

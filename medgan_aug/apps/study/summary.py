@@ -269,7 +269,6 @@ def write_summary(config: Any, out: str | os.PathLike) -> Path:
 
 
 def _write_summary(config: Any, out: Path) -> Path:
-
     keys = {run_key(config, run) for run in expand_grid(config)}
     rows = collect_runs(out, keys)
     foreign = len(list((out / "runs").glob("*.json"))) - len(rows) if (out / "runs").is_dir() else 0
