@@ -22,7 +22,6 @@ atomically (:func:`medgan_aug.utils.atomic.atomic_path`): an interrupted run lea
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.utils.atomic import atomic_path
 from medgan_aug.utils.disk_space import require_free_space
 from medgan_aug.utils.npz_stream import ArraySpec, NpzStreamWriter, npz_size
@@ -126,7 +125,7 @@ def write_medmnist_npz(
     columns = 1 if task in _SOFTMAX_TASKS else dataset.num_labels
     require_free_space(path, medmnist_npz_size(n, image_shape, columns) + n * columns)
     counts = np.zeros(dataset.num_labels if columns == 1 else columns, np.int64)
-    block = CHUNK_SIZE * max(1, math.ceil(dataset.batch_size / CHUNK_SIZE))
+    block = dataset.block_size
 
     path.parent.mkdir(parents=True, exist_ok=True)
     spool = tempfile.TemporaryFile(prefix=f".{path.name}.labels.", dir=path.parent)

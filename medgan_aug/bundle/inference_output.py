@@ -4,7 +4,6 @@ or a folder of PNG files (``configs/inference.json`` calls :func:`write_syntheti
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from medgan_aug.bundle.files import png_folder_problem
-from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
+from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.utils.atomic import atomic_dir, atomic_path
 from medgan_aug.utils.disk_space import require_free_space
 from medgan_aug.utils.npz_stream import ArraySpec, NpzStreamWriter, npz_size
@@ -63,7 +62,7 @@ def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwr
 
 def _blocks(dataset: SyntheticDataset) -> range:
     """Start indices of the dataset's generation blocks (whole chunks of ``batch_size``)."""
-    return range(0, len(dataset), CHUNK_SIZE * max(1, math.ceil(dataset.batch_size / CHUNK_SIZE)))
+    return range(0, len(dataset), dataset.block_size)
 
 
 def _write_npz(dataset: SyntheticDataset, output: Path) -> None:

@@ -209,6 +209,11 @@ class SyntheticDataset(Dataset):
         self.label_sampler = sampler
 
     @property
+    def block_size(self) -> int:
+        """Items one generator forward makes on a cache miss: ``batch_size`` rounded up to whole chunks."""
+        return CHUNK_SIZE * max(1, math.ceil(self.batch_size / CHUNK_SIZE))
+
+    @property
     def has_labels(self) -> bool:
         """Whether items carry a ``"label"`` key."""
         return self.conditional or self.labeller is not None
@@ -294,7 +299,7 @@ class SyntheticDataset(Dataset):
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
-        per_block = max(1, math.ceil(self.batch_size / CHUNK_SIZE))
+        per_block = self.block_size // CHUNK_SIZE
         num_chunks = math.ceil(self.num_samples / CHUNK_SIZE)
         first = (k // per_block) * per_block
         for j in range(first, min(first + per_block, num_chunks)):
