@@ -45,6 +45,7 @@ from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.handlers.sample_grid import SampleGrid
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, standing_batchnorm_stats
 from medgan_aug.networks.model_file import save_generator
+from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device
@@ -115,9 +116,9 @@ def build_gan_trainer(
     num_labels = subset.info["num_labels"] if config.conditional else 0
     channels = subset.info["num_channels"]
     G = DCGANGenerator(config.size, config.latent_dim, num_labels, config.base_channels, channels).to(device)
-    D = DCGANDiscriminator(config.size, num_labels, config.base_channels, channels, config.spectral_norm).to(
-        device
-    )
+    D = DCGANDiscriminator(
+        config.size, num_labels, config.base_channels, channels, config.spectral_norm, config.aux_weight > 0
+    ).to(device)
     if shard is not None:
         G, D = shard.prepare(G), shard.prepare(D)
     g_opt = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
@@ -139,6 +140,10 @@ def build_gan_trainer(
     else:
         batches = ShardedBatches(*batch_args, shard)
         augment = None if augment is None else ShardedDiffAugment(augment, shard)
+    if config.ada_target > 0:
+        if shard is not None:
+            raise ValueError("ada_target > 0 (adaptive augmentation) is not supported under torchrun yet")
+        augment = AdaptiveAugment(augment, config.ada_target, config.ada_kimg, seed=seeds["ada"])
     trainer = GANTrainer(
         device,
         G,
@@ -152,6 +157,9 @@ def build_gan_trainer(
         ema_decay=config.ema_decay,
         augment=augment,
         r1_gamma=config.r1_gamma,
+        lecam_weight=config.lecam_weight,
+        bcr_weight=config.bcr_weight,
+        aux_weight=config.aux_weight,
         g_scheduler=g_sched,
         d_scheduler=d_sched,
         noise_seed=seeds["noise"],

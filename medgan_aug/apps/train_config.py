@@ -69,6 +69,25 @@ class GANConfig:
         "color,translation,cutout", "DiffAugment policy ('' = off)", group="optimisation"
     )
     r1_gamma: float = setting(0.0, "R1 penalty weight (0 = off)", group="optimisation")
+    lecam_weight: float = setting(
+        0.0, "LeCam regularisation weight (Tseng et al. 2021; 0 = off)", group="optimisation"
+    )
+    bcr_weight: float = setting(
+        0.0, "balanced consistency regularisation weight (Zhao et al. 2021; 0 = off)", group="optimisation"
+    )
+    aux_weight: float = setting(
+        0.0,
+        "AC-GAN auxiliary classification loss weight (Odena et al. 2017; needs --conditional; 0 = off)",
+        group="optimisation",
+    )
+    ada_target: float = setting(
+        0.0,
+        "adaptive augmentation target of E[sign D(real)] (Karras et al. 2020: 0.6; 0 = fixed DiffAugment)",
+        group="optimisation",
+    )
+    ada_kimg: float = setting(
+        100.0, "thousands of real images for the ADA probability to move from 0 to 1", group="optimisation"
+    )
     seed: int = setting(0, "seed of everything random but the subset", group="run")
     out: str = setting("runs/gan", "run directory", group="run", required=True)
     resume: bool = setting(False, "continue from the latest good checkpoint in out", group="run")
@@ -131,11 +150,36 @@ class GANConfig:
             or self.r1_gamma < 0
         ):
             raise ValueError(f"GANConfig.r1_gamma must be a number >= 0, got {self.r1_gamma!r}")
+        for name in ("lecam_weight", "bcr_weight", "aux_weight"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"GANConfig.{name} must be a number >= 0, got {value!r}")
+        if self.aux_weight > 0 and not self.conditional:
+            raise ValueError(
+                "GANConfig.aux_weight > 0 needs conditional=True (the auxiliary head predicts labels)"
+            )
+        if not isinstance(self.ada_target, (int, float)) or not 0.0 <= self.ada_target < 1.0:
+            raise ValueError(f"GANConfig.ada_target must be in [0, 1) (0 = off), got {self.ada_target!r}")
+        if (
+            not isinstance(self.ada_kimg, (int, float))
+            or not math.isfinite(self.ada_kimg)
+            or self.ada_kimg <= 0
+        ):
+            raise ValueError(f"GANConfig.ada_kimg must be a positive number, got {self.ada_kimg!r}")
         if not isinstance(self.diffaugment, str):
             raise TypeError(
                 f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"
             )
         DiffAugment(self.diffaugment)  # validates the policy names
+        if not self.diffaugment.strip() and (self.ada_target > 0 or self.bcr_weight > 0):
+            raise ValueError(
+                "GANConfig.ada_target and bcr_weight act on the DiffAugment policy, which is off (diffaugment='')"
+            )
         if self.threads is not None:
             positive_int("threads")
         if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):

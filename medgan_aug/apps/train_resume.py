@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.handlers.checkpoint import CheckpointManager
 from medgan_aug.utils.errors import ResumeError
 from medgan_aug.utils.temp_files import remove_orphan_temp_files
@@ -62,9 +64,13 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
         raise ResumeError(f"--resume: {path} is not valid JSON: {err}") from err
     old, new = saved.get("config", {}), record["config"]
     free = (*RESUME_FREE, "iterations")
-    diff = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
+    # a setting added after the run was started is absent from its config.json: it ran with the default
+    defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)}
+    diff = sorted(
+        k for k in set(old) | set(new) if k not in free and old.get(k, defaults.get(k)) != new.get(k)
+    )
     if diff:
-        details = "; ".join(f"{k}: saved {old.get(k)!r} vs now {new.get(k)!r}" for k in diff)
+        details = "; ".join(f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {new.get(k)!r}" for k in diff)
         raise ResumeError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
     old_md5, new_md5 = saved.get("data", {}).get("source_md5"), record["data"]["source_md5"]
     if old_md5 is not None and old_md5 != new_md5:

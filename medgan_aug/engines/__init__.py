@@ -19,4 +19,12 @@ from medgan_aug.engines.distributed import (
     run_on_main,
     single_process,
 )
+from medgan_aug.engines.gan_losses import (
+    LeCamAnchors,
+    auxiliary_classification_loss,
+    consistency_penalty,
+    discriminator_loss,
+    generator_loss,
+    lecam_penalty,
+)
 from medgan_aug.engines.gan_trainer import LOSSES, LR_SCHEDULES, GANTrainer, run_seeds

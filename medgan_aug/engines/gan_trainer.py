@@ -8,8 +8,13 @@ What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` 
 1. ``d_steps`` times: fakes ``G(z, y)`` from fresh noise, ``D`` sees ``DiffAugment(x)`` and
    ``DiffAugment(fake)`` (Zhao et al., NeurIPS 2020), loss non-saturating BCE (Goodfellow et al. 2014,
    the DCGAN loss) or hinge (Lim & Ye 2017; Miyato et al. 2018), plus optionally the R1 penalty
-   ``gamma/2 E||grad_x D(x)||^2`` on reals (Mescheder, Geiger & Nowozin, ICML 2018); one Adam step.
-2. One G step on fresh noise through the same augmentation.
+   ``gamma/2 E||grad_x D(x)||^2`` on reals (Mescheder, Geiger & Nowozin, ICML 2018), optionally LeCam
+   regularisation (Tseng et al., CVPR 2021), balanced consistency regularisation (bCR, Zhao et al., AAAI
+   2021) and AC-GAN's auxiliary classification loss on reals (Odena et al., ICML 2017); one Adam step.
+   The terms are the functions of :mod:`medgan_aug.engines.gan_losses`. With adaptive augmentation
+   (:class:`~medgan_aug.transforms.AdaptiveAugment`, Karras et al., NeurIPS 2020) the augmentation
+   probability then follows D's logits on the real images.
+2. One G step on fresh noise through the same augmentation (plus the auxiliary loss on its fakes).
 3. EMA of G's weights (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
    ICLR 2019) with the warm-up ``min(decay, (1 + t) / (10 + t))`` of TensorFlow's
    ``ExponentialMovingAverage(num_updates=t)``, so early averages are not dominated by the random
@@ -55,7 +60,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from ignite.engine import Events
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
@@ -63,10 +67,20 @@ from monai.utils import GanKeys
 from torch import nn
 
 from medgan_aug.data.batches import SeededBatches
+from medgan_aug.engines.gan_losses import (
+    LOSSES,
+    LeCamAnchors,
+    auxiliary_classification_loss,
+    consistency_penalty,
+    discriminator_loss,
+    generator_loss,
+    lecam_penalty,
+)
 from medgan_aug.handlers.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from medgan_aug.handlers.ema import WeightEMA
 from medgan_aug.handlers.finite_loss import check_finite_loss
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.errors import GANDivergenceError
 from medgan_aug.utils.serialization import get_rng_states, set_rng_states
@@ -74,22 +88,7 @@ from medgan_aug.utils.serialization import get_rng_states, set_rng_states
 __all__ = ["LOSSES", "LR_SCHEDULES", "GANTrainer", "run_seeds"]
 
 
-LOSSES = ("bce", "hinge")
-
-
 LR_SCHEDULES = ("constant", "linear", "cosine")
-
-
-def _d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    if kind == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    return F.softplus(-real).mean() + F.softplus(fake).mean()  # BCE with targets 1 (real) / 0 (fake)
-
-
-def _g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    if kind == "hinge":
-        return -fake.mean()
-    return F.softplus(-fake).mean()  # non-saturating: -log sigmoid(D(G(z)))
 
 
 def lr_lambda(kind: str, total: int):
@@ -112,8 +111,12 @@ class GANTrainer(Trainer):
         loss: ``"bce"`` or ``"hinge"``.
         d_steps: D updates per iteration.
         ema_decay: EMA decay of G's weights (0: no EMA; ``generator_ema`` then mirrors G).
-        augment: a :class:`DiffAugment` applied to real and fake D inputs, or None.
+        augment: a :class:`DiffAugment` or :class:`AdaptiveAugment` applied to real and fake D inputs, or None.
         r1_gamma: R1 penalty weight (0: off).
+        lecam_weight, lecam_decay: LeCam regularisation weight (0: off) and its anchors' EMA decay.
+        bcr_weight: bCR weight, the same for the real and the fake arm (0: off; needs ``augment``).
+        aux_weight: weight of AC-GAN's auxiliary classification loss in D and G (0: off; needs a
+            discriminator built with ``auxiliary_classifier=True``).
         g_scheduler, d_scheduler: optional per-iteration LR schedulers.
         noise_seed: seed of the latent-noise generator.
         train_handlers: MONAI/ignite handlers (objects with ``attach``), attached at construction.
@@ -122,7 +125,9 @@ class GANTrainer(Trainer):
             each backward, and reported losses are means over the ranks.
 
     Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
-    logits of the last D step), ``r1``, ``lr_g``, ``lr_d`` and ``GanKeys.DLOSS`` / ``GanKeys.GLOSS``.
+    logits of the last D step), ``r1``, ``lecam``, ``bcr``, ``aux_d``, ``aux_g`` (0 where off), ``ada_p``
+    (the augmentation probability; 1 for a fixed DiffAugment, 0 without one), ``lr_g``, ``lr_d`` and
+    ``GanKeys.DLOSS`` / ``GanKeys.GLOSS``.
 
     Attributes:
         ema: the :class:`~medgan_aug.handlers.WeightEMA` handler of G; ``generator_ema`` is its average.
@@ -147,8 +152,12 @@ class GANTrainer(Trainer):
         loss: str = "bce",
         d_steps: int = 1,
         ema_decay: float = 0.999,
-        augment: DiffAugment | None = None,
+        augment: DiffAugment | AdaptiveAugment | None = None,
         r1_gamma: float = 0.0,
+        lecam_weight: float = 0.0,
+        lecam_decay: float = 0.99,
+        bcr_weight: float = 0.0,
+        aux_weight: float = 0.0,
         g_scheduler: Any = None,
         d_scheduler: Any = None,
         noise_seed: int = 0,
@@ -157,6 +166,17 @@ class GANTrainer(Trainer):
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        for name, value in (
+            ("lecam_weight", lecam_weight),
+            ("bcr_weight", bcr_weight),
+            ("aux_weight", aux_weight),
+        ):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if bcr_weight > 0 and augment is None:
+            raise ValueError("bcr_weight > 0 needs an augmentation (bCR compares D on two augmented views)")
+        if aux_weight > 0 and not getattr(discriminator, "auxiliary_classifier", False):
+            raise ValueError("aux_weight > 0 needs a discriminator built with auxiliary_classifier=True")
         if generator.num_labels != discriminator.num_labels:
             raise ValueError(
                 f"generator.num_labels={generator.num_labels} but "
@@ -181,6 +201,12 @@ class GANTrainer(Trainer):
         self.iterations = int(iterations)
         self.loss, self.d_steps, self.ema_decay = loss, int(d_steps), float(ema_decay)
         self.augment, self.r1_gamma = augment, float(r1_gamma)
+        self.lecam_weight, self.bcr_weight, self.aux_weight = (
+            float(lecam_weight),
+            float(bcr_weight),
+            float(aux_weight),
+        )
+        self.lecam = LeCamAnchors(lecam_decay) if self.lecam_weight > 0 else None
         self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
         self.conditional = generator.num_labels > 0
         self.shard = shard
@@ -235,29 +261,51 @@ class GANTrainer(Trainer):
 
         # 1. discriminator
         D.requires_grad_(True)
-        r1 = 0.0
+        terms = {"r1": 0.0, "lecam": 0.0, "bcr": 0.0, "aux_d": 0.0, "aux_g": 0.0}
         for _ in range(self.d_steps):
             with torch.no_grad():
                 fake = G(self._noise(b), y)
             real_in = real.detach().requires_grad_(self.r1_gamma > 0)
-            d_real = D(self._aug(real_in), y)
+            d_real, aux_real = D.forward_with_aux(self._aug(real_in), y)
             d_fake = D(self._aug(fake), y)
-            loss_d = _d_loss(self.loss, d_real, d_fake)
+            loss_d = discriminator_loss(self.loss, d_real, d_fake)
+            if self.aux_weight > 0:
+                aux = auxiliary_classification_loss(aux_real, y)
+                loss_d = loss_d + self.aux_weight * aux
+                terms["aux_d"] = self._mean(aux)
+            if self.lecam is not None:
+                self.lecam.update(self._mean(d_real.detach().mean()), self._mean(d_fake.detach().mean()))
+                lecam = lecam_penalty(d_real, d_fake, self.lecam.real, self.lecam.fake)
+                loss_d = loss_d + self.lecam_weight * lecam
+                terms["lecam"] = self._mean(lecam)
+            if self.bcr_weight > 0:
+                bcr = consistency_penalty(d_real, D(self._aug(real_in), y)) + consistency_penalty(
+                    d_fake, D(self._aug(fake), y)
+                )
+                loss_d = loss_d + self.bcr_weight * bcr
+                terms["bcr"] = self._mean(bcr)
             if self.r1_gamma > 0:
                 (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
                 r1 = grad.pow(2).flatten(1).sum(1).mean()
                 loss_d = loss_d + 0.5 * self.r1_gamma * r1
-                r1 = self._mean(r1)
+                terms["r1"] = self._mean(r1)
             ld = self._check_finite("loss_d", self._mean(loss_d))
             self.d_optimizer.zero_grad(set_to_none=True)
             loss_d.backward()
             self._average_gradients(D)
             self.d_optimizer.step()
+            if isinstance(self.augment, AdaptiveAugment):
+                self.augment.observe(d_real)
 
         # 2. generator
         D.requires_grad_(False)
         fake = G(self._noise(b), y)
-        loss_g = _g_loss(self.loss, D(self._aug(fake), y))
+        g_logits, aux_fake = D.forward_with_aux(self._aug(fake), y)
+        loss_g = generator_loss(self.loss, g_logits)
+        if self.aux_weight > 0:
+            aux = auxiliary_classification_loss(aux_fake, y)
+            loss_g = loss_g + self.aux_weight * aux
+            terms["aux_g"] = self._mean(aux)
         lg = self._check_finite("loss_g", self._mean(loss_g), loss_d=ld)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -276,12 +324,20 @@ class GANTrainer(Trainer):
             "loss_g": lg,
             "d_real": self._mean(d_real.detach().mean()),
             "d_fake": self._mean(d_fake.detach().mean()),
-            "r1": r1,
+            **terms,
+            "ada_p": self.augment_probability,
             "lr_g": lr_g,
             "lr_d": lr_d,
             GanKeys.DLOSS: ld,
             GanKeys.GLOSS: lg,
         }
+
+    @property
+    def augment_probability(self) -> float:
+        """The share of D inputs augmented: ADA's ``p``, 1 for a fixed DiffAugment, 0 without one."""
+        if isinstance(self.augment, AdaptiveAugment):
+            return self.augment.p
+        return 0.0 if self.augment is None else 1.0
 
     def training_seconds(self) -> float:
         """Wall seconds spent on this run so far: earlier sessions (up to their last checkpoint) plus this one."""
@@ -326,6 +382,7 @@ class GANTrainer(Trainer):
             "d_scheduler": sched(self.d_scheduler),
             "noise_rng": self.noise_rng.get_state(),
             "augment": None if self.augment is None else self.augment.state_dict(),
+            "lecam": None if self.lecam is None else self.lecam.state_dict(),
             "rng": get_rng_states(),
             "training_seconds": self.training_seconds(),
         }
@@ -347,6 +404,10 @@ class GANTrainer(Trainer):
             raise ValueError("checkpoint DiffAugment state does not match the configured policy")
         if self.augment is not None:
             self.augment.load_state_dict(state["augment"])
+        if (self.lecam is None) != (state.get("lecam") is None):
+            raise ValueError("checkpoint LeCam state does not match the configured lecam_weight")
+        if self.lecam is not None:
+            self.lecam.load_state_dict(state["lecam"])
         set_rng_states(state["rng"])
         self.prior_seconds = float(state.get("training_seconds", 0.0))  # older checkpoints: 0
         iteration = int(state["iteration"])
@@ -362,6 +423,14 @@ class GANTrainer(Trainer):
 
 def run_seeds(seed: int) -> dict[str, int]:
     """Independent child seeds for every random stream of a run (numpy SeedSequence)."""
-    names = ("init", "noise", "augment", "data", "fixed_noise", "standing")
+    names = (
+        "init",
+        "noise",
+        "augment",
+        "data",
+        "fixed_noise",
+        "standing",
+        "ada",
+    )  # append only: keeps old seeds
     values = np.random.SeedSequence(seed).generate_state(len(names))
     return {n: int(v) for n, v in zip(names, values)}

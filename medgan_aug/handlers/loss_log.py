@@ -17,12 +17,18 @@ __all__ = ["LossCSV", "LossHistory"]
 class LossCSV:
     """Append one row per iteration to ``losses.csv`` (flushed, so a killed run keeps its rows)."""
 
-    COLUMNS = ("iteration", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "r1", "lr_g", "lr_d")
+    COLUMNS = (
+        "iteration", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "r1", "lecam", "bcr", "aux_d", "aux_g",
+        "ada_p", "lr_g", "lr_d",
+    )  # fmt: skip
 
     def __init__(self, path: Path, resume_from: int | None) -> None:
         self.path = path
+        self.columns = self.COLUMNS
         if resume_from is not None and path.is_file():  # drop rows past the checkpoint we resume from
             rows = path.read_text().splitlines()
+            # a run started by an older version keeps its header (a subset of COLUMNS)
+            self.columns = tuple(c for c in rows[0].split(",") if c in self.COLUMNS) or self.COLUMNS
             kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",", 1)[0]) <= resume_from]
             atomic_write_text(path, "\n".join(kept) + "\n")
         else:
@@ -38,7 +44,7 @@ class LossCSV:
         if self.fh is None:
             self.fh = open(self.path, "a", newline="")
         out = engine.state.output
-        values = [engine.state.iteration, engine.state.epoch] + [f"{out[k]:.6g}" for k in self.COLUMNS[2:]]
+        values = [engine.state.iteration, engine.state.epoch] + [f"{out[k]:.6g}" for k in self.columns[2:]]
         self.fh.write(",".join(map(str, values)) + "\n")
         self.fh.flush()
 

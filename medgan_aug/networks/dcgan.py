@@ -177,8 +177,12 @@ class DCGANDiscriminator(nn.Module):
         in_channels: image channels.
         spectral_norm: wrap every weight layer in spectral normalisation (Miyato et al. 2018) and drop
             BatchNorm.
+        auxiliary_classifier: add AC-GAN's auxiliary head (Odena et al., ICML 2017), a linear map from the
+            features ``h(x)`` to one logit per label, read by :meth:`forward_with_aux` (needs
+            ``num_labels > 0``).
 
-    Shapes: ``forward(x (B, in_channels, H, W), labels (B, num_labels) | None) -> (B,)`` raw logits.
+    Shapes: ``forward(x (B, in_channels, H, W), labels (B, num_labels) | None) -> (B,)`` raw logits;
+    ``forward_with_aux`` also returns the auxiliary logits ``(B, num_labels)``.
     """
 
     def __init__(
@@ -188,10 +192,14 @@ class DCGANDiscriminator(nn.Module):
         base_channels: int = 64,
         in_channels: int = 1,
         spectral_norm: bool = False,
+        auxiliary_classifier: bool = False,
     ) -> None:
         super().__init__()
         self.image_size = _check_size(image_size)
         self.num_labels = _num_labels(num_labels)
+        if auxiliary_classifier and not self.num_labels:
+            raise ValueError("auxiliary_classifier=True needs num_labels > 0 (a conditional discriminator)")
+        self.auxiliary_classifier = bool(auxiliary_classifier)
         self.base_channels = _check_int("base_channels", base_channels, 1)
         self.in_channels = _check_int("in_channels", in_channels, 1)
         self.spectral_norm = bool(spectral_norm)
@@ -219,6 +227,7 @@ class DCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(self.num_features, 1)
         self.embed = nn.Linear(self.num_labels, self.num_features, bias=False) if self.num_labels else None
+        self.aux = nn.Linear(self.num_features, self.num_labels) if self.auxiliary_classifier else None
         self.apply(normal_init)
         if self.spectral_norm:
             sn = nn.utils.parametrizations.spectral_norm
@@ -235,9 +244,16 @@ class DCGANDiscriminator(nn.Module):
             "base_channels": self.base_channels,
             "in_channels": self.in_channels,
             "spectral_norm": self.spectral_norm,
+            "auxiliary_classifier": self.auxiliary_classifier,
         }
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_aux(x, labels)[0]
+
+    def forward_with_aux(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logits and, with ``auxiliary_classifier``, the auxiliary per-label logits (else None)."""
         expected = (self.in_channels, self.image_size, self.image_size)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -249,7 +265,7 @@ class DCGANDiscriminator(nn.Module):
         logit = self.fc(h).squeeze(1)
         if y is not None and self.embed is not None:
             logit = logit + (self.embed(y.to(h.dtype)) * h).sum(dim=1)
-        return logit
+        return logit, (None if self.aux is None else self.aux(h))
 
 
 @torch.no_grad()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.classical import classical_augmentation
 from medgan_aug.transforms.diffaugment import POLICIES, DiffAugment
 from medgan_aug.transforms.mix import (
