@@ -242,15 +242,15 @@ def test_nan_loss_stops_with_iteration_and_keeps_last_good_checkpoint(chest28_pa
 def test_cli_train_exits_nonzero_on_divergence(chest28_path, tmp_path, monkeypatch, capsys):
     from medgan_aug.cli import main
 
-    forward = DCGANDiscriminator.forward
+    forward = DCGANDiscriminator.forward_with_aux  # every D call goes through it
     calls = {"n": 0}
 
     def nan_after_20_calls(self, x, labels=None):
         calls["n"] += 1
-        out = forward(self, x, labels)
-        return out * float("nan") if calls["n"] > 20 else out
+        out, aux = forward(self, x, labels)
+        return (out * float("nan") if calls["n"] > 20 else out), aux
 
-    monkeypatch.setattr(DCGANDiscriminator, "forward", nan_after_20_calls)
+    monkeypatch.setattr(DCGANDiscriminator, "forward_with_aux", nan_after_20_calls)
     argv = (
         f"train --path {chest28_path} --conditional --fraction 0.1 --iterations 20 --batch-size 16 "
         f"--base-channels 16 --checkpoint-every 5 --out {tmp_path / 'cli'} --threads 1 --no-progress "

@@ -1,0 +1,353 @@
+"""GAN recipe ablation at a fixed wall-clock budget per GAN (issue 12, part 2).
+
+Each recipe gets the iterations it completes in M minutes of training at 1 torch thread on the 2-core
+CPU machine: ``calibrate`` measures every recipe's seconds per iteration side by side in one process
+(interleaved rounds, so machine noise hits all recipes alike); ``train`` turns the budgets into
+iterations and trains every (data set, recipe) to each budget in turn (one run extended by resume, the
+learning rate is constant, so each milestone equals a run trained to it directly), keeping the generator
+of every milestone; ``evaluate`` scores every milestone on the training and validation splits only
+(the test split is not read here); ``table`` writes the Markdown table and the quality-vs-minutes curve.
+
+    PYTHONPATH=. python experiments/recipe_ablation.py calibrate --out experiments/results/recipe_ablation
+    PYTHONPATH=. python experiments/recipe_ablation.py train --out runs/ablation --device cuda --workers 6 \\
+        --calibration experiments/results/recipe_ablation/calibration.json
+    PYTHONPATH=. OMP_NUM_THREADS=1 python experiments/recipe_ablation.py evaluate --runs runs/ablation \\
+        --out experiments/results/recipe_ablation
+    PYTHONPATH=. python experiments/recipe_ablation.py table --out experiments/results/recipe_ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SHARED = Path(
+    os.environ.get("MEDGAN_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+)
+
+#: the study's GAN settings (base 32, batch 64, conditional), what every recipe starts from
+BASE = dict(conditional=True, base_channels=32, batch_size=64, sample_every=10**6, checkpoint_every=10**6)
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},  # BCE, EMA 0.999, DiffAugment color,translation,cutout, lr 2e-4/2e-4
+    "sn_hinge": dict(spectral_norm=True, loss="hinge"),
+    "ttur": dict(lr_g=1e-4, lr_d=4e-4),  # Heusel et al., NeurIPS 2017
+    "lecam": dict(lecam_weight=0.3),  # Tseng et al., CVPR 2021
+    "ada": dict(ada_target=0.6),  # Karras et al., NeurIPS 2020, over the DiffAugment policy
+    "acgan": dict(aux_weight=1.0),  # Odena et al., ICML 2017
+    "width64": dict(base_channels=64),
+    "bcr": dict(bcr_weight=10.0),  # Zhao et al., AAAI 2021 (their lambda = 10)
+    "acgan_lecam": dict(aux_weight=1.0, lecam_weight=0.3),
+}
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "nih1000_100": dict(path="nih1000_chestmnist.npz", flag="chestmnist", fraction=1.0),
+    "nih1000_25": dict(path="nih1000_chestmnist.npz", flag="chestmnist", fraction=0.25),
+    "pneumonia_100": dict(path="pneumoniamnist_union.npz", flag="pneumoniamnist", fraction=1.0),
+    "pneumonia_5": dict(path="pneumoniamnist_union.npz", flag="pneumoniamnist", fraction=0.05),
+}
+
+#: recipes whose iteration differs from the default's by a few small tensor ops (an LR, a scalar EMA, one
+#: linear head, a per-image blend): their measured times differ by less than this machine's noise (~10%),
+#: so they share one budget, the median of their measurements
+SAME_COST_AS_DEFAULT = ("default", "ttur", "lecam", "ada", "acgan", "acgan_lecam")
+
+MILESTONES = (2.5, 5.0, 10.0, 15.0)  # minutes of 1-thread CPU training
+
+
+def _config(dataset: str, recipe: str, out: Path, iterations: int, device: str, resume: bool) -> Any:
+    from medgan_aug.apps.train import GANConfig
+
+    data = dict(DATASETS[dataset])
+    data["path"] = str(SHARED / data["path"])
+    return GANConfig(
+        **{**BASE, **RECIPES[recipe]},
+        **data,
+        iterations=iterations,
+        out=str(out),
+        device=device,
+        resume=resume,
+        threads=1 if device == "cpu" else None,
+        progress=False,
+        seed=0,
+    )
+
+
+# -- calibrate -------------------------------------------------------------------------------------
+def calibrate(out: Path, rounds: int, steps: int) -> None:
+    """Seconds per iteration of every recipe at 1 thread on NIH1000: the fastest of ``rounds`` rounds, each
+    running every recipe for ``steps`` iterations in a shuffled order."""
+    from medgan_aug.apps.train import build_gan_trainer, load_gan_subset
+
+    torch.set_num_threads(1)
+    trainers = {}
+    for recipe in RECIPES:
+        config = _config("nih1000_100", recipe, out / "unused", steps, "cpu", False)
+        trainers[recipe] = build_gan_trainer(config, load_gan_subset(config))
+    times: dict[str, list[float]] = {r: [] for r in RECIPES}
+    order = np.random.default_rng(0)
+    for _ in range(rounds):
+        for recipe in order.permutation(list(trainers)):  # a new order every round: no position effects
+            trainer = trainers[recipe]
+            data = trainer.batches.batch(0)
+            trainer.state.iteration = 1
+            trainer._iteration(trainer, data)  # warm-up (allocations)
+            t = time.perf_counter()
+            for _ in range(steps):
+                trainer._iteration(trainer, data)
+            times[recipe].append((time.perf_counter() - t) / steps)
+    result = {
+        # the fastest round: interference from other processes only ever slows a round down
+        "seconds_per_iteration": {r: float(np.min(v)) for r, v in times.items()},
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "threads": 1,
+        "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}",
+    }
+    result["measured_seconds_per_iteration"] = dict(result["seconds_per_iteration"])
+    shared = float(np.median([result["seconds_per_iteration"][r] for r in SAME_COST_AS_DEFAULT]))
+    result["seconds_per_iteration"].update({r: shared for r in SAME_COST_AS_DEFAULT})
+    result["same_cost_as_default"] = list(SAME_COST_AS_DEFAULT)
+    base = result["seconds_per_iteration"]["default"]
+    result["relative_cost"] = {r: s / base for r, s in result["seconds_per_iteration"].items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
+    for r, s in result["seconds_per_iteration"].items():
+        measured = result["measured_seconds_per_iteration"][r]
+        print(
+            f"{r:12s} {s * 1000:7.1f} ms/it (measured {measured * 1000:6.1f})  "
+            f"{result['relative_cost'][r]:.2f}x  {64 / s:6.0f} img/s"
+        )
+
+
+def milestone_iterations(calibration: dict[str, Any], recipe: str) -> dict[float, int]:
+    seconds = calibration["seconds_per_iteration"][recipe]
+    return {m: max(1, int(round(m * 60 / seconds))) for m in MILESTONES}
+
+
+# -- train -----------------------------------------------------------------------------------------
+def _train_one(args: tuple[str, str, str, dict[str, Any], str]) -> str:
+    dataset, recipe, root, calibration, device = args
+    from medgan_aug.apps.train import train_gan
+
+    run = Path(root) / dataset / recipe
+    started = time.perf_counter()
+    for minutes, iterations in milestone_iterations(calibration, recipe).items():
+        if (run / f"generator_{minutes:g}min.pt").is_file():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train_gan(
+                _config(dataset, recipe, run, iterations, device, resume=(run / "config.json").is_file())
+            )
+        (run / "generator.pt").replace(run / f"generator_{minutes:g}min.pt")
+    return f"{dataset}/{recipe}: {time.perf_counter() - started:.0f} s"
+
+
+def train(
+    root: Path, calibration_path: Path, device: str, workers: int, datasets: list[str], recipes: list[str]
+) -> None:
+    calibration = json.loads(calibration_path.read_text())
+    jobs = [(d, r, str(root), calibration, device) for d in datasets for r in recipes]
+    if workers <= 1:
+        for job in jobs:
+            print(_train_one(job), flush=True)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for line in pool.imap_unordered(_train_one, jobs):
+            print(line, flush=True)
+
+
+# -- evaluate --------------------------------------------------------------------------------------
+def _splits(dataset: str) -> dict[str, Any]:
+    from medgan_aug.data.medmnist import MedMNISTDataset
+
+    spec = DATASETS[dataset]
+    return {
+        k: MedMNISTDataset(flag=spec["flag"], split=k, path=str(SHARED / spec["path"]))
+        for k in ("train", "val")
+    }
+
+
+def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int) -> float:
+    from medgan_aug.data.stratify import low_data_indices
+    from medgan_aug.engines.classifier_trainer import train_classifier
+    from medgan_aug.metrics.extractor import validation_auc
+    from medgan_aug.networks.classifiers import build_classifier
+
+    train = splits["train"]
+    idx = low_data_indices(train.labels, fraction=DATASETS[dataset]["fraction"], seed=0)
+    subset = torch.utils.data.Subset(train, idx)
+    model = build_classifier("small_cnn", train.num_channels, train.num_labels, train.size, seed=0)
+    train_classifier(model, subset, task=train.task, iterations=iterations, batch_size=64, seed=0)
+    return validation_auc(model, splits["val"])
+
+
+def evaluate_generator(
+    gen_path: Path, dataset: str, splits: dict[str, Any], extractor: Any, args: Any
+) -> dict[str, Any]:
+    """In-domain FD and recall against the validation split, label faithfulness, synthetic-only val AUC."""
+    from medgan_aug.data.synthetic import SyntheticDataset
+    from medgan_aug.engines.classifier_trainer import train_classifier
+    from medgan_aug.metrics.extractor import extractor_features, validation_auc
+    from medgan_aug.metrics.faithfulness import label_faithfulness
+    from medgan_aug.metrics.generative import distribution_metrics
+    from medgan_aug.networks.classifiers import build_classifier
+    from medgan_aug.networks.model_file import load_generator
+
+    train, val = splits["train"], splits["val"]
+    model, f_train, f_val = extractor
+    synthetic = SyntheticDataset.from_run(gen_path, args.num_samples, seed=0)
+    batch = synthetic.get_batch(np.arange(args.num_samples))
+    f_syn = extractor_features(model, batch["image"])
+    dist = distribution_metrics(f_train, f_syn, reference_features=f_val, repeats=3, seed=0)
+    generator, meta = load_generator(gen_path)
+    rng = np.random.default_rng(0)
+    pool = meta["train_labels"].numpy()
+    base = pool[rng.choice(len(pool), 256, replace=len(pool) < 256)]
+    faith = label_faithfulness(
+        generator,
+        model,
+        num_samples=256,
+        base_labels=base,
+        seed=0,
+        task=str(train.task),
+        label_names=train.label_names,
+    )
+    row = {
+        "fd": dist["frechet_distance"]["value"],
+        "fd_heldout": dist["frechet_distance"]["heldout"],
+        "fd_floor": dist["frechet_distance"]["floor"],
+        "recall": dist["recall"]["value"],
+        "recall_heldout": dist["recall"]["heldout"],
+        "precision": dist["precision"]["value"],
+        "faithfulness_shift": faith["mean_shift"],
+        "faithfulness_auc": faith["mean_auc"],
+    }
+    for name in ("effusion", "infiltration", "cardiomegaly", "atelectasis", "pneumonia"):
+        if name in faith["per_label"]:
+            row[f"shift_{name}"] = faith["per_label"][name]["shift"]
+    if args.classifier_iterations:
+        clf = build_classifier("small_cnn", train.num_channels, train.num_labels, train.size, seed=0)
+        train_classifier(
+            clf, synthetic, task=train.task, iterations=args.classifier_iterations, batch_size=64, seed=0
+        )
+        row["synthetic_only_val_auc"] = validation_auc(clf, val)
+    return row
+
+
+def evaluate(root: Path, out: Path, args: Any) -> None:
+    from medgan_aug.apps.report.instrument import split_images
+    from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
+
+    out.mkdir(parents=True, exist_ok=True)
+    calibration = json.loads((out / "calibration.json").read_text())
+    path = out / "evaluation.csv"
+    done = set()
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        rows = list(csv.DictReader(open(path)))
+        done = {(r["dataset"], r["recipe"], r["minutes"]) for r in rows}
+    for dataset in args.datasets:
+        splits = _splits(dataset)
+        model, meta, _ = load_or_fit_extractor(
+            root / "extractors" / f"{dataset.split('_')[0]}.pt",
+            splits["train"],
+            splits["val"],
+            iterations=1000,
+            seed=0,
+        )
+        extractor = (
+            model,
+            extractor_features(model, split_images(splits["train"])),
+            extractor_features(model, split_images(splits["val"])),
+        )
+        real_auc = None
+        for recipe in args.recipes:
+            for minutes, iterations in milestone_iterations(calibration, recipe).items():
+                gen = root / dataset / recipe / f"generator_{minutes:g}min.pt"
+                if (dataset, recipe, f"{minutes:g}") in done or not gen.is_file():
+                    continue
+                t = time.perf_counter()
+                args.classifier_iterations = args.clf_iterations if minutes in args.clf_minutes else 0
+                row = evaluate_generator(gen, dataset, splits, extractor, args)
+                if args.classifier_iterations:
+                    if real_auc is None:
+                        real_auc = _real_only_val_auc(dataset, splits, args.clf_iterations)
+                    row["real_only_val_auc"] = real_auc
+                row = {
+                    "dataset": dataset,
+                    "recipe": recipe,
+                    "minutes": f"{minutes:g}",
+                    "iterations": iterations,
+                    "extractor_val_auc": meta.get("selection", {}).get("best_score"),
+                    **row,
+                    "eval_seconds": round(time.perf_counter() - t, 1),
+                }
+                rows.append(row)
+                keys = sorted(
+                    {k for r in rows for k in r},
+                    key=lambda k: list(rows[-1]).index(k) if k in rows[-1] else 99,
+                )
+                with open(path, "w", newline="") as fh:
+                    writer = csv.DictWriter(fh, fieldnames=keys)
+                    writer.writeheader()
+                    writer.writerows(rows)
+                print(
+                    dataset,
+                    recipe,
+                    minutes,
+                    {
+                        k: (round(v, 3) if isinstance(v, float) else v)
+                        for k, v in row.items()
+                        if k not in ("dataset", "recipe", "minutes")
+                    },
+                    flush=True,
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("calibrate")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--rounds", type=int, default=5)
+    c.add_argument("--steps", type=int, default=10)
+    t = sub.add_parser("train")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--calibration", type=Path, required=True)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--workers", type=int, default=1)
+    t.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    t.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    e = sub.add_parser("evaluate")
+    e.add_argument("--runs", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    e.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    e.add_argument("--num-samples", type=int, default=1000)
+    e.add_argument("--clf-iterations", type=int, default=300)
+    e.add_argument("--clf-minutes", type=float, nargs="*", default=[5.0, 15.0])
+    args = parser.parse_args()
+    if args.command == "calibrate":
+        calibrate(args.out, args.rounds, args.steps)
+    elif args.command == "train":
+        train(args.out, args.calibration, args.device, args.workers, args.datasets, args.recipes)
+    else:
+        evaluate(args.runs, args.out, args)
+
+
+if __name__ == "__main__":
+    main()
