@@ -90,7 +90,9 @@ def _exact_distribution(t, a, b, images):
     n_seeds, n = len(a), len(t)
     tuples = np.array(list(itertools.product(range(n), repeat=n)))  # every image resample, n^n
     counts = np.stack([np.bincount(r, minlength=n) for r in tuples]).astype(float)
-    d = np.stack([(resampled_auc(t, b[k], counts) - resampled_auc(t, a[k], counts))[:, 0] for k in range(n_seeds)])
+    d = np.stack(
+        [(resampled_auc(t, b[k], counts) - resampled_auc(t, a[k], counts))[:, 0] for k in range(n_seeds)]
+    )
     seed_tuples = list(itertools.product(range(n_seeds), repeat=n_seeds))
     values = []
     for drawn in seed_tuples:

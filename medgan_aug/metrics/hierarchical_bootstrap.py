@@ -102,7 +102,9 @@ def resampled_auc(targets: Any, scores: Any, weights: Any, *, task: str = MULTI_
     flat = w.ndim == 1
     w = np.atleast_2d(w)
     if w.ndim != 2 or w.shape[1] != t.shape[0] or np.any(w < 0):
-        raise ValueError(f"weights must be non-negative with shape (M, {t.shape[0]}), got {np.shape(weights)}")
+        raise ValueError(
+            f"weights must be non-negative with shape (M, {t.shape[0]}), got {np.shape(weights)}"
+        )
     positive_weight = w @ t
     negative_weight = w.sum(axis=1, keepdims=True) - positive_weight
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -213,7 +215,9 @@ def hierarchical_paired_bootstrap_delta(
     if metric == "auc" and not full_valid.any():
         raise ValueError("no finding has both classes in the test targets: AUC is undefined")
 
-    def arm_metric(runs: list[_WeightedRun], w: np.ndarray, pairs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def arm_metric(
+        runs: list[_WeightedRun], w: np.ndarray, pairs: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
         """(M,) metric of one seed's arm, mean over its classifier seeds, on M resamples."""
         if metric == "acc":
             values = [w @ run.correct / w.sum(axis=1) for run in runs]

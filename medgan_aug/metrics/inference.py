@@ -135,7 +135,9 @@ def variance_components(groups: Sequence[Sequence[float]]) -> dict[str, float]:
     """
     arrays = [np.asarray(g, dtype=np.float64).ravel() for g in groups]
     if len(arrays) < 2 or any(a.size == 0 for a in arrays):
-        raise ValueError(f"groups must hold at least 2 non-empty groups, got sizes {[a.size for a in arrays]}")
+        raise ValueError(
+            f"groups must hold at least 2 non-empty groups, got sizes {[a.size for a in arrays]}"
+        )
     sizes = np.array([a.size for a in arrays], dtype=np.float64)
     n, k = sizes.sum(), len(arrays)
     if n <= k:
