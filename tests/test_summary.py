@@ -207,10 +207,7 @@ def test_variance_and_placebo_sections_render(tmp_path):
     assert "label information only where `real+synthetic@R` beats `real+shuffled@R`" in note
     assert "no `real+shuffled@R` condition" not in note
     variance = "\n".join(variance_lines(variance_table(rows)))
-    assert (
-        "One-way random-effects ANOVA" in variance
-        and "| 0.5 | real | small_cnn | 2 x 2 |" in variance
-    )
+    assert "One-way random-effects ANOVA" in variance and "| 0.5 | real | small_cnn | 2 x 2 |" in variance
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ varies a lot, so an interval that resamples only test images (:func:`pooled_pair
 describes the test set, not the next seed. The bootstrap here resamples both levels: study seeds with
 replacement, then test images, both arms always scored on the same resampled images (paired). It is the
 multi-stage (hierarchical) resampling of Davison & Hinkley ("Bootstrap Methods and their Application",
-1997, §3.8) and the two-stage cluster bootstrap of Field & Welsh ("Bootstrapping clustered data", JRSS-B 69,
-2007), with the study seed as the cluster.
+1997, §3.8, hierarchical data) and the two-stage cluster bootstrap studied by Field & Welsh ("Bootstrapping
+clustered data", J. R. Statist. Soc. B 69, 369-390, 2007), with the study seed as the cluster.
 
 Test images here are *crossed* with seeds, not nested in them: every seed is scored on the same test
 images. By default (``images="shared"``) each replicate therefore draws one image resample shared by all
