@@ -26,6 +26,14 @@ from medgan_aug.metrics.generative import (
     kernel_distance,
     precision_recall,
 )
+from medgan_aug.metrics.hierarchical_bootstrap import hierarchical_paired_bootstrap_delta, resampled_auc
+from medgan_aug.metrics.inference import (
+    bootstrap_p_value,
+    holm_adjust,
+    paired_t_interval,
+    percentile_interval,
+    variance_components,
+)
 from medgan_aug.metrics.memorization import (
     EXACT_COPY_RMS,
     MemorizationAudit,

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from medgan_aug.apps.study.comparisons import (
+    classifier_seed_of,
+    compare_conditions,
+    comparison_pairs,
+    pool_primary,
+    variance_table,
+)
 from medgan_aug.apps.study.config import (
     Condition,
     RunSpec,
@@ -32,6 +39,7 @@ from medgan_aug.apps.study.summary import (
     PROTOCOL,
     collect_runs,
     compare_to_real,
+    condition_table,
     gan_evaluation,
     generator_table,
     write_results_csv,

@@ -149,6 +149,10 @@ class StudyConfig:
         bootstrap: ``n_boot`` resamples of the paired bootstrap.
         evaluation: generator evaluation of every GAN (:func:`medgan_aug.apps.write_report`):
             ``enabled`` (default true), ``num_samples``, ``repeats``, ``extractor_iterations``.
+        primary: the one comparison declared before the results, e.g. ``{condition: real+synthetic@0.5,
+            baseline: real, fractions: [0.1, 0.25]}`` (baseline defaults to ``real``, fractions to all,
+            ``classifier`` to the first); the summary gives its verdict at 95% and calls every other
+            comparison exploratory. Empty: no primary comparison. Not part of any run key.
     """
 
     name: str = "study"
@@ -162,6 +166,7 @@ class StudyConfig:
     synthetic: dict[str, Any] = dataclasses.field(default_factory=dict)
     bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    primary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for fraction in self.fractions:
@@ -197,6 +202,38 @@ class StudyConfig:
             self.data["path"] = str(sample_path(sample))
         if not self.data.get("path") and not self.data.get("flag"):
             raise ValueError("data needs a path (a MedMNIST-format .npz), a sample (nih1000) or a flag")
+        if self.primary:
+            self.primary = _checked_primary(self)
+
+
+def _checked_primary(config: StudyConfig) -> dict[str, Any]:
+    """``config.primary`` with its defaults filled in, or a ValueError naming the bad entry."""
+    primary = dict(config.primary)
+    unknown = sorted(set(primary) - {"condition", "baseline", "fractions", "classifier"})
+    if unknown:
+        raise ValueError(
+            f"primary: unknown key(s) {unknown}; known: ['baseline', 'classifier', 'condition', 'fractions']"
+        )
+    primary.setdefault("baseline", "real")
+    primary.setdefault("fractions", list(config.fractions))
+    primary.setdefault("classifier", config.classifiers[0])
+    for key in ("condition", "baseline"):
+        if primary.get(key) not in config.conditions:
+            raise ValueError(
+                f"primary: {key} must be one of the conditions {config.conditions}, got {primary.get(key)!r}"
+            )
+    if primary["condition"] == primary["baseline"]:
+        raise ValueError(f"primary: condition and baseline are both {primary['condition']!r}")
+    fractions = primary["fractions"]
+    if not isinstance(fractions, list) or not fractions or any(f not in config.fractions for f in fractions):
+        raise ValueError(
+            f"primary: fractions must be a non-empty list from {config.fractions}, got {fractions!r}"
+        )
+    if primary["classifier"] not in config.classifiers:
+        raise ValueError(
+            f"primary: classifier must be one of {config.classifiers}, got {primary['classifier']!r}"
+        )
+    return primary
 
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}

@@ -1,9 +1,10 @@
 """Study results: ``results.csv``, ``summary.md`` and figures, rebuilt from the per-run files.
 
-The summary reports, per fraction, each condition's AUC and ACC (mean ± sd over seeds) and its paired
-difference in AUC against ``real`` for the same classifier, with a 95% percentile-bootstrap interval over
-test images pooled over seeds (:func:`medgan_aug.metrics.pooled_paired_bootstrap_delta`; Efron &
-Tibshirani 1993). A difference is called a gain (or a loss) only when its interval excludes zero.
+The summary reports, per fraction, each condition's AUC and ACC (mean ± sd over study seeds), and the
+comparisons of :mod:`medgan_aug.apps.study.comparisons`: ΔAUC against ``real`` and against the
+shuffled-label placebo, per study seed and pooled, with two-level bootstrap intervals (study seeds, then test
+images), the images-only interval and a paired t-interval beside them. The declared primary comparison gets
+a verdict at 95%; every other comparison is exploratory, with Holm-adjusted p-values.
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ from typing import Any
 
 import numpy as np
 
+from medgan_aug.apps.study.comparison_tables import (
+    comparison_lines,
+    primary_lines,
+    reading_note,
+    variance_lines,
+)
+from medgan_aug.apps.study.comparisons import (
+    classifier_seed_of,
+    compare_conditions,
+    study_cells,
+    variance_table,
+    verdict,
+)
 from medgan_aug.apps.study.config import expand_grid, run_key, study_lock
 from medgan_aug.apps.study.figures import plot_study
-from medgan_aug.metrics.bootstrap import pooled_paired_bootstrap_delta
 from medgan_aug.utils.atomic import atomic_path, atomic_write_text
 from medgan_aug.utils.locks import work_lock
 
@@ -29,6 +42,7 @@ __all__ = [
     "gan_evaluation",
     "collect_runs",
     "write_results_csv",
+    "condition_table",
     "compare_to_real",
     "PROTOCOL",
     "generator_table",
@@ -49,6 +63,7 @@ BASE_COLUMNS = [
     "fraction",
     "n_train",
     "seed",
+    "classifier_seed",
     "condition",
     "classifier",
     "synthetic_ratio",
@@ -101,7 +116,8 @@ def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
 
 
 def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[dict[str, Any]]:
-    """Finished runs' records in ``out/runs`` (only ``keys`` if given), by fraction, seed, condition, classifier."""
+    """Finished runs' records in ``out/runs`` (only ``keys`` if given), by fraction, seed, classifier seed,
+    condition, classifier."""
     rows = []
     for path in sorted((Path(out) / "runs").glob("*.json")):
         if keys is not None and path.stem not in keys:
@@ -112,7 +128,9 @@ def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[d
             raise ValueError(
                 f"run record {path} is not valid JSON ({err}); delete it to rerun that run"
             ) from err
-    return sorted(rows, key=lambda r: (r["fraction"], r["seed"], r["condition"], r["classifier"]))
+    return sorted(
+        rows, key=lambda r: (r["fraction"], r["seed"], classifier_seed_of(r), r["condition"], r["classifier"])
+    )
 
 
 def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -126,7 +144,9 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            flat = dict(row, skipped_labels=";".join(row["skipped_labels"]))
+            flat = dict(
+                row, skipped_labels=";".join(row["skipped_labels"]), classifier_seed=classifier_seed_of(row)
+            )
             if row["synthetic_ratio"] > 0:
                 flat.update(gan_evaluation(path.parent, row["gan_dir"]))
             else:  # a run without synthetic images has no generator, whatever its group trained
@@ -135,59 +155,54 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
             writer.writerow(flat)
 
 
-def _scores(out: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(out / "scores" / f"{key}.npz") as npz:
-        return npz["scores"], npz["targets"]
+def condition_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (fraction, condition, classifier): AUC/ACC mean ± sd over study seeds (each study seed's
+    classifier seeds averaged first), and the numbers of study and classifier seeds."""
+    table = []
+    for (fraction, condition, classifier), by_seed in sorted(study_cells(rows).items()):
+        runs = [list(by_classifier_seed.values()) for _, by_classifier_seed in sorted(by_seed.items())]
+        aucs = np.array([np.mean([r["auc"] for r in seed_runs]) for seed_runs in runs])
+        accs = np.array([np.mean([r["acc"] for r in seed_runs]) for seed_runs in runs])
+        table.append(
+            {
+                "fraction": fraction,
+                "condition": condition,
+                "classifier": classifier,
+                "n_seeds": len(runs),
+                "n_classifier_seeds": sorted({len(seed_runs) for seed_runs in runs}),
+                "n_train": runs[0][0]["n_train"],
+                "auc_mean": aucs.mean(),
+                "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
+                "acc_mean": accs.mean(),
+                "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
+            }
+        )
+    return table
 
 
 def compare_to_real(
     out: str | os.PathLike, rows: list[dict[str, Any]], n_boot: int = 1000
 ) -> list[dict[str, Any]]:
-    """Per (fraction, condition, classifier): AUC/ACC mean ± sd over seeds and ΔAUC vs real with its CI."""
-    out = Path(out)
-    cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
-    for row in rows:
-        cells[(row["fraction"], row["condition"], row["classifier"])][row["seed"]] = row
-    table = []
-    for (fraction, condition, classifier), by_seed in sorted(cells.items()):
-        aucs = np.array([r["auc"] for r in by_seed.values()])
-        accs = np.array([r["acc"] for r in by_seed.values()])
-        entry = {
-            "fraction": fraction,
-            "condition": condition,
-            "classifier": classifier,
-            "n_seeds": len(by_seed),
-            "n_train": next(iter(by_seed.values()))["n_train"],
-            "auc_mean": aucs.mean(),
-            "auc_sd": aucs.std(ddof=1) if len(aucs) > 1 else float("nan"),
-            "acc_mean": accs.mean(),
-            "acc_sd": accs.std(ddof=1) if len(accs) > 1 else float("nan"),
-        }
-        reference = cells.get((fraction, "real", classifier), {})
-        seeds = sorted(set(by_seed) & set(reference))
-        if condition != "real" and seeds:
-            arms_a, arms_b, targets = [], [], None
-            for seed in seeds:
-                scores_a, targets = _scores(out, reference[seed]["key"])
-                scores_b, targets_b = _scores(out, by_seed[seed]["key"])
-                if not np.array_equal(targets, targets_b):
-                    raise ValueError(
-                        f"runs {reference[seed]['key']} and {by_seed[seed]['key']} were scored on different test sets"
-                    )
-                arms_a.append(scores_a)
-                arms_b.append(scores_b)
-            task = next(iter(by_seed.values()))["task"]
-            delta = pooled_paired_bootstrap_delta(targets, arms_a, arms_b, n_boot=n_boot, seed=0, task=task)
+    """:func:`condition_table` with each condition's ΔAUC vs ``real``: ``delta``, its two-level 95% interval
+    (``ci_low``, ``ci_high``: study seeds and test images resampled), ``paired_seeds`` and ``verdict`` (read
+    from the unadjusted interval; see :func:`medgan_aug.apps.study.comparisons.compare_conditions` for the
+    Holm-adjusted reading)."""
+    found = {
+        (e["fraction"], e["condition"], e["classifier"]): e
+        for e in compare_conditions(out, rows, n_boot=n_boot)["comparisons"]
+        if e["kind"] == "vs real"
+    }
+    table = condition_table(rows)
+    for entry in table:
+        vs_real = found.get((entry["fraction"], entry["condition"], entry["classifier"]))
+        if vs_real is not None:
             entry.update(
-                delta=delta["delta"],
-                ci_low=delta["ci_low"],
-                ci_high=delta["ci_high"],
-                paired_seeds=len(seeds),
+                delta=vs_real["delta"],
+                ci_low=vs_real["ci_low"],
+                ci_high=vs_real["ci_high"],
+                paired_seeds=len(vs_real["seeds"]),
+                verdict=verdict(vs_real["ci_low"], vs_real["ci_high"]),
             )
-            entry["verdict"] = (
-                "gain" if delta["ci_low"] > 0 else "loss" if delta["ci_high"] < 0 else "no clear difference"
-            )
-        table.append(entry)
     return table
 
 
@@ -207,9 +222,16 @@ PROTOCOL = """\
 - Classifier: same architecture, initialisation seed, budget and batch order in every condition; fixed
   budget, no early stopping, no model selection: the validation split takes no part in the classifier
   numbers, and the test split is scored once per run.
-- ΔAUC is paired with `real` on the same test images and seeds, with a 95% percentile bootstrap interval
-  over test images pooled over seeds (it covers test-image resampling, not the training variance between
-  seeds); "gain"/"loss" only when the interval excludes zero.
+- ΔAUC is paired on the same test images: per study seed (subset, GAN, classifier), AUC(condition) −
+  AUC(baseline), the classifier seeds of a study seed averaged; the pooled ΔAUC is the mean over study
+  seeds. Its 95% interval is a two-level bootstrap: study seeds with replacement, then test images, one
+  resample shared by the drawn seeds, both arms on the same images (Davison & Hinkley 1997, §3.8; Owen
+  2007), so it covers the training variance between seeds as well as the test images. The images-only
+  interval (seeds fixed) and a paired t-interval over the per-seed ΔAUC sit beside it; with one study seed
+  the two bootstrap intervals coincide and cover test images only.
+- One comparison is declared in the config before the results (`primary`) and gets a verdict at 95%; every
+  other comparison is exploratory, with Holm-adjusted p-values. A gain counts as label information only
+  where `real+synthetic@R` beats `real+shuffled@R` (same generated images, labels permuted).
 - Generator evaluation (the Generators table) is a diagnostic beside the study, not part of it: its
   in-domain feature extractor is trained on the full real training split, and held-out real images
   (val+test) serve as its reference. None of it feeds GAN or classifier training.
@@ -278,7 +300,9 @@ def _write_summary(config: Any, out: Path) -> Path:
         raise ValueError(f"no finished runs of study {config.name!r} in {out / 'runs'}: nothing to summarise")
     write_results_csv(rows, out / "results.csv")
     n_boot = int((config.bootstrap or {}).get("n_boot", 1000))
-    table = compare_to_real(out, rows, n_boot=n_boot)
+    table = condition_table(rows)
+    result = compare_conditions(out, rows, n_boot=n_boot, primary=getattr(config, "primary", None))
+    comparisons, primary = result["comparisons"], result["primary"]
     first = rows[0]
     lines = [
         f"# Study `{config.name}` on {first['data_file']} ({first['flag']}, {first['image_size']} px)",
@@ -289,21 +313,27 @@ def _write_summary(config: Any, out: Path) -> Path:
         "",
         PROTOCOL,
     ]
+    lines += primary_lines(primary)
+    lines += reading_note(comparisons, sorted({row["condition"] for row in rows}))
     for fraction in sorted({e["fraction"] for e in table}):
         entries = [e for e in table if e["fraction"] == fraction]
         lines += [
             f"## Fraction {fraction:g} ({entries[0]['n_train']} training images)",
             "",
-            "| condition | classifier | seeds | AUC | ACC | ΔAUC vs real [95% CI] | verdict |",
-            "|---|---|---|---|---|---|---|",
+            "| condition | classifier | seeds | AUC (mean ± sd over study seeds) | ACC |",
+            "|---|---|---|---|---|",
         ]
         for e in entries:
-            delta = f"{e['delta']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]" if "delta" in e else "—"
+            seeds = str(e["n_seeds"])
+            if e["n_classifier_seeds"] != [1]:
+                seeds += " x " + "/".join(map(str, e["n_classifier_seeds"]))
             lines.append(
-                f"| {e['condition']} | {e['classifier']} | {e['n_seeds']} | {_fmt(e['auc_mean'], e['auc_sd'])} "
-                f"| {_fmt(e['acc_mean'], e['acc_sd'])} | {delta} | {e.get('verdict', 'reference')} |"
+                f"| {e['condition']} | {e['classifier']} | {seeds} | {_fmt(e['auc_mean'], e['auc_sd'])} "
+                f"| {_fmt(e['acc_mean'], e['acc_sd'])} |"
             )
         lines.append("")
+        lines += comparison_lines([c for c in comparisons if c["fraction"] == fraction], primary)
+    lines += variance_lines(variance_table(rows))
     lines += generator_table(out, rows)
     skipped = sorted({name for row in rows for name in row["skipped_labels"]})
     if skipped:
@@ -313,5 +343,5 @@ def _write_summary(config: Any, out: Path) -> Path:
         ]
     lines += ["Figures: `auc_vs_fraction.png`, `delta_auc_vs_fraction.png`.", ""]
     summary = atomic_write_text(out / "summary.md", "\n".join(lines))
-    plot_study(table, out)
+    plot_study(table, out, comparisons=comparisons)
     return summary
