@@ -63,6 +63,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 SAME_COST_AS_DEFAULT = ("default", "ttur", "lecam", "ada", "acgan", "acgan_lecam")
 
 MILESTONES = (2.5, 5.0, 10.0, 15.0)  # minutes of 1-thread CPU training
+TABLE_MINUTES = 5.0  # the ablation table's budget: about what one study GAN can get
 
 
 def _config(dataset: str, recipe: str, out: Path, iterations: int, device: str, resume: bool) -> Any:
@@ -136,36 +137,58 @@ def milestone_iterations(calibration: dict[str, Any], recipe: str) -> dict[float
 
 
 # -- train -----------------------------------------------------------------------------------------
-def _train_one(args: tuple[str, str, str, dict[str, Any], str]) -> str:
-    dataset, recipe, root, calibration, device = args
+def _train_one(args: tuple[str, str, str, dict[str, Any], str, tuple[float, ...], float]) -> str:
+    """Train one (data set, recipe) through ``milestones`` (minutes), keeping each milestone's generator;
+    a milestone is not started after the ``deadline`` (a ``time.time()``)."""
+    dataset, recipe, root, calibration, device, milestones, deadline = args
     from medgan_aug.apps.train import train_gan
 
     run = Path(root) / dataset / recipe
     started = time.perf_counter()
-    for minutes, iterations in milestone_iterations(calibration, recipe).items():
+    done = []
+    for minutes in milestones:
+        iterations = milestone_iterations(calibration, recipe)[minutes]
         if (run / f"generator_{minutes:g}min.pt").is_file():
             continue
+        if time.time() > deadline:
+            break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             train_gan(
                 _config(dataset, recipe, run, iterations, device, resume=(run / "config.json").is_file())
             )
         (run / "generator.pt").replace(run / f"generator_{minutes:g}min.pt")
-    return f"{dataset}/{recipe}: {time.perf_counter() - started:.0f} s"
+        done.append(f"{minutes:g}")
+    return f"{dataset}/{recipe}: milestones {done} in {time.perf_counter() - started:.0f} s"
 
 
-def train(
-    root: Path, calibration_path: Path, device: str, workers: int, datasets: list[str], recipes: list[str]
-) -> None:
+def train(root: Path, calibration_path: Path, args: Any) -> None:
+    """Phase 1: every (data set, recipe) to the table's milestones; phase 2: the ``long_datasets`` on to
+    the longer ones (the quality-vs-minutes curve), as long as ``args.deadline`` seconds allow."""
     calibration = json.loads(calibration_path.read_text())
-    jobs = [(d, r, str(root), calibration, device) for d in datasets for r in recipes]
-    if workers <= 1:
-        for job in jobs:
-            print(_train_one(job), flush=True)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for line in pool.imap_unordered(_train_one, jobs):
-            print(line, flush=True)
+    deadline = time.time() + args.deadline
+    short = tuple(m for m in MILESTONES if m <= TABLE_MINUTES)
+    long = tuple(MILESTONES)
+    phases = [
+        [
+            (d, r, str(root), calibration, args.device, short, deadline)
+            for d in args.datasets
+            for r in args.recipes
+        ],
+        [
+            (d, r, str(root), calibration, args.device, long, deadline)
+            for d in args.datasets
+            for r in args.recipes
+        ],
+    ]
+    for jobs in phases:
+        if args.workers <= 1:
+            for job in jobs:
+                print(_train_one(job), flush=True)
+            continue
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            for line in pool.imap_unordered(_train_one, jobs):
+                print(line, flush=True)
 
 
 # -- evaluate --------------------------------------------------------------------------------------
@@ -179,7 +202,7 @@ def _splits(dataset: str) -> dict[str, Any]:
     }
 
 
-def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int) -> float:
+def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int, device: str) -> float:
     from medgan_aug.data.stratify import low_data_indices
     from medgan_aug.engines.classifier_trainer import train_classifier
     from medgan_aug.metrics.extractor import validation_auc
@@ -189,12 +212,19 @@ def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int) ->
     idx = low_data_indices(train.labels, fraction=DATASETS[dataset]["fraction"], seed=0)
     subset = torch.utils.data.Subset(train, idx)
     model = build_classifier("small_cnn", train.num_channels, train.num_labels, train.size, seed=0)
-    train_classifier(model, subset, task=train.task, iterations=iterations, batch_size=64, seed=0)
-    return validation_auc(model, splits["val"])
+    train_classifier(
+        model, subset, task=train.task, iterations=iterations, batch_size=64, seed=0, device=device
+    )
+    return validation_auc(model, splits["val"], device=device)
 
 
 def evaluate_generator(
-    gen_path: Path, dataset: str, splits: dict[str, Any], extractor: Any, args: Any
+    gen_path: Path,
+    splits: dict[str, Any],
+    extractor: Any,
+    num_samples: int,
+    classifier_iterations: int,
+    device: str,
 ) -> dict[str, Any]:
     """In-domain FD and recall against the validation split, label faithfulness, synthetic-only val AUC."""
     from medgan_aug.data.synthetic import SyntheticDataset
@@ -207,13 +237,13 @@ def evaluate_generator(
 
     train, val = splits["train"], splits["val"]
     model, f_train, f_val = extractor
-    synthetic = SyntheticDataset.from_run(gen_path, args.num_samples, seed=0)
-    batch = synthetic.get_batch(np.arange(args.num_samples))
-    f_syn = extractor_features(model, batch["image"])
+    synthetic = SyntheticDataset.from_run(gen_path, num_samples, seed=0, device=device)
+    images = synthetic.get_batch(np.arange(num_samples))["image"]
+    f_syn = extractor_features(model, images.cpu(), device=device)
     dist = distribution_metrics(f_train, f_syn, reference_features=f_val, repeats=3, seed=0)
-    generator, meta = load_generator(gen_path)
+    generator, meta = load_generator(gen_path, map_location=device)
     rng = np.random.default_rng(0)
-    pool = meta["train_labels"].numpy()
+    pool = meta["train_labels"].cpu().numpy()
     base = pool[rng.choice(len(pool), 256, replace=len(pool) < 256)]
     faith = label_faithfulness(
         generator,
@@ -224,7 +254,7 @@ def evaluate_generator(
         task=str(train.task),
         label_names=train.label_names,
     )
-    row = {
+    row: dict[str, Any] = {
         "fd": dist["frechet_distance"]["value"],
         "fd_heldout": dist["frechet_distance"]["heldout"],
         "fd_floor": dist["frechet_distance"]["floor"],
@@ -234,86 +264,99 @@ def evaluate_generator(
         "faithfulness_shift": faith["mean_shift"],
         "faithfulness_auc": faith["mean_auc"],
     }
-    for name in ("effusion", "infiltration", "cardiomegaly", "atelectasis", "pneumonia"):
-        if name in faith["per_label"]:
-            row[f"shift_{name}"] = faith["per_label"][name]["shift"]
-    if args.classifier_iterations:
+    for name in FAITHFULNESS_FINDINGS:
+        row[f"shift_{name}"] = faith["per_label"].get(name, {}).get("shift")
+    if classifier_iterations:
         clf = build_classifier("small_cnn", train.num_channels, train.num_labels, train.size, seed=0)
         train_classifier(
-            clf, synthetic, task=train.task, iterations=args.classifier_iterations, batch_size=64, seed=0
+            clf,
+            synthetic,
+            task=train.task,
+            iterations=classifier_iterations,
+            batch_size=64,
+            seed=0,
+            device=device,
         )
-        row["synthetic_only_val_auc"] = validation_auc(clf, val)
+        row["synthetic_only_val_auc"] = validation_auc(clf, val, device=device)
     return row
 
 
-def evaluate(root: Path, out: Path, args: Any) -> None:
+FAITHFULNESS_FINDINGS = ("effusion", "infiltration", "cardiomegaly", "atelectasis", "pneumonia")
+
+COLUMNS = (
+    "dataset", "recipe", "minutes", "iterations", "extractor_val_auc", "fd", "fd_heldout", "fd_floor", "recall",
+    "recall_heldout", "precision", "faithfulness_shift", "faithfulness_auc",
+    *(f"shift_{n}" for n in FAITHFULNESS_FINDINGS), "synthetic_only_val_auc", "real_only_val_auc", "eval_seconds",
+)  # fmt: skip
+
+
+def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
+    """Evaluate every milestone generator of one data set (the table's milestone first) into its own CSV."""
+    dataset, root, out, opts = args
     from medgan_aug.apps.report.instrument import split_images
     from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
 
-    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(opts.threads)
+    deadline = time.time() + opts.deadline
     calibration = json.loads((out / "calibration.json").read_text())
-    path = out / "evaluation.csv"
-    done = set()
-    rows: list[dict[str, Any]] = []
-    if path.is_file():
-        rows = list(csv.DictReader(open(path)))
-        done = {(r["dataset"], r["recipe"], r["minutes"]) for r in rows}
-    for dataset in args.datasets:
-        splits = _splits(dataset)
-        model, meta, _ = load_or_fit_extractor(
-            root / "extractors" / f"{dataset.split('_')[0]}.pt",
-            splits["train"],
-            splits["val"],
-            iterations=1000,
-            seed=0,
-        )
-        extractor = (
-            model,
-            extractor_features(model, split_images(splits["train"])),
-            extractor_features(model, split_images(splits["val"])),
-        )
-        real_auc = None
-        for recipe in args.recipes:
-            for minutes, iterations in milestone_iterations(calibration, recipe).items():
-                gen = root / dataset / recipe / f"generator_{minutes:g}min.pt"
-                if (dataset, recipe, f"{minutes:g}") in done or not gen.is_file():
-                    continue
-                t = time.perf_counter()
-                args.classifier_iterations = args.clf_iterations if minutes in args.clf_minutes else 0
-                row = evaluate_generator(gen, dataset, splits, extractor, args)
-                if args.classifier_iterations:
-                    if real_auc is None:
-                        real_auc = _real_only_val_auc(dataset, splits, args.clf_iterations)
-                    row["real_only_val_auc"] = real_auc
-                row = {
-                    "dataset": dataset,
-                    "recipe": recipe,
-                    "minutes": f"{minutes:g}",
-                    "iterations": iterations,
-                    "extractor_val_auc": meta.get("selection", {}).get("best_score"),
-                    **row,
-                    "eval_seconds": round(time.perf_counter() - t, 1),
-                }
-                rows.append(row)
-                keys = sorted(
-                    {k for r in rows for k in r},
-                    key=lambda k: list(rows[-1]).index(k) if k in rows[-1] else 99,
-                )
-                with open(path, "w", newline="") as fh:
-                    writer = csv.DictWriter(fh, fieldnames=keys)
-                    writer.writeheader()
-                    writer.writerows(rows)
-                print(
-                    dataset,
-                    recipe,
-                    minutes,
-                    {
-                        k: (round(v, 3) if isinstance(v, float) else v)
-                        for k, v in row.items()
-                        if k not in ("dataset", "recipe", "minutes")
-                    },
-                    flush=True,
-                )
+    path = out / f"evaluation_{dataset}.csv"
+    rows = list(csv.DictReader(open(path))) if path.is_file() else []
+    done = {(r["recipe"], r["minutes"]) for r in rows}
+    splits = _splits(dataset)
+    model, meta, _ = load_or_fit_extractor(
+        root / "extractors" / f"{dataset.split('_')[0]}.pt",
+        splits["train"],
+        splits["val"],
+        iterations=1000,
+        seed=0,
+        device=opts.device,
+    )
+    model = model.to(opts.device)
+    features = [
+        extractor_features(model, split_images(splits[k]), device=opts.device) for k in ("train", "val")
+    ]
+    real_auc = None
+    order = sorted(MILESTONES, key=lambda m: (m != TABLE_MINUTES, -m))
+    for minutes in order:
+        for recipe in opts.recipes:
+            gen = root / dataset / recipe / f"generator_{minutes:g}min.pt"
+            if (recipe, f"{minutes:g}") in done or not gen.is_file() or time.time() > deadline:
+                continue
+            t = time.perf_counter()
+            clf_iterations = opts.clf_iterations if minutes in opts.clf_minutes else 0
+            row = evaluate_generator(
+                gen, splits, (model, *features), opts.num_samples, clf_iterations, opts.device
+            )
+            if clf_iterations:
+                if real_auc is None:
+                    real_auc = _real_only_val_auc(dataset, splits, opts.clf_iterations, opts.device)
+                row["real_only_val_auc"] = real_auc
+            row.update(
+                dataset=dataset,
+                recipe=recipe,
+                minutes=f"{minutes:g}",
+                iterations=milestone_iterations(calibration, recipe)[minutes],
+                extractor_val_auc=meta.get("selection", {}).get("best_score"),
+                eval_seconds=round(time.perf_counter() - t, 1),
+            )
+            rows.append(row)
+            with open(path, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+    return f"{dataset}: {len(rows)} rows"
+
+
+def evaluate(root: Path, out: Path, opts: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(d, root, out, opts) for d in opts.datasets]
+    if opts.workers <= 1:
+        for job in jobs:
+            print(_evaluate_dataset(job), flush=True)
+        return
+    with multiprocessing.get_context("spawn").Pool(opts.workers) as pool:
+        for line in pool.imap_unordered(_evaluate_dataset, jobs):
+            print(line, flush=True)
 
 
 def main() -> None:
@@ -332,6 +375,8 @@ def main() -> None:
     t.add_argument("--workers", type=int, default=1)
     t.add_argument("--datasets", nargs="+", default=list(DATASETS))
     t.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    t.add_argument("--deadline", type=float, default=1e9, help="seconds after which no milestone starts")
+    t.add_argument("--long-datasets", nargs="*", default=["nih1000_100", "pneumonia_100"])
     e = sub.add_parser("evaluate")
     e.add_argument("--runs", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
@@ -339,12 +384,16 @@ def main() -> None:
     e.add_argument("--recipes", nargs="+", default=list(RECIPES))
     e.add_argument("--num-samples", type=int, default=1000)
     e.add_argument("--clf-iterations", type=int, default=300)
-    e.add_argument("--clf-minutes", type=float, nargs="*", default=[5.0, 15.0])
+    e.add_argument("--clf-minutes", type=float, nargs="*", default=[TABLE_MINUTES, 15.0])
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--workers", type=int, default=1)
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--deadline", type=float, default=1e9, help="seconds after which no evaluation starts")
     args = parser.parse_args()
     if args.command == "calibrate":
         calibrate(args.out, args.rounds, args.steps)
     elif args.command == "train":
-        train(args.out, args.calibration, args.device, args.workers, args.datasets, args.recipes)
+        train(args.out, args.calibration, args)
     else:
         evaluate(args.runs, args.out, args)
 
