@@ -399,7 +399,9 @@ class GANTrainer(Trainer):
                 raise ValueError(f"checkpoint {key} does not match the configured learning-rate schedule")
             if scheduler is not None:
                 scheduler.load_state_dict(state[key])
-        self.noise_rng.set_state(state["noise_rng"])
+        self.noise_rng.set_state(
+            state["noise_rng"].cpu()
+        )  # a CPU generator; the checkpoint may be on the GPU
         if (self.augment is None) != (state.get("augment") is None):
             raise ValueError("checkpoint DiffAugment state does not match the configured policy")
         if self.augment is not None:

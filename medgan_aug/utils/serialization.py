@@ -153,13 +153,13 @@ def get_rng_states() -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what :func:`get_rng_states` returned."""
+    """Restore what :func:`get_rng_states` returned (its tensors may have been loaded onto a GPU)."""
     torch.set_rng_state(states["torch"].cpu())
     np_state = states["numpy"]
     np.random.set_state(
         (
             np_state["name"],
-            np_state["keys"].numpy().astype(np.uint32),
+            np_state["keys"].cpu().numpy().astype(np.uint32),
             np_state["pos"],
             np_state["has_gauss"],
             np_state["cached_gaussian"],
@@ -168,4 +168,4 @@ def set_rng_states(states: dict[str, Any]) -> None:
     py = states["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
