@@ -179,6 +179,7 @@ def train(root: Path, calibration_path: Path, args: Any) -> None:
         [
             (d, r, str(root), calibration, args.device, long, deadline)
             for d in args.datasets
+            if d in args.long_datasets
             for r in args.recipes
         ],
     ]
