@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from medgan_aug.apps.study.conditions import MIXERS, condition_batch_transform
 from medgan_aug.apps.study.config import (
     Condition,
     RunSpec,
     StudyConfig,
+    classifier_run_seed,
     data_identity,
     expand_grid,
     finished_keys,
