@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 import torch
 from monai.transforms import Compose
@@ -32,7 +31,10 @@ def test_new_conditions_parse_and_bad_ones_are_refused():
     assert placebo.synthetic_ratio == 0.5 and placebo.shuffled_labels and placebo.needs_gan
     assert not parse_condition("real+synthetic@0.5").shuffled_labels
     assert parse_condition("real+mixup").mixer == "mixup" and not parse_condition("real+mixup").needs_gan
-    assert parse_condition("real+cutmix+classical").classical and parse_condition("real+cutmix").mixer == "cutmix"
+    assert (
+        parse_condition("real+cutmix+classical").classical
+        and parse_condition("real+cutmix").mixer == "cutmix"
+    )
     for bad in ("real+shuffled@1", "real+shuffled", "real+mixup+cutmix", "real+synthetic@0.5+mixup",
                 "real+shuffled@0.5+synthetic@0.5", "mixup", "real+mixup+mixup"):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(f"unknown condition {bad!r}") + ".*real\\+shuffled@R"):
@@ -45,7 +47,9 @@ def test_each_condition_gets_its_batch_transform(chest28_path):
     generator = DCGANGenerator(28, num_labels=14, base_channels=8)
     source = SyntheticDataset(generator, 64, label_pool=train.targets).materialize()
     assert condition_batch_transform(parse_condition("real")) is None
-    assert isinstance(condition_batch_transform(parse_condition("real+classical")), BatchClassicalAugmentationd)
+    assert isinstance(
+        condition_batch_transform(parse_condition("real+classical")), BatchClassicalAugmentationd
+    )
     assert isinstance(condition_batch_transform(parse_condition("real+mixup")), MixUpBatchd)
     assert isinstance(condition_batch_transform(parse_condition("real+cutmix")), CutMixBatchd)
     assert isinstance(condition_batch_transform(parse_condition("real+synthetic@0.5"), source), MixSyntheticd)
@@ -135,7 +139,9 @@ def test_mixup_cutmix_and_classical_see_the_real_arms_batches(tmp_path, monkeypa
         recorder = arm["recorder"]
         assert len(recorder.before) == len(real.before)
         for mine, reference in zip(recorder.before, real.before):  # same items, same order, same values
-            assert torch.equal(mine["image"], reference["image"]) and torch.equal(mine["label"], reference["label"])
+            assert torch.equal(mine["image"], reference["image"]) and torch.equal(
+                mine["label"], reference["label"]
+            )
         assert not torch.equal(recorder.after[0]["image"], recorder.before[0]["image"])  # it did act
     mixup_labels = runs[1]["recorder"].after[0]["label"]
     assert ((mixup_labels > 0) & (mixup_labels < 1)).any()  # targets mixed, not swapped
@@ -152,7 +158,9 @@ def test_two_classifier_seeds_per_gan_keep_the_first_runs_key(tmp_path, monkeypa
     assert run_key(config, grid[1]) != run_key(config, grid[0])
     rows = study_runner.run_group(config, grid, tmp_path)
     assert [r["classifier_seed"] for r in rows] == [0, 1]
-    assert [r["classifier_run_seed"] for r in rows] == [0, classifier_run_seed(0, 1)] and rows[1]["classifier_run_seed"] != 0
+    assert [r["classifier_run_seed"] for r in rows] == [0, classifier_run_seed(0, 1)] and rows[1][
+        "classifier_run_seed"
+    ] != 0
     assert [c["build_seed"] for c in calls if "build_seed" in c] == [0, classifier_run_seed(0, 1)]
     assert [c["seed"] for c in calls if "seed" in c] == [0, classifier_run_seed(0, 1)]
     first, second = (c["recorder"].before[0]["image"] for c in calls if "recorder" in c)

@@ -176,7 +176,9 @@ def _train_and_score(
     train = MedMNISTDataset(split="train", indices=indices, **data)
     source = None
     if condition.needs_gan:
-        source = SyntheticDataset.from_run(config.gan_run, config.num_synthetic, seed=config.seed).materialize()
+        source = SyntheticDataset.from_run(
+            config.gan_run, config.num_synthetic, seed=config.seed
+        ).materialize()
     batch_transform = condition_batch_transform(condition, source, shuffle_labels_seed=config.seed)
     model = build_classifier(
         config.classifier, train.num_channels, train.num_labels, train.size, seed=config.seed

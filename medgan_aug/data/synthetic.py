@@ -414,7 +414,11 @@ class SyntheticDataset(Dataset):
         return (
             f"SyntheticDataset(n={self.num_samples}, image=({self.num_channels}, {self.image_size}, "
             f"{self.image_size}), seed={self.seed}, labels={labels}"
-            + ("" if self.shuffle_labels_seed is None else f", shuffle_labels_seed={self.shuffle_labels_seed}")
+            + (
+                ""
+                if self.shuffle_labels_seed is None
+                else f", shuffle_labels_seed={self.shuffle_labels_seed}"
+            )
             + ")"
         )
 

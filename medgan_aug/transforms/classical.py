@@ -52,10 +52,17 @@ def _check_parameters(
         ("scale_fraction", scale_fraction),
         ("noise_std", noise_std),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(f"{arg} must be a finite number >= 0, got {value!r}")
     if scale_fraction >= 1:
-        raise ValueError(f"scale_fraction must be < 1 (a zoom factor 1 - scale_fraction > 0), got {scale_fraction!r}")
+        raise ValueError(
+            f"scale_fraction must be < 1 (a zoom factor 1 - scale_fraction > 0), got {scale_fraction!r}"
+        )
     if len(gamma_range) != 2 or not 0 < gamma_range[0] <= gamma_range[1]:
         raise ValueError(f"gamma_range must be (low, high) with 0 < low <= high, got {gamma_range!r}")
 
@@ -209,7 +216,9 @@ class BatchClassicalAugmentation(Randomizable):
         """Augment ``images`` with the last drawn parameters."""
         if self.params is None or len(self.params["angle"]) != images.shape[0]:
             drawn = None if self.params is None else len(self.params["angle"])
-            raise ValueError(f"randomize(B) first: parameters are for batch size {drawn}, got {images.shape[0]}")
+            raise ValueError(
+                f"randomize(B) first: parameters are for batch size {drawn}, got {images.shape[0]}"
+            )
         out = images.float().clone()
         device = out.device
         chosen = torch.from_numpy(np.flatnonzero(self.params["affine"])).to(device)
@@ -294,7 +303,9 @@ class BatchClassicalAugmentationd(MapTransform, Randomizable):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # type: ignore[override]
         if not isinstance(data, Mapping):
-            raise TypeError(f"{type(self).__name__} works on a collated batch dict, got {type(data).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} works on a collated batch dict, got {type(data).__name__}"
+            )
         d = dict(data)
         missing = [k for k in self.keys if k not in d]
         if missing and not self.allow_missing_keys:

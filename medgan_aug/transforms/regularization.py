@@ -54,7 +54,12 @@ class _MixBatchd(MapTransform, Randomizable):
         MapTransform.__init__(self, keys)
         if len(self.keys) != 2:
             raise ValueError(f"keys must be (image_key, label_key), got {self.keys}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or not math.isfinite(alpha)
+            or alpha <= 0
+        ):
             raise ValueError(f"alpha must be a finite number > 0 (Beta(alpha, alpha)), got {alpha!r}")
         self.alpha = float(alpha)
         self.mixer = self.mixer_class(batch_size=1, alpha=self.alpha)
@@ -69,6 +74,8 @@ class _MixBatchd(MapTransform, Randomizable):
         """Draw lam, the pairing and (CutMix) the box corner for the batch ``data`` (B, C, H, W)."""
         self.mixer.batch_size = int(data.shape[0])
         self.mixer.randomize(data if isinstance(self.mixer, CutMix) else None)
+        lam, perm, corner = self.mixer._params  # lam on the batch's device, for MONAI's apply on a GPU
+        self.mixer._params = (lam.to(data.device), perm, corner)
 
     @property
     def params(self) -> tuple[torch.Tensor, np.ndarray, list]:
@@ -81,7 +88,9 @@ class _MixBatchd(MapTransform, Randomizable):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # type: ignore[override]
         if not isinstance(data, Mapping):
-            raise TypeError(f"{type(self).__name__} works on a collated batch dict, got {type(data).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} works on a collated batch dict, got {type(data).__name__}"
+            )
         image_key, label_key = self.keys
         missing = [k for k in self.keys if k not in data]
         if missing:

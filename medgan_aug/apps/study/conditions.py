@@ -136,7 +136,9 @@ def condition_batch_transform(
             without.
     """
     if not isinstance(condition, Condition):
-        raise TypeError(f"condition must be a Condition (parse_condition(name)), got {type(condition).__name__}")
+        raise TypeError(
+            f"condition must be a Condition (parse_condition(name)), got {type(condition).__name__}"
+        )
     if condition.needs_gan and synthetic is None:
         raise ValueError(f"condition {condition.name!r} mixes in generated images: give synthetic=")
     if not condition.needs_gan and synthetic is not None:
@@ -144,7 +146,9 @@ def condition_batch_transform(
     steps: list[Callable] = [BatchClassicalAugmentationd(keys="image")] if condition.classical else []
     if condition.needs_gan:
         assert synthetic is not None
-        source = synthetic.with_shuffled_labels(shuffle_labels_seed) if condition.shuffled_labels else synthetic
+        source = (
+            synthetic.with_shuffled_labels(shuffle_labels_seed) if condition.shuffled_labels else synthetic
+        )
         steps.append(MixSyntheticd(source=source, ratio=condition.synthetic_ratio, mode="replace"))
     elif condition.mixer is not None:
         steps.append({"mixup": MixUpBatchd, "cutmix": CutMixBatchd}[condition.mixer](keys=("image", "label")))
