@@ -50,7 +50,12 @@ _EXPORTS = {
         "build_classifier",
         "loss_for_task",
     ],
-    "medgan_aug.transforms.classical": ["classical_augmentation"],
+    "medgan_aug.transforms.classical": [
+        "BatchClassicalAugmentation",
+        "BatchClassicalAugmentationd",
+        "classical_augmentation",
+    ],
+    "medgan_aug.transforms.regularization": ["CutMixBatchd", "MixUpBatchd"],
     "medgan_aug.engines.classifier_trainer": ["extract_features", "predict", "train_classifier"],
     "medgan_aug.apps.classify": ["ClassifierRunConfig", "train_classifier_run"],
     "medgan_aug.engines.distributed": ["distributed_context", "single_process"],

@@ -233,7 +233,7 @@ def test_train_missing_data_and_existing_run_are_one_line_errors(chest28_path, t
     [
         (["--condition", "real+synthetic@0.5"], ["--gan-run"]),
         (["--condition", "real", "--gan-run", "runs/gan"], ["runs/gan"]),
-        (["--condition", "real+mixup"], ["real+mixup"]),
+        (["--condition", "real+flip"], ["real+flip"]),
         (["--num-synthetic", "0"], ["num_synthetic"]),
     ],
 )

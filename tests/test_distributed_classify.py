@@ -236,9 +236,9 @@ def test_classifier_run_in_one_process_and_its_errors(tmp_path, chest28_path, ga
                 ClassifierRunConfig(**{**vars(config), "out": str(tmp_path / field), field: value})
             )
         assert not (tmp_path / field).exists()
-    with pytest.raises(ValueError, match=re.escape("unknown condition 'real+mixup'")):
+    with pytest.raises(ValueError, match=re.escape("unknown condition 'real+flip'")):
         train_classifier_run(
-            ClassifierRunConfig(out=str(tmp_path / "c"), path=str(chest28_path), condition="real+mixup")
+            ClassifierRunConfig(out=str(tmp_path / "c"), path=str(chest28_path), condition="real+flip")
         )
 
 

@@ -329,3 +329,48 @@ def test_generate_cli_writes_a_medmnist_file(tmp_path, generator, real_train, ca
     assert len(balanced) == 300 and balanced.labels[:, 13].sum() > 5  # hernia: 9/691 real, ~1/15 balanced
     assert not list(tmp_path.glob(".synth.npz.*"))  # no temporary file left
     assert cli_main(["generate", "--run", str(run), "--num", "10", "--out", str(tmp_path / "x.txt")]) == 1
+
+
+def _rows(labels) -> list[tuple]:
+    return sorted(map(tuple, np.asarray(labels).tolist()))
+
+
+def test_shuffled_labels_keep_images_and_label_multiset_but_break_pairing(generator, real_train):
+    """The placebo: byte-identical images, the same multiset of label vectors, labels moved between items."""
+    paired = SyntheticDataset(generator, 600, label_pool=real_train.targets, seed=3)
+    shuffled = SyntheticDataset(generator, 600, label_pool=real_train.targets, seed=3, shuffle_labels_seed=9)
+    everything = np.arange(600)
+    a, b = paired.get_batch(everything), shuffled.get_batch(everything)
+    assert torch.equal(a["image"], b["image"])  # same images, bit for bit
+    assert _rows(a["label"]) == _rows(b["label"]) == _rows(shuffled.targets)  # same label multiset
+    order = np.random.default_rng(9).permutation(600)
+    assert torch.equal(b["label"], a["label"][torch.from_numpy(order)])  # item i carries item perm[i]'s label
+    moved = (b["label"] != a["label"]).any(1).float().mean().item()
+    by_chance = 1 - sum(c**2 for c in np.unique(a["label"].numpy(), axis=0, return_counts=True)[1] / 600.0)
+    assert moved > 0.5 and abs(moved - by_chance) < 0.1  # as often as two random items differ
+    assert torch.equal(shuffled[5]["label"], a["label"][order[5]])  # item access agrees with batches
+    # the copy from a materialized dataset shares its images and equals building it shuffled
+    source = SyntheticDataset(generator, 600, label_pool=real_train.targets, seed=3).materialize()
+    copy = source.with_shuffled_labels(9)
+    assert copy._full["image"] is source._full["image"]  # not generated again
+    assert torch.equal(copy.get_batch(everything)["image"], a["image"])
+    assert torch.equal(copy.get_batch(everything)["label"], b["label"])
+    assert torch.equal(source.get_batch(everything)["label"], a["label"])  # the source keeps its labels
+    assert not np.array_equal(source.with_shuffled_labels(10).targets, copy.targets)  # the seed matters
+    restored = pickle.loads(pickle.dumps(copy))
+    assert torch.equal(restored.get_batch(everything)["label"], b["label"])
+
+
+def test_shuffled_labels_of_a_labeller_and_bad_seeds(generator, uncond_generator, real_train):
+    def labeller(images):
+        return (images.mean((1, 2, 3)) > images.mean()).float()[:, None]
+
+    paired = SyntheticDataset(uncond_generator, 300, labeller=labeller)
+    shuffled = SyntheticDataset(uncond_generator, 300, labeller=labeller, shuffle_labels_seed=0)
+    assert torch.equal(paired.get_batch(range(300))["image"], shuffled.get_batch(range(300))["image"])
+    order = torch.from_numpy(np.random.default_rng(0).permutation(300))
+    assert torch.equal(shuffled.get_batch(range(300))["label"], paired.get_batch(range(300))["label"][order])
+    with pytest.raises(ValueError, match="shuffle_labels_seed must be a non-negative int or None, got -1"):
+        SyntheticDataset(generator, 10, label_pool=real_train.targets, shuffle_labels_seed=-1)
+    with pytest.raises(ValueError, match="no labels"):
+        SyntheticDataset(uncond_generator, 10, shuffle_labels_seed=0)

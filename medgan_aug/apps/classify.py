@@ -7,8 +7,10 @@ The study's single run, on its own and from the command line, in one process or 
     torchrun --nproc_per_node 2 -m medgan_aug classify ...   # the same options; data parallel
 
 Conditions are the study's (:func:`medgan_aug.apps.parse_condition`): ``real``, ``real+classical``,
-``real+synthetic@R``, ``real+synthetic@R+classical``, ``synthetic-only``; synthetic ones mix images
-from ``gan_run``'s EMA generator into every batch with ``MixSyntheticd`` (a share R of the rows replaced).
+``real+synthetic@R``, ``real+shuffled@R`` (the placebo), ``real+mixup``, ``real+cutmix``, those with
+``+classical``, and ``synthetic-only``, built by the study's own
+:func:`~medgan_aug.apps.study.conditions.condition_batch_transform`; synthetic ones mix images from
+``gan_run``'s EMA generator into every batch with ``MixSyntheticd`` (a share R of the rows replaced).
 Under ``torchrun`` the classifier trains data-parallel (:func:`medgan_aug.engines.train_classifier`:
 ``batch_size`` is the global batch) and only rank 0 scores the test split and writes the run folder:
 
@@ -33,7 +35,7 @@ from typing import Any
 import torch
 
 from medgan_aug.apps.data_settings import subset_data_setting
-from medgan_aug.apps.study.config import parse_condition
+from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
@@ -42,8 +44,6 @@ from medgan_aug.engines.distributed import distributed_context, run_on_main
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import save_classifier
-from medgan_aug.transforms.classical import classical_augmentation
-from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device
 from medgan_aug.utils.settings import setting
@@ -73,7 +73,8 @@ class ClassifierRunConfig:
     subset_seed: int = subset_data_setting("subset_seed", 0)
     condition: str = setting(
         "real",
-        "real, real+classical, real+synthetic@R, real+synthetic@R+classical or synthetic-only",
+        "real, real+classical, real+synthetic@R, real+shuffled@R, real+mixup, real+cutmix "
+        "(each optionally +classical) or synthetic-only",
         group="condition",
     )
     gan_run: str | None = setting(
@@ -172,14 +173,13 @@ def _train_and_score(
     data = _data_kwargs(config)
     train_all = MedMNISTDataset(split="train", **data)
     indices = low_data_indices(train_all.labels, fraction=config.fraction, seed=config.subset_seed)
-    transform = classical_augmentation(train_all.size) if condition.classical else None
-    train = MedMNISTDataset(split="train", indices=indices, transform=transform, **data)
-    batch_transform = None
+    train = MedMNISTDataset(split="train", indices=indices, **data)
+    source = None
     if condition.needs_gan:
         source = SyntheticDataset.from_run(
             config.gan_run, config.num_synthetic, seed=config.seed
         ).materialize()
-        batch_transform = MixSyntheticd(source=source, ratio=condition.synthetic_ratio, mode="replace")
+    batch_transform = condition_batch_transform(condition, source, shuffle_labels_seed=config.seed)
     model = build_classifier(
         config.classifier, train.num_channels, train.num_labels, train.size, seed=config.seed
     )

@@ -17,6 +17,8 @@ __all__ = [
     "BalancedLabelSampler",
     "chunk_generator",
     "meta_label_pool",
+    "resolve_labels",
+    "label_permutation",
 ]
 
 
@@ -167,3 +169,100 @@ def meta_label_pool(meta: dict, num_labels: int, source: Path) -> np.ndarray:
             f"{source}: meta train_labels has shape {pool.shape} but the generator takes {num_labels} labels"
         )
     return pool
+
+
+def resolve_labels(
+    num_labels: int,
+    num_samples: int,
+    labels: Any = None,
+    label_sampler: Any = None,
+    label_pool: Any = None,
+    has_labeller: bool = False,
+) -> tuple[LabelSampler | None, torch.Tensor | None]:
+    """Check the label options of a :class:`~medgan_aug.data.SyntheticDataset` and build its label source.
+
+    Args:
+        num_labels: the generator's ``num_labels`` (0: unconditional).
+        num_samples: the dataset's length.
+        labels, label_sampler, label_pool: as in :class:`~medgan_aug.data.SyntheticDataset`.
+        has_labeller: whether a ``labeller`` was given.
+
+    Returns:
+        ``(sampler, fixed)``: the label sampler, or the fixed ``(num_samples, L)`` label matrix (at most one
+        of them; both None for an unconditional generator).
+
+    Raises:
+        TypeError, ValueError: options that do not fit the generator or each other (named in the message).
+    """
+    width = int(num_labels)
+    if width == 0:
+        if labels is not None or label_sampler is not None or label_pool is not None:
+            raise ValueError(
+                "the generator is unconditional (num_labels=0): labels, label_sampler and label_pool "
+                "do not apply; label its images with labeller=(images -> labels) instead"
+            )
+        return None, None
+    if has_labeller:
+        raise ValueError(
+            f"labeller is for unconditional generators; this one is conditional (num_labels={width}): "
+            "its labels are the conditioning vectors (labels= or label_sampler=)"
+        )
+    if labels is not None and (label_sampler is not None or label_pool is not None):
+        raise ValueError("give either labels= (a fixed label matrix) or label_sampler=/label_pool=, not both")
+    if labels is not None:
+        fixed = torch.as_tensor(np.asarray(labels, dtype=np.float32))
+        if fixed.ndim == 1:
+            fixed = fixed.expand(num_samples, -1)
+        if fixed.ndim != 2 or fixed.shape != (num_samples, width):
+            raise ValueError(
+                f"labels must have shape ({num_samples}, {width}) or ({width},) for num_samples="
+                f"{num_samples} and a generator with num_labels={width}; got {tuple(fixed.shape)}"
+            )
+        as_label_pool(fixed, "labels")
+        return None, fixed.contiguous()
+    if label_sampler is None and label_pool is None:
+        raise ValueError(
+            f"the generator is conditional (num_labels={width}): give labels=, label_sampler= or a "
+            "label_pool= of real label vectors (SyntheticDataset.from_run takes the run's)"
+        )
+    if label_sampler is None or isinstance(label_sampler, str):
+        mode = label_sampler or "joint"
+        if mode not in ("joint", "balanced"):
+            raise ValueError(
+                f"label_sampler must be one of ('joint', 'balanced') or a sampler object, got {mode!r}"
+            )
+        if label_pool is None:
+            raise ValueError(f"label_sampler={mode!r} resamples real label vectors: give label_pool=(M, L)")
+        sampler: Any = JointLabelSampler(label_pool) if mode == "joint" else BalancedLabelSampler(label_pool)
+    else:
+        if label_pool is not None:
+            raise ValueError("label_pool= is only used with label_sampler='joint' or 'balanced'")
+        sampler = label_sampler
+        if not callable(getattr(sampler, "sample", None)) or not hasattr(sampler, "num_labels"):
+            raise TypeError(
+                f"label_sampler must be 'joint', 'balanced' or an object with num_labels and "
+                f"sample(n, generator); got {type(sampler).__name__}"
+            )
+    if int(sampler.num_labels) != width:
+        raise ValueError(
+            f"label width mismatch: the label sampler gives {sampler.num_labels} labels but the "
+            f"generator takes num_labels={width}"
+        )
+    return sampler, None
+
+
+def label_permutation(num_samples: int, shuffle_labels_seed: int) -> np.ndarray:
+    """The fixed permutation of a label-shuffled dataset: item ``i`` gets the label of item ``perm[i]``.
+
+    ``numpy.random.default_rng(shuffle_labels_seed).permutation(num_samples)``: a function of the two
+    arguments only, independent of the images' seed.
+
+    Raises:
+        ValueError: ``num_samples`` not a positive int, or ``shuffle_labels_seed`` not a non-negative int.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    seed = shuffle_labels_seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"shuffle_labels_seed must be a non-negative int or None, got {seed!r}")
+    return np.random.default_rng(int(seed)).permutation(int(num_samples))

@@ -31,6 +31,13 @@ Labels for a conditional generator (``generator.num_labels > 0``):
 For an unconditional generator (``num_labels == 0``) labels come from a ``labeller`` callable
 (images ``(B, C, H, W)`` in [0, 1] -> ``(B, L)`` soft or hard labels), e.g. a classifier trained on the
 real subset (pseudo-labels); without one, items have no ``"label"`` key and :attr:`targets` raises.
+
+Shuffled labels (``shuffle_labels_seed``, or :meth:`SyntheticDataset.with_shuffled_labels`): the placebo
+control of the study. Images stay byte-identical to those of the same dataset without shuffling (the
+generator is still conditioned on the original labels), but item ``i`` carries the label of item
+``perm[i]``, ``perm`` a fixed permutation of the items from :func:`~medgan_aug.data.label_samplers.label_permutation`.
+The label multiset is unchanged and the image-label pairing is broken, so a gain that survives the
+shuffle comes from the images, not from their label information.
 """
 
 from __future__ import annotations
@@ -48,12 +55,11 @@ from monai.data import Dataset
 from torch import nn
 
 from medgan_aug.data.label_samplers import (
-    BalancedLabelSampler,
-    JointLabelSampler,
     LabelSampler,
-    as_label_pool,
     chunk_generator,
+    label_permutation,
     meta_label_pool,
+    resolve_labels,
 )
 from medgan_aug.networks.dcgan import to_unit_range
 from medgan_aug.networks.model_file import check_generator_protocol, load_generator, resolve_generator_file
@@ -64,9 +70,6 @@ __all__ = ["CHUNK_SIZE", "SyntheticDataset"]
 #: Items per chunk: the unit of randomness and of every generator forward pass. Never depends on
 #: ``batch_size``; changing it changes which images a seed produces.
 CHUNK_SIZE = 256
-
-
-_LABEL_MODES = ("joint", "balanced")
 
 
 class SyntheticDataset(Dataset):
@@ -92,6 +95,9 @@ class SyntheticDataset(Dataset):
             (probabilities or 0/1, not logits); called once per chunk under ``torch.no_grad`` (an
             ``nn.Module`` labeller is put in eval mode).
         label_names: optional names of the L labels (kept as an attribute).
+        shuffle_labels_seed: if given (an int >= 0), permute the item labels among the items with this
+            seed (see the module docstring); images are unchanged. With a ``labeller`` the first access to
+            labels generates every image once (the permutation needs all labels).
         cache_bytes: memory budget of the chunk cache (least recently used chunks are evicted); at least
             one ``batch_size`` block is always kept.
 
@@ -115,6 +121,7 @@ class SyntheticDataset(Dataset):
         labeller: Callable[[torch.Tensor], torch.Tensor] | None = None,
         label_names: Sequence[str] | None = None,
         cache_bytes: int = 256 * 2**20,
+        shuffle_labels_seed: int | None = None,
     ) -> None:
         check_generator_protocol(generator)
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
@@ -132,9 +139,16 @@ class SyntheticDataset(Dataset):
         self.num_channels = int(generator.out_channels)
         self.conditional = int(generator.num_labels) > 0
         self.labeller = labeller
-        self.label_sampler: LabelSampler | None = None
-        self._fixed_labels: torch.Tensor | None = None
-        self._setup_labels(labels, label_sampler, label_pool)
+        self.label_sampler, self._fixed_labels = resolve_labels(
+            generator.num_labels, self.num_samples, labels, label_sampler, label_pool, labeller is not None
+        )
+        self.shuffle_labels_seed: int | None = None
+        self._label_order: np.ndarray | None = None
+        self._shuffled: torch.Tensor | None = None  # every item's shuffled label, computed once
+        if shuffle_labels_seed is not None:
+            self._require_labels("shuffled labels")
+            self._label_order = label_permutation(self.num_samples, shuffle_labels_seed)
+            self.shuffle_labels_seed = int(shuffle_labels_seed)
         self.label_names = list(label_names) if label_names is not None else None
         self.cache_bytes = int(cache_bytes)
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
@@ -144,70 +158,6 @@ class SyntheticDataset(Dataset):
         super().__init__(data=range(self.num_samples), transform=transform)
 
     # ------------------------------------------------------------------ labels
-    def _setup_labels(self, labels: Any, label_sampler: Any, label_pool: Any) -> None:
-        width = int(self.generator.num_labels)
-        if not self.conditional:
-            if labels is not None or label_sampler is not None or label_pool is not None:
-                raise ValueError(
-                    "the generator is unconditional (num_labels=0): labels, label_sampler and label_pool "
-                    "do not apply; label its images with labeller=(images -> labels) instead"
-                )
-            return
-        if self.labeller is not None:
-            raise ValueError(
-                f"labeller is for unconditional generators; this one is conditional (num_labels={width}): "
-                "its labels are the conditioning vectors (labels= or label_sampler=)"
-            )
-        if labels is not None and (label_sampler is not None or label_pool is not None):
-            raise ValueError(
-                "give either labels= (a fixed label matrix) or label_sampler=/label_pool=, not both"
-            )
-        if labels is not None:
-            fixed = torch.as_tensor(np.asarray(labels, dtype=np.float32))
-            if fixed.ndim == 1:
-                fixed = fixed.expand(self.num_samples, -1)
-            if fixed.ndim != 2 or fixed.shape != (self.num_samples, width):
-                raise ValueError(
-                    f"labels must have shape ({self.num_samples}, {width}) or ({width},) for num_samples="
-                    f"{self.num_samples} and a generator with num_labels={width}; got {tuple(fixed.shape)}"
-                )
-            as_label_pool(fixed, "labels")
-            self._fixed_labels = fixed.contiguous()
-            return
-        if label_sampler is None and label_pool is None:
-            raise ValueError(
-                f"the generator is conditional (num_labels={width}): give labels=, label_sampler= or a "
-                "label_pool= of real label vectors (SyntheticDataset.from_run takes the run's)"
-            )
-        if label_sampler is None or isinstance(label_sampler, str):
-            mode = label_sampler or "joint"
-            if mode not in _LABEL_MODES:
-                raise ValueError(
-                    f"label_sampler must be one of {_LABEL_MODES} or a sampler object, got {mode!r}"
-                )
-            if label_pool is None:
-                raise ValueError(
-                    f"label_sampler={mode!r} resamples real label vectors: give label_pool=(M, L)"
-                )
-            sampler: Any = (
-                JointLabelSampler(label_pool) if mode == "joint" else BalancedLabelSampler(label_pool)
-            )
-        else:
-            if label_pool is not None:
-                raise ValueError("label_pool= is only used with label_sampler='joint' or 'balanced'")
-            sampler = label_sampler
-            if not callable(getattr(sampler, "sample", None)) or not hasattr(sampler, "num_labels"):
-                raise TypeError(
-                    f"label_sampler must be 'joint', 'balanced' or an object with num_labels and "
-                    f"sample(n, generator); got {type(sampler).__name__}"
-                )
-        if int(sampler.num_labels) != width:
-            raise ValueError(
-                f"label width mismatch: the label sampler gives {sampler.num_labels} labels but the "
-                f"generator takes num_labels={width}"
-            )
-        self.label_sampler = sampler
-
     @property
     def block_size(self) -> int:
         """Items one generator forward makes on a cache miss: ``batch_size`` rounded up to whole chunks."""
@@ -230,14 +180,49 @@ class SyntheticDataset(Dataset):
     def targets(self) -> np.ndarray:
         """All item labels ``(num_samples, L)`` float32 (generates the images of labeller-labelled data)."""
         self._require_labels("targets")
+        if self._label_order is not None:
+            return self._shuffled_labels().numpy().copy()
+        return self._paired_labels().numpy().copy()
+
+    def _paired_labels(self) -> torch.Tensor:
+        """Every item's own (unshuffled) label ``(num_samples, L)``."""
         if self._fixed_labels is not None:
-            return self._fixed_labels.numpy().copy()
+            return self._fixed_labels
         num_chunks = math.ceil(self.num_samples / CHUNK_SIZE)
         if self.label_sampler is not None:
             rows = [self._chunk_inputs(k)[1] for k in range(num_chunks)]
+        elif self._label_order is not None:  # cached chunks hold shuffled labels: label fresh ones
+            rows = [self._generate_chunk(k, shuffled=False)["label"] for k in range(num_chunks)]
         else:
             rows = [self._chunk(k)["label"] for k in range(num_chunks)]
-        return torch.cat(rows)[: self.num_samples].numpy()
+        return torch.cat(rows)[: self.num_samples]
+
+    def _shuffled_labels(self) -> torch.Tensor:
+        """Item ``i``'s shuffled label is item ``perm[i]``'s own label."""
+        if self._shuffled is None:
+            order = torch.from_numpy(self._label_order)
+            self._shuffled = self._paired_labels()[order].contiguous()
+        return self._shuffled
+
+    def with_shuffled_labels(self, shuffle_labels_seed: int) -> SyntheticDataset:
+        """A copy whose labels are permuted among the items (the placebo); images are shared, not regenerated.
+
+        Equal to building the dataset again with ``shuffle_labels_seed`` (the permutation is applied to the
+        original labels, also when this dataset is shuffled already), but the images of a materialized
+        dataset are the same tensor.
+        """
+        self._require_labels("shuffled labels")
+        order = label_permutation(self.num_samples, shuffle_labels_seed)
+        paired = self._paired_labels()
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.shuffle_labels_seed, copy._label_order = int(shuffle_labels_seed), order
+        copy._shuffled = paired[torch.from_numpy(order)].contiguous()
+        copy._cache, copy._full = OrderedDict(), None
+        if self._full is not None:
+            copy._full = {**self._full, "label": copy._shuffled}
+            copy._cache = copy._chunk_views()
+        return copy
 
     def _require_labels(self, what: str) -> None:
         if not self.has_labels:
@@ -269,7 +254,7 @@ class SyntheticDataset(Dataset):
         return z, None
 
     @torch.no_grad()
-    def _generate_chunk(self, k: int) -> dict[str, torch.Tensor]:
+    def _generate_chunk(self, k: int, shuffled: bool = True) -> dict[str, torch.Tensor]:
         z, labels = self._chunk_inputs(k)
         self.generator.eval()
         out = self.generator(z.to(self.device), None if labels is None else labels.to(self.device))
@@ -292,6 +277,10 @@ class SyntheticDataset(Dataset):
                     f"got shape {tuple(guessed.shape)}"
                 )
             chunk["label"] = guessed.contiguous()
+        if shuffled and self._label_order is not None:  # the images keep their conditioning labels
+            rows = self._shuffled_labels()[k * CHUNK_SIZE : (k + 1) * CHUNK_SIZE]
+            padding = rows.new_zeros(CHUNK_SIZE - rows.shape[0], rows.shape[1])
+            chunk["label"] = torch.cat([rows, padding]) if padding.shape[0] else rows
         return chunk
 
     def _chunk(self, k: int) -> dict[str, torch.Tensor]:
@@ -325,11 +314,16 @@ class SyntheticDataset(Dataset):
         chunks = [self._chunk(k) for k in range(num_chunks)]
         # one contiguous tensor per key (gathers in get_batch are a single index), chunks become views of it
         self._full = {key: torch.cat([c[key] for c in chunks])[: self.num_samples] for key in chunks[0]}
-        self._cache = OrderedDict(
-            (k, {key: t[k * CHUNK_SIZE : (k + 1) * CHUNK_SIZE] for key, t in self._full.items()})
-            for k in range(num_chunks)
-        )
+        self._cache = self._chunk_views()
         return self
+
+    def _chunk_views(self) -> OrderedDict[int, dict[str, torch.Tensor]]:
+        """The chunk cache as views of the materialized tensors."""
+        assert self._full is not None
+        return OrderedDict(
+            (k, {key: t[k * CHUNK_SIZE : (k + 1) * CHUNK_SIZE] for key, t in self._full.items()})
+            for k in range(math.ceil(self.num_samples / CHUNK_SIZE))
+        )
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
@@ -400,10 +394,7 @@ class SyntheticDataset(Dataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._cache is None:
-            self._cache = OrderedDict(
-                (k, {key: t[k * CHUNK_SIZE : (k + 1) * CHUNK_SIZE] for key, t in self._full.items()})
-                for k in range(math.ceil(self.num_samples / CHUNK_SIZE))
-            )
+            self._cache = self._chunk_views()
 
     def clear_cache(self) -> None:
         """Drop every cached chunk (and the materialized tensors)."""
@@ -422,7 +413,13 @@ class SyntheticDataset(Dataset):
         )
         return (
             f"SyntheticDataset(n={self.num_samples}, image=({self.num_channels}, {self.image_size}, "
-            f"{self.image_size}), seed={self.seed}, labels={labels})"
+            f"{self.image_size}), seed={self.seed}, labels={labels}"
+            + (
+                ""
+                if self.shuffle_labels_seed is None
+                else f", shuffle_labels_seed={self.shuffle_labels_seed}"
+            )
+            + ")"
         )
 
     @classmethod
@@ -438,6 +435,7 @@ class SyntheticDataset(Dataset):
         device: str | torch.device = "cpu",
         labeller: Callable[[torch.Tensor], torch.Tensor] | None = None,
         cache_bytes: int = 256 * 2**20,
+        shuffle_labels_seed: int | None = None,
     ) -> SyntheticDataset:
         """Build the dataset from a training run's EMA generator (``<run>/generator.pt``, weights only).
 
@@ -447,8 +445,8 @@ class SyntheticDataset(Dataset):
 
         Args:
             run_dir_or_file: a run directory holding ``generator.pt``, or a generator file.
-            num_samples, labels, label_sampler, seed, transform, batch_size, device, labeller, cache_bytes:
-                as in :class:`SyntheticDataset`.
+            num_samples, labels, label_sampler, seed, transform, batch_size, device, labeller, cache_bytes,
+                shuffle_labels_seed: as in :class:`SyntheticDataset`.
 
         Raises:
             FileNotFoundError: no such run directory / generator file.
@@ -478,6 +476,7 @@ class SyntheticDataset(Dataset):
             labeller=labeller,
             label_names=meta.get("label_names"),
             cache_bytes=cache_bytes,
+            shuffle_labels_seed=shuffle_labels_seed,
         )
         dataset.meta, dataset.source = meta, path
         return dataset

@@ -9,10 +9,12 @@ from medgan_aug.apps.study.comparisons import (
     pool_primary,
     variance_table,
 )
+from medgan_aug.apps.study.conditions import MIXERS, condition_batch_transform
 from medgan_aug.apps.study.config import (
     Condition,
     RunSpec,
     StudyConfig,
+    classifier_run_seed,
     data_identity,
     expand_grid,
     finished_keys,

@@ -10,9 +10,17 @@ Protocol (written into every ``summary.md``):
   so the validation split takes no part in the classifier numbers and the test split is scored once per
   run, for the reported number. (The optional generator evaluation, a diagnostic beside the study, uses
   val+test as its held-out real reference.)
-* Conditions differ only in what a training batch holds: real images, classically augmented ones, and a
-  share of generated ones mixed in by :class:`medgan_aug.transforms.MixSyntheticd` (``mode="replace"``,
-  so every condition trains on the same batch size for the same number of steps).
+* Conditions differ only in what a training batch holds (:class:`Condition`): every arm of a seed draws
+  the same real batches (same items, same order) and one batch transform changes them before the step:
+  classical augmentation (per-item parameters, applied to the batch at once), a share of generated images
+  mixed in by :class:`medgan_aug.transforms.MixSyntheticd` (``mode="replace"``, so every condition trains
+  on the same batch size for the same number of steps), MixUp or CutMix.
+* Controls: a gain from generated images counts as label information only against ``real+shuffled@R``
+  (the same generated images, their labels permuted among the generated items), and against the
+  regularisers users already have (``real+classical``, ``real+mixup``, ``real+cutmix``).
+* ``classifier_seeds`` k > 1 trains k classifiers per GAN (classifier seed k of study seed s:
+  :func:`classifier_run_seed`), so the spread between GANs and between classifiers can be told apart;
+  k = 0 is the study seed itself.
 
 Every finished run leaves ``runs/<key>.json`` (its settings and metrics) and ``scores/<key>.npz`` (its
 test probabilities, for the paired bootstrap), written atomically: a grid that is interrupted, sharded
@@ -34,8 +42,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from medgan_aug.apps.study.conditions import Condition, parse_condition
 from medgan_aug.apps.train import GANConfig
 from medgan_aug.data.medmnist import file_md5
 from medgan_aug.data.samples import sample_flag, sample_path
@@ -51,6 +61,7 @@ __all__ = [
     "StudyConfig",
     "load_study_config",
     "RunSpec",
+    "classifier_run_seed",
     "expand_grid",
     "select_shard",
     "data_identity",
@@ -62,49 +73,6 @@ __all__ = [
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Condition:
-    """What the training batches of one study arm hold.
-
-    Names: ``real``, ``real+classical``, ``real+synthetic@R``, ``real+synthetic@R+classical`` and
-    ``synthetic-only`` (R: the share of every batch replaced by generated images).
-    """
-
-    name: str
-    synthetic_ratio: float = 0.0
-    classical: bool = False
-
-    @property
-    def needs_gan(self) -> bool:
-        return self.synthetic_ratio > 0
-
-
-def parse_condition(name: str) -> Condition:
-    """Parse a condition name (see :class:`Condition`), with a clear error for anything else."""
-    if name == "synthetic-only":
-        return Condition(name, synthetic_ratio=1.0)
-    parts = name.split("+")
-    ratio, classical = 0.0, False
-    ok = parts[0] == "real"
-    for part in parts[1:]:
-        if part == "classical" and not classical:
-            classical = True
-        elif part.startswith("synthetic@") and ratio == 0.0:
-            try:
-                ratio = float(part.split("@", 1)[1])
-            except ValueError:
-                ok = False
-            ok = ok and 0.0 < ratio < 1.0
-        else:
-            ok = False
-    if not ok:
-        raise ValueError(
-            f"unknown condition {name!r}; use real, real+classical, real+synthetic@R (0<R<1), "
-            "real+synthetic@R+classical or synthetic-only"
-        )
-    return Condition(name, synthetic_ratio=ratio, classical=classical)
 
 
 _SECTION_KEYS = {
@@ -153,6 +121,8 @@ class StudyConfig:
             baseline: real, fractions: [0.1, 0.25]}`` (baseline defaults to ``real``, fractions to all,
             ``classifier`` to the first); the summary gives its verdict at 95% and calls every other
             comparison exploratory. Empty: no primary comparison. Not part of any run key.
+        classifier_seeds: classifiers trained per GAN and condition (default 1): classifier seed k of
+            study seed s is :func:`classifier_run_seed` ``(s, k)``; k = 0 is the study's run as it was.
     """
 
     name: str = "study"
@@ -167,6 +137,7 @@ class StudyConfig:
     bootstrap: dict[str, Any] = dataclasses.field(default_factory=dict)
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     primary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    classifier_seeds: int = 1
 
     def __post_init__(self) -> None:
         for fraction in self.fractions:
@@ -174,6 +145,9 @@ class StudyConfig:
                 raise ValueError(f"fractions must be in (0, 1], got {fraction!r}")
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
+        seeds = self.classifier_seeds
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ValueError(f"classifier_seeds must be an integer >= 1, got {seeds!r}")
         parsed = [parse_condition(c).name for c in self.conditions]
         if "real" not in parsed:
             parsed.insert(0, "real")
@@ -277,12 +251,17 @@ def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> 
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid: a classifier trained under one condition on one (fraction, seed) subset."""
+    """One cell of the grid: a classifier trained under one condition on one (fraction, seed) subset.
+
+    ``classifier_seed`` is the index k of the classifier of this GAN and condition (0 to
+    ``classifier_seeds - 1``); its seed is :func:`classifier_run_seed` ``(seed, k)``.
+    """
 
     fraction: float
     seed: int
     condition: str
     classifier: str
+    classifier_seed: int = 0
 
     @property
     def group(self) -> tuple[float, int]:
@@ -290,14 +269,32 @@ class RunSpec:
         return (self.fraction, self.seed)
 
 
+def classifier_run_seed(seed: int, classifier_seed: int) -> int:
+    """The seed of classifier ``classifier_seed`` (k) of study seed ``seed`` (s).
+
+    k = 0 gives s itself (the study's runs before there were several classifier seeds); k > 0 a seed
+    drawn from ``numpy.random.SeedSequence([s, k])`` (31 bits), a function of (s, k) only.
+
+    Raises:
+        ValueError: ``seed`` or ``classifier_seed`` not a non-negative integer.
+    """
+    for arg, value in (("seed", seed), ("classifier_seed", classifier_seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{arg} must be a non-negative integer, got {value!r}")
+    if classifier_seed == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(classifier_seed)]).generate_state(1)[0] >> 1)
+
+
 def expand_grid(config: StudyConfig) -> list[RunSpec]:
-    """Every run of the grid, in a fixed order (fraction, seed, condition, classifier)."""
+    """Every run of the grid, in a fixed order (fraction, seed, condition, classifier, classifier seed)."""
     return [
-        RunSpec(float(f), int(s), c, k)
+        RunSpec(float(f), int(s), c, k, i)
         for f in config.fractions
         for s in config.seeds
         for c in config.conditions
         for k in config.classifiers
+        for i in range(config.classifier_seeds)
     ]
 
 
@@ -350,8 +347,15 @@ def gan_key(config: StudyConfig, fraction: float, seed: int) -> str:
 
 
 def run_key(config: StudyConfig, run: RunSpec) -> str:
-    """Key of a run: every setting that changes its result (resume skips runs whose key is present)."""
-    payload = {"data": data_identity(config), "run": dataclasses.asdict(run), "classifier": config.classifier}
+    """Key of a run: every setting that changes its result (resume skips runs whose key is present).
+
+    Classifier seed 0 leaves ``classifier_seed`` out of the key, so runs keep the keys they had before
+    there were several classifier seeds.
+    """
+    spec = dataclasses.asdict(run)
+    if run.classifier_seed == 0:
+        del spec["classifier_seed"]
+    payload = {"data": data_identity(config), "run": spec, "classifier": config.classifier}
     if parse_condition(run.condition).needs_gan:
         payload.update(gan=gan_key(config, run.fraction, run.seed), synthetic=config.synthetic)
     return _digest(payload)

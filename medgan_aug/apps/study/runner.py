@@ -25,9 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from medgan_aug.apps.report.report import write_report
+from medgan_aug.apps.study.conditions import condition_batch_transform
 from medgan_aug.apps.study.config import (
     RunSpec,
     StudyConfig,
+    classifier_run_seed,
     data_identity,
     gan_key,
     parse_condition,
@@ -45,8 +47,6 @@ from medgan_aug.handlers.checkpoint import CheckpointManager
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.metrics.extractor import EXTRACTOR_VERSION
 from medgan_aug.networks.classifiers import build_classifier
-from medgan_aug.transforms.classical import classical_augmentation
-from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.utils.atomic import atomic_path, write_json_atomic
 from medgan_aug.utils.locks import work_lock
 
@@ -192,19 +192,25 @@ def run_group(
 def _train_and_score(
     config: StudyConfig, run: RunSpec, out: Path, group: tuple[Any, Any, Any], progress: bool
 ) -> dict[str, Any]:
-    """Train one run's classifier, score the test split, write its scores and record; returns the record."""
+    """Train one run's classifier, score the test split, write its scores and record; returns the record.
+
+    Every condition trains on the same dataset (no per-item transform), so for one classifier seed every
+    arm draws the same real batches; the condition is its batch transform
+    (:func:`~medgan_aug.apps.study.conditions.condition_batch_transform`). The placebo's labels are
+    permuted with the study seed, so ``shuffled@R`` and ``synthetic@R`` of a group share their images.
+    """
     indices, test, gan = group
     fraction, seed = run.group
+    classifier_seed = classifier_run_seed(seed, run.classifier_seed)
     source = data_source(config)
     condition = parse_condition(run.condition)
     gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
     budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
-    transform = classical_augmentation(test.size) if condition.classical else None
-    train = MedMNISTDataset(split="train", indices=indices, transform=transform, **source)
-    batch_transform = None
-    if condition.needs_gan:
-        batch_transform = MixSyntheticd(source=synthetic, ratio=condition.synthetic_ratio, mode="replace")
-    model = build_classifier(run.classifier, train.num_channels, train.num_labels, train.size, seed=seed)
+    train = MedMNISTDataset(split="train", indices=indices, **source)
+    batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed)
+    model = build_classifier(
+        run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
+    )
     started = time.perf_counter()
     train_classifier(
         model,
@@ -213,7 +219,7 @@ def _train_and_score(
         iterations=int(budget["iterations"]),
         batch_size=int(budget["batch_size"]),
         lr=float(budget["lr"]),
-        seed=seed,
+        seed=classifier_seed,
         batch_transform=batch_transform,
         progress=progress,
     )
@@ -232,8 +238,11 @@ def _train_and_score(
         "image_size": train.size,
         "n_train": len(indices),
         "n_test": len(test),
+        "classifier_run_seed": classifier_seed,
         "synthetic_ratio": condition.synthetic_ratio,
         "classical": condition.classical,
+        "shuffled_labels": condition.shuffled_labels,
+        "mixer": condition.mixer,
         "auc": metrics["auc"],
         "acc": metrics["acc"],
         "per_label_auc": metrics["auc_per_label"],
@@ -251,10 +260,11 @@ def _train_and_score(
         np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
     write_json_atomic(out / "runs" / f"{key}.json", row)
     logger.info(
-        "finished %s: fraction=%g seed=%d %s %s AUC %.4f ACC %.4f (%.0f s)",
+        "finished %s: fraction=%g seed=%d classifier seed %d %s %s AUC %.4f ACC %.4f (%.0f s)",
         key,
         fraction,
         seed,
+        run.classifier_seed,
         run.condition,
         run.classifier,
         metrics["auc"],

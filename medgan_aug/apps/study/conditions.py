@@ -1,0 +1,157 @@
+"""Study conditions: what the training batches of one arm hold, and the batch transform that makes them.
+
+Every condition trains on the same real batches (same items, same order, for a seed), as a collated batch
+dict; a condition only changes what a batch transform does to that batch before the step
+(:func:`condition_batch_transform`). All augmentation is batch-level, so no arm pays for per-item work:
+
+* ``+classical``: :class:`~medgan_aug.transforms.BatchClassicalAugmentationd` (per-item affine, gamma
+  contrast and noise, applied to the whole batch at once); always first, so only real rows are augmented;
+* ``+synthetic@R``: :class:`~medgan_aug.transforms.MixSyntheticd` replaces a share R of the rows by
+  generated items;
+* ``+shuffled@R``: the same, from the same generated images with their labels permuted among the
+  generated items (:meth:`~medgan_aug.data.SyntheticDataset.with_shuffled_labels`): the placebo;
+* ``+mixup`` / ``+cutmix``: :class:`~medgan_aug.transforms.MixUpBatchd` /
+  :class:`~medgan_aug.transforms.CutMixBatchd` (MONAI's ``MixUp`` / ``CutMix``, targets mixed alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from monai.transforms import Compose
+
+from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.transforms.classical import BatchClassicalAugmentationd
+from medgan_aug.transforms.mix import MixSyntheticd
+from medgan_aug.transforms.regularization import CutMixBatchd, MixUpBatchd
+
+__all__ = ["MIXERS", "Condition", "parse_condition", "condition_batch_transform"]
+
+
+#: Batch regularisers a condition may add to the real batches.
+MIXERS = ("mixup", "cutmix")
+
+_FORMS = (
+    "real, real+classical, real+synthetic@R, real+shuffled@R (0<R<1), real+mixup, real+cutmix "
+    "(each of the last four at most once, one of them, optionally with +classical) or synthetic-only"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """What the training batches of one study arm hold.
+
+    Names (R: the share of every batch replaced by generated images, 0 < R < 1):
+
+    * ``real``: the real batches as they are (the reference every arm is compared with);
+    * ``real+classical``: classical augmentation (a small random affine, gamma contrast, Gaussian noise;
+      no flips), drawn per item and applied to the batch;
+    * ``real+synthetic@R``: a share R of every batch replaced by images of the group's GAN with their
+      conditioning labels;
+    * ``real+shuffled@R``: the placebo: the same generated images, with their labels permuted among the
+      generated items (a fixed permutation seeded by the study seed), so the images carry no label
+      information; a gain of ``synthetic@R`` over ``shuffled@R`` is what the labels of the generated
+      images add;
+    * ``real+mixup``, ``real+cutmix``: the regularisers users already have, MixUp (Zhang et al., ICLR
+      2018) and CutMix (Yun et al., ICCV 2019) on the real batches;
+    * any of the above with ``+classical`` (e.g. ``real+synthetic@R+classical``): classical augmentation
+      of the real rows first;
+    * ``synthetic-only``: every row generated.
+
+    Attributes:
+        name: the condition's name.
+        synthetic_ratio: share of generated rows (1.0 for ``synthetic-only``, 0 without a GAN).
+        classical: classical augmentation of the real rows.
+        shuffled_labels: the generated rows carry permuted labels (the placebo).
+        mixer: ``"mixup"``, ``"cutmix"`` or None.
+    """
+
+    name: str
+    synthetic_ratio: float = 0.0
+    classical: bool = False
+    shuffled_labels: bool = False
+    mixer: str | None = None
+
+    @property
+    def needs_gan(self) -> bool:
+        return self.synthetic_ratio > 0
+
+
+def parse_condition(name: str) -> Condition:
+    """Parse a condition name (see :class:`Condition`), with a clear error for anything else.
+
+    Raises:
+        ValueError: an unknown name; the message lists the forms accepted.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"unknown condition {name!r}: a condition is a name (str); use {_FORMS}")
+    if name == "synthetic-only":
+        return Condition(name, synthetic_ratio=1.0)
+    parts = name.split("+")
+    fields: dict[str, Any] = {}
+    ok = parts[0] == "real"
+    for part in parts[1:]:
+        kind, _, value = part.partition("@")
+        if part == "classical" and "classical" not in fields:
+            fields["classical"] = True
+        elif "mix" in fields:  # one way of mixing a batch
+            ok = False
+        elif kind in ("synthetic", "shuffled") and value:
+            try:
+                ratio = float(value)
+            except ValueError:
+                ratio = float("nan")
+            ok = ok and 0.0 < ratio < 1.0
+            fields.update(mix=kind, synthetic_ratio=ratio, shuffled_labels=kind == "shuffled")
+        elif part in MIXERS:
+            fields.update(mix=part, mixer=part)
+        else:
+            ok = False
+    if not ok:
+        raise ValueError(f"unknown condition {name!r}; use {_FORMS}")
+    fields.pop("mix", None)
+    return Condition(name, **fields)
+
+
+def condition_batch_transform(
+    condition: Condition, synthetic: SyntheticDataset | None = None, *, shuffle_labels_seed: int = 0
+) -> Callable[[dict], dict] | None:
+    """The batch transform of ``condition`` for :func:`~medgan_aug.engines.train_classifier` (None for ``real``).
+
+    ``train_classifier`` seeds it from the run's seed (``set_random_state``). A condition with generated
+    rows alone is a bare :class:`~medgan_aug.transforms.MixSyntheticd` (``mode="replace"``), exactly as
+    the study has always built it (same random stream, so earlier runs stay reproducible); with
+    ``+classical`` the two are chained in a MONAI ``Compose``, classical first.
+
+    Args:
+        condition: the arm (:func:`parse_condition`).
+        synthetic: the group's generated items (conditions with a GAN); for ``shuffled@R`` the labels
+            are permuted here, with ``shuffle_labels_seed``.
+        shuffle_labels_seed: seed of the placebo's label permutation.
+
+    Raises:
+        TypeError: ``condition`` is not a :class:`Condition`.
+        ValueError: a condition with generated rows without ``synthetic``, or ``synthetic`` given for one
+            without.
+    """
+    if not isinstance(condition, Condition):
+        raise TypeError(
+            f"condition must be a Condition (parse_condition(name)), got {type(condition).__name__}"
+        )
+    if condition.needs_gan and synthetic is None:
+        raise ValueError(f"condition {condition.name!r} mixes in generated images: give synthetic=")
+    if not condition.needs_gan and synthetic is not None:
+        raise ValueError(f"synthetic= is only used by conditions with generated rows, not {condition.name!r}")
+    steps: list[Callable] = [BatchClassicalAugmentationd(keys="image")] if condition.classical else []
+    if condition.needs_gan:
+        assert synthetic is not None
+        source = (
+            synthetic.with_shuffled_labels(shuffle_labels_seed) if condition.shuffled_labels else synthetic
+        )
+        steps.append(MixSyntheticd(source=source, ratio=condition.synthetic_ratio, mode="replace"))
+    elif condition.mixer is not None:
+        steps.append({"mixup": MixUpBatchd, "cutmix": CutMixBatchd}[condition.mixer](keys=("image", "label")))
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else Compose(steps)
