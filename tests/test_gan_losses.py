@@ -203,9 +203,7 @@ def test_a_run_started_before_the_new_settings_resumes(chest28_path, tmp_path):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(aux_weight=1.0, conditional=False), "aux_weight > 0 needs conditional"),
-        (dict(ada_target=0.6, diffaugment=""), "act on the DiffAugment policy"),
-        (dict(bcr_weight=1.0, diffaugment=""), "act on the DiffAugment policy"),
+        (dict(bcr_weight=1.0, diffaugment=""), "bcr_weight compares two DiffAugment views"),
         (dict(lecam_weight=-1.0), "lecam_weight must be a number >= 0"),
         (dict(ada_target=1.0), "ada_target must be in"),
         (dict(ada_kimg=0), "ada_kimg must be a positive"),
@@ -215,3 +213,22 @@ def test_config_names_the_bad_setting(kw, message):
     base = dict(conditional=True, out="x")
     with pytest.raises(ValueError, match=message):
         GANConfig(**{**base, **kw})
+
+
+def test_recipe_defaults_on_conditional_and_unconditional_runs(chest28_path, tmp_path):
+    """The defaults (ADA over DiffAugment, AC-GAN loss) apply to a conditional run; an unconditional one
+    trains without the auxiliary head."""
+    from medgan_aug.apps.train import build_gan_trainer, load_gan_subset
+
+    defaults = GANConfig()
+    assert (defaults.base_channels, defaults.ada_target, defaults.aux_weight) == (32, 0.6, 1.0)
+    for conditional in (True, False):
+        config = GANConfig(
+            path=str(chest28_path), conditional=conditional, fraction=0.1, out=str(tmp_path / "x")
+        )
+        trainer = build_gan_trainer(config, load_gan_subset(config))
+        assert isinstance(trainer.augment, AdaptiveAugment) and trainer.augment.target == 0.6
+        assert trainer.aux_weight == (1.0 if conditional else 0.0)
+        assert trainer.discriminator.auxiliary_classifier is conditional
+    off = GANConfig(path=str(chest28_path), conditional=True, diffaugment="", out=str(tmp_path / "y"))
+    assert build_gan_trainer(off, load_gan_subset(off)).augment is None  # no policy: nothing to adapt

@@ -116,8 +116,9 @@ def build_gan_trainer(
     num_labels = subset.info["num_labels"] if config.conditional else 0
     channels = subset.info["num_channels"]
     G = DCGANGenerator(config.size, config.latent_dim, num_labels, config.base_channels, channels).to(device)
+    aux_weight = config.aux_weight if num_labels else 0.0  # the auxiliary loss acts on conditional runs only
     D = DCGANDiscriminator(
-        config.size, num_labels, config.base_channels, channels, config.spectral_norm, config.aux_weight > 0
+        config.size, num_labels, config.base_channels, channels, config.spectral_norm, aux_weight > 0
     ).to(device)
     if shard is not None:
         G, D = shard.prepare(G), shard.prepare(D)
@@ -140,10 +141,8 @@ def build_gan_trainer(
     else:
         batches = ShardedBatches(*batch_args, shard)
         augment = None if augment is None else ShardedDiffAugment(augment, shard)
-    if config.ada_target > 0:
-        if shard is not None:
-            raise ValueError("ada_target > 0 (adaptive augmentation) is not supported under torchrun yet")
-        augment = AdaptiveAugment(augment, config.ada_target, config.ada_kimg, seed=seeds["ada"])
+    if config.ada_target > 0 and augment is not None:
+        augment = AdaptiveAugment(augment, config.ada_target, config.ada_kimg, seed=seeds["ada"], shard=shard)
     trainer = GANTrainer(
         device,
         G,
@@ -159,7 +158,7 @@ def build_gan_trainer(
         r1_gamma=config.r1_gamma,
         lecam_weight=config.lecam_weight,
         bcr_weight=config.bcr_weight,
-        aux_weight=config.aux_weight,
+        aux_weight=aux_weight,
         g_scheduler=g_sched,
         d_scheduler=d_sched,
         noise_seed=seeds["noise"],

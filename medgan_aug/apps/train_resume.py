@@ -47,6 +47,17 @@ _RUN_FILES = {
 }
 
 
+#: GAN settings added after runs were first written, with the value that reproduces the older behaviour
+#: (a run whose config.json lacks them ran without them, whatever today's defaults are)
+ADDED_SETTINGS_OFF = {
+    "lecam_weight": 0.0,
+    "bcr_weight": 0.0,
+    "aux_weight": 0.0,
+    "ada_target": 0.0,
+    "ada_kimg": 100.0,
+}
+
+
 def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Compare ``run_dir/config.json`` with the new run ``record``; return the saved record.
 
@@ -64,8 +75,8 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
         raise ResumeError(f"--resume: {path} is not valid JSON: {err}") from err
     old, new = saved.get("config", {}), record["config"]
     free = (*RESUME_FREE, "iterations")
-    # a setting added after the run was started is absent from its config.json: it ran with the default
-    defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)}
+    # a setting added after the run was started is absent from its config.json: the run ran without it
+    defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)} | ADDED_SETTINGS_OFF
     diff = sorted(
         k for k in set(old) | set(new) if k not in free and old.get(k, defaults.get(k)) != new.get(k)
     )

@@ -38,6 +38,10 @@ class AdaptiveAugment:
         interval: D steps between adjustments of ``p``.
         initial_p: starting probability.
         seed: seed of the per-image on/off draws.
+        shard: under torchrun, the :class:`medgan_aug.engines.Shard` of this process (duck-typed:
+            ``world_size``, ``slice``, ``sum``): the on/off draws are made for the global batch and sliced
+            (as :class:`~medgan_aug.engines.ShardedDiffAugment` does), and ``r_t`` is summed over the ranks,
+            so every rank holds the same ``p`` as one process would.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class AdaptiveAugment:
         interval: int = 4,
         initial_p: float = 0.0,
         seed: int = 0,
+        shard: Any = None,
     ) -> None:
         if not isinstance(augment, DiffAugment):
             raise TypeError(f"augment must be a DiffAugment, got {type(augment).__name__}")
@@ -59,7 +64,7 @@ class AdaptiveAugment:
             raise ValueError(f"ADA interval must be an integer >= 1, got {interval!r}")
         if not 0.0 <= initial_p <= 1.0:
             raise ValueError(f"ADA initial_p must be in [0, 1], got {initial_p!r}")
-        self.augment = augment
+        self.augment, self.shard = augment, shard
         self.target, self.speed_kimg, self.interval = float(target), float(speed_kimg), int(interval)
         self.p = float(initial_p)
         self.generator = torch.Generator().manual_seed(int(seed))
@@ -70,15 +75,23 @@ class AdaptiveAugment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Augment each image of ``x`` (B, C, H, W) with probability ``p`` (differentiable in ``x``)."""
-        draws = torch.rand(x.shape[0], generator=self.generator)  # drawn even at p = 0: a fixed stream
+        world = 1 if self.shard is None else self.shard.world_size
+        draws = torch.rand(
+            x.shape[0] * world, generator=self.generator
+        )  # drawn even at p = 0: a fixed stream
+        if self.shard is not None:
+            draws = self.shard.slice(draws)
         augmented = self.augment(x)
         gate = (draws < self.p).to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
         return gate * augmented + (1.0 - gate) * x
 
     def observe(self, real_logits: torch.Tensor) -> None:
         """Record one D step's logits on real images; adjust ``p`` every ``interval`` steps."""
-        self._sign_sum += float(torch.sign(real_logits.detach()).sum())
-        self._count += int(real_logits.numel())
+        signs, count = float(torch.sign(real_logits.detach()).sum()), float(real_logits.numel())
+        if self.shard is not None:
+            signs, count = self.shard.sum([signs, count])
+        self._sign_sum += signs
+        self._count += int(round(count))
         self._steps += 1
         if self._steps % self.interval == 0:
             r_t = self._sign_sum / max(self._count, 1)
