@@ -361,6 +361,112 @@ def evaluate(root: Path, out: Path, opts: Any) -> None:
             print(line, flush=True)
 
 
+# -- table -----------------------------------------------------------------------------------------
+NIH_FINDINGS = ("effusion", "infiltration", "cardiomegaly", "atelectasis")  # the issue's target findings
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def read_evaluations(out: Path) -> list[dict[str, Any]]:
+    """Every evaluation row under ``out`` (one CSV per data set and round), tagged with its round (folder).
+
+    FDs are only comparable within one CSV (one extractor: each round fitted its own), so every row also
+    carries ``fd_ratio`` = FD / FD(held-out real), which is comparable across rounds."""
+    rows = []
+    for path in sorted(out.glob("*/evaluation_*.csv")):
+        for row in csv.DictReader(open(path)):
+            row = {k: (v if k in ("dataset", "recipe") else _float(v)) for k, v in row.items()}
+            row["round"] = path.parent.name
+            row["fd_ratio"] = row["fd"] / row["fd_heldout"]
+            if row["dataset"].startswith("nih"):
+                row["target_shift"] = float(np.mean([row[f"shift_{n}"] for n in NIH_FINDINGS]))
+            else:
+                row["target_shift"] = row["shift_pneumonia"]
+            rows.append(row)
+    return rows
+
+
+def table(out: Path) -> None:
+    """``table.md`` (the recipes at the table's budget, per data set) and ``curve.png`` (FD ratio, recall
+    and label faithfulness against minutes of 1-thread CPU training)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_evaluations(out)
+    lines = [
+        f"# GAN recipes at a fixed budget: {TABLE_MINUTES:g} minutes of 1-thread training on the 2-core CPU",
+        "",
+        "Generated: `PYTHONPATH=. python experiments/recipe_ablation.py table --out experiments/results/recipe_ablation`",
+        "from the evaluation CSVs beside it (how they were made: README.md here). Reference = the validation split",
+        "(the test split is not read). FD ratio = in-domain FD / FD of held-out real images (1.0 = as close as",
+        "real data; the issue's target at 100%: <= 1.2). Shift = label faithfulness: the validated classifier's",
+        "mean score change when one label is switched on at fixed noise (NIH1000: mean over effusion, infiltration,",
+        "cardiomegaly, atelectasis, target >= 0.1; PneumoniaMNIST: pneumonia, target >= 0.5). Syn-only AUC = a small",
+        "CNN trained (300 steps) on 1,000 of the generator's images alone, scored on val; then the real-only AUC.",
+        "",
+    ]
+    for dataset in DATASETS:
+        here = [r for r in rows if r["dataset"] == dataset and r["minutes"] == TABLE_MINUTES]
+        if not here:
+            lines += [f"## {dataset}", "", "not measured (device time ran out)", ""]
+            continue
+        lines += [
+            f"## {dataset}",
+            "",
+            "| recipe | iterations | FD | FD held-out | FD ratio | recall (held-out) | shift | faithfulness AUC "
+            "| syn-only AUC | real-only AUC | round |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(here, key=lambda r: r["fd_ratio"]):
+            lines.append(
+                f"| {r['recipe']} | {int(r['iterations'])} | {r['fd']:.2f} | {r['fd_heldout']:.2f} | "
+                f"{r['fd_ratio']:.2f} | {r['recall']:.3f} ({r['recall_heldout']:.3f}) | {r['target_shift']:.3f} | "
+                f"{r['faithfulness_auc']:.3f} | {r['synthetic_only_val_auc']:.3f} | {r['real_only_val_auc']:.3f} "
+                f"| {r['round']} |"
+            )
+        lines.append("")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+
+    metrics = (("fd_ratio", "FD / held-out FD"), ("recall", "recall"), ("target_shift", "label shift"))
+    fig, axes = plt.subplots(len(metrics), len(DATASETS), figsize=(4 * len(DATASETS), 3 * len(metrics)))
+    for j, dataset in enumerate(DATASETS):
+        for i, (key, label) in enumerate(metrics):
+            ax = axes[i, j]
+            for recipe in RECIPES:
+                for rnd in sorted({r["round"] for r in rows}):
+                    pts = sorted(
+                        (r["minutes"], r[key])
+                        for r in rows
+                        if r["dataset"] == dataset and r["recipe"] == recipe and r["round"] == rnd
+                    )
+                    if pts:
+                        style = "-" if rnd.startswith("device") else "--"
+                        ax.plot(*zip(*pts), style, marker="o", label=f"{recipe} ({rnd})" if i == 0 else None)
+            if key == "fd_ratio":
+                ax.axhline(1.0, color="k", lw=0.5)
+                ax.set_yscale("log")
+            ax.set_title(dataset if i == 0 else "", fontsize=9)
+            ax.set_xlabel("minutes of 1-thread CPU training" if i == len(metrics) - 1 else "")
+            ax.set_ylabel(label if j == 0 else "")
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(out / "curve.png", dpi=90)
+    print((out / "table.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -391,13 +497,17 @@ def main() -> None:
     e.add_argument("--workers", type=int, default=1)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--deadline", type=float, default=1e9, help="seconds after which no evaluation starts")
+    tb = sub.add_parser("table")
+    tb.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "calibrate":
         calibrate(args.out, args.rounds, args.steps)
     elif args.command == "train":
         train(args.out, args.calibration, args)
-    else:
+    elif args.command == "evaluate":
         evaluate(args.runs, args.out, args)
+    else:
+        table(args.out)
 
 
 if __name__ == "__main__":
