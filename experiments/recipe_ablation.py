@@ -436,6 +436,7 @@ def table(out: Path) -> None:
 
     metrics = (("fd_ratio", "FD / held-out FD"), ("recall", "recall"), ("target_shift", "label shift"))
     fig, axes = plt.subplots(len(metrics), len(DATASETS), figsize=(4 * len(DATASETS), 3 * len(metrics)))
+    colors = dict(zip(RECIPES, plt.get_cmap("tab10").colors + ("black",)))  # one colour per recipe
     for j, dataset in enumerate(DATASETS):
         for i, (key, label) in enumerate(metrics):
             ax = axes[i, j]
@@ -447,8 +448,14 @@ def table(out: Path) -> None:
                         if r["dataset"] == dataset and r["recipe"] == recipe and r["round"] == rnd
                     )
                     if pts:
-                        style = "-" if rnd.startswith("device") else "--"
-                        ax.plot(*zip(*pts), style, marker="o", label=f"{recipe} ({rnd})" if i == 0 else None)
+                        on_device = rnd.startswith("device")
+                        ax.plot(
+                            *zip(*pts),
+                            "-" if on_device else "--",
+                            marker="o" if on_device else "s",
+                            color=colors[recipe],
+                            label=f"{recipe} ({'H200' if on_device else 'CPU'})" if i == 0 else None,
+                        )
             if key == "fd_ratio":
                 ax.axhline(1.0, color="k", lw=0.5)
                 ax.set_yscale("log")
