@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medgan_aug.networks.classifiers import build_classifier
-from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.metrics.classification import evaluate_scores
+from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.utils.atomic import atomic_write_text
 
 FILES = {  # file name -> medmnist flag

@@ -27,6 +27,7 @@ from medgan_aug.metrics.generative import (
     precision_recall,
 )
 from medgan_aug.metrics.hierarchical_bootstrap import hierarchical_paired_bootstrap_delta, resampled_auc
+from medgan_aug.metrics.inception import fid_helper_inception_features, fid_helper_model_path
 from medgan_aug.metrics.inference import (
     bootstrap_p_value,
     holm_adjust,

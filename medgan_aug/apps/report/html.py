@@ -146,11 +146,11 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
         fd = inception["frechet_distance"]
         rows.append(
             _row(
-                "Inception FID (optional, user weights)",
+                "Inception FID (optional)",
                 fmt(fd["value"]),
                 fmt(fd["floor"]),
-                "–",
-                "Inception-v3",
+                fmt(fd.get("heldout")) if fd.get("heldout") is not None else "–",
+                html.escape(str(inception.get("features", "Inception-v3"))),
             )
         )
     return rows

