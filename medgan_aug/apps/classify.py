@@ -45,7 +45,7 @@ from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import save_classifier
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.devices import resolve_device
+from medgan_aug.utils.devices import resolve_device, safe_thread_count
 from medgan_aug.utils.settings import setting
 
 __all__ = ["ClassifierRunConfig", "train_classifier_run"]
@@ -89,7 +89,9 @@ class ClassifierRunConfig:
     device: str = setting(
         "cpu", "cpu, cuda[:N] or auto (under torchrun on GPUs: cuda:LOCAL_RANK)", group="run"
     )
-    threads: int | None = setting(None, "torch CPU threads (None: torch's)", group="run")
+    threads: int | None = setting(
+        None, "torch CPU threads (None: half this machine's CPUs, at least 1)", group="run"
+    )
     progress: bool = setting(True, "show a progress bar (rank 0)", group="run")
 
 
@@ -150,8 +152,7 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
     condition = _check_config(config)
     out = Path(config.out)
     previous_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads or safe_thread_count())
     try:
         with distributed_context(config.device) as shard:  # None unless torchrun started > 1 process
             main = shard is None or shard.is_main

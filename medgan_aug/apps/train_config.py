@@ -106,7 +106,9 @@ class GANConfig:
     )
     device: str = setting("cpu", "cpu, cuda[:N] or auto", group="run")
     threads: int | None = setting(
-        None, "torch CPU threads (None: torch's; 1 is fastest on a loaded shared machine)", group="run"
+        None,
+        "torch CPU threads (None: half this machine's CPUs, at least 1, see utils.safe_thread_count)",
+        group="run",
     )
     progress: bool = setting(True, "show a progress bar", group="run")
 

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -48,6 +47,7 @@ from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.metrics.extractor import EXTRACTOR_VERSION
 from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.utils.atomic import atomic_path, write_json_atomic
+from medgan_aug.utils.devices import safe_thread_count
 from medgan_aug.utils.locks import work_lock
 
 __all__ = [
@@ -310,7 +310,7 @@ def run_groups(
             run_group(config, group_runs, out, wait=wait)
             bar.update(len(group_runs) - len(_unfinished(config, group_runs, out)))
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = safe_thread_count(jobs)
         tasks = [(config, group_runs, out, threads, wait) for group_runs in groups.values()]
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             for finished in pool.imap_unordered(_group_worker, tasks):

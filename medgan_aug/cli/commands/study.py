@@ -17,13 +17,13 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from medgan_aug.apps.study.config import load_study_config
     from medgan_aug.apps.study.study import run_study
+    from medgan_aug.utils.devices import safe_thread_count
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or safe_thread_count(args.jobs))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("medgan_aug").setLevel(
         logging.INFO
@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads in this process (1 is fastest on a busy 2-core machine)",
+        help="torch threads per process (default: half the CPUs shared by the jobs, at least 1; "
+        "1 is fastest on a busy 2-core machine)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
