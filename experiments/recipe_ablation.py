@@ -31,8 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
+# the real data folder: $MEDGAN_AUG_DATA as in the tests (the device rounds' scripts set MEDGAN_SHARED_DATA,
+# still read), else ../shared/data beside the repository
 SHARED = Path(
-    os.environ.get("MEDGAN_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+    os.environ.get("MEDGAN_AUG_DATA")
+    or os.environ.get("MEDGAN_SHARED_DATA")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 )
 
 #: the study's GAN settings (base 32, batch 64, conditional), what every recipe starts from
