@@ -188,13 +188,18 @@ def train(root: Path, calibration_path: Path, args: Any) -> None:
         ],
     ]
     for jobs in phases:
-        if args.workers <= 1:
-            for job in jobs:
-                print(_train_one(job), flush=True)
-            continue
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            for line in pool.imap_unordered(_train_one, jobs):
-                print(line, flush=True)
+        _run_jobs(_train_one, jobs, args.workers)
+
+
+def _run_jobs(function: Any, jobs: list[Any], workers: int) -> None:
+    """Run ``function`` on every job, here or in ``workers`` spawned processes, printing what each returns."""
+    if workers <= 1:
+        for job in jobs:
+            print(function(job), flush=True)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for line in pool.imap_unordered(function, jobs):
+            print(line, flush=True)
 
 
 # -- evaluate --------------------------------------------------------------------------------------
@@ -355,14 +360,7 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
 
 def evaluate(root: Path, out: Path, opts: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(d, root, out, opts) for d in opts.datasets]
-    if opts.workers <= 1:
-        for job in jobs:
-            print(_evaluate_dataset(job), flush=True)
-        return
-    with multiprocessing.get_context("spawn").Pool(opts.workers) as pool:
-        for line in pool.imap_unordered(_evaluate_dataset, jobs):
-            print(line, flush=True)
+    _run_jobs(_evaluate_dataset, [(d, root, out, opts) for d in opts.datasets], opts.workers)
 
 
 # -- table -----------------------------------------------------------------------------------------
