@@ -14,6 +14,9 @@ of every milestone; ``evaluate`` scores every milestone on the training and vali
     PYTHONPATH=. OMP_NUM_THREADS=1 python experiments/recipe_ablation.py evaluate --runs runs/ablation \\
         --out experiments/results/recipe_ablation
     PYTHONPATH=. python experiments/recipe_ablation.py table --out experiments/results/recipe_ablation
+
+A later recipe joins the first round's clock with ``calibrate --recipes <reference> <new> --base <first
+calibration.json>`` (its budget = the reference's seconds times the ratio measured side by side today).
 """
 
 from __future__ import annotations
@@ -39,8 +42,17 @@ SHARED = Path(
     or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 )
 
-#: the study's GAN settings (base 32, batch 64, conditional), what every recipe starts from
-BASE = dict(conditional=True, base_channels=32, batch_size=64, sample_every=10**6, checkpoint_every=10**6)
+#: the study's GAN settings (base 32, batch 64, conditional), what every recipe starts from; float32 and the
+#: standard memory format, as every recipe of rounds 1 and 2 was measured before the speed settings existed
+BASE = dict(
+    conditional=True,
+    base_channels=32,
+    batch_size=64,
+    sample_every=10**6,
+    checkpoint_every=10**6,
+    precision="fp32",
+    channels_last=False,
+)
 
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},  # BCE, EMA 0.999, DiffAugment color,translation,cutout, lr 2e-4/2e-4
@@ -53,6 +65,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "bcr": dict(bcr_weight=10.0),  # Zhao et al., AAAI 2021 (their lambda = 10)
     "acgan_lecam": dict(aux_weight=1.0, lecam_weight=0.3),
     "ada_acgan": dict(ada_target=0.6, aux_weight=1.0),
+    # the winner with the speed settings (bf16 autocast, channels-last): today's GANConfig defaults on this CPU
+    "ada_acgan_fast": dict(ada_target=0.6, aux_weight=1.0, precision="bf16", channels_last=True),
 }
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -90,17 +104,21 @@ def _config(dataset: str, recipe: str, out: Path, iterations: int, device: str, 
 
 
 # -- calibrate -------------------------------------------------------------------------------------
-def calibrate(out: Path, rounds: int, steps: int) -> None:
-    """Seconds per iteration of every recipe at 1 thread on NIH1000: the fastest of ``rounds`` rounds, each
-    running every recipe for ``steps`` iterations in a shuffled order."""
+def calibrate(out: Path, rounds: int, steps: int, recipes: list[str], base: Path | None = None) -> None:
+    """Seconds per iteration of ``recipes`` at 1 thread on NIH1000: the fastest of ``rounds`` rounds, each
+    running every recipe for ``steps`` iterations in a shuffled order.
+
+    With ``base`` (an earlier calibration.json) only ratios are taken from this run: a recipe missing from
+    ``base`` gets ``base``'s seconds of ``recipes[0]`` times its measured time over ``recipes[0]``'s (so a
+    later round's budgets stay on the first round's clock, whatever the load on the machine today)."""
     from medgan_aug.apps.train import build_gan_trainer, load_gan_subset
 
     torch.set_num_threads(1)
     trainers = {}
-    for recipe in RECIPES:
+    for recipe in recipes:
         config = _config("nih1000_100", recipe, out / "unused", steps, "cpu", False)
         trainers[recipe] = build_gan_trainer(config, load_gan_subset(config))
-    times: dict[str, list[float]] = {r: [] for r in RECIPES}
+    times: dict[str, list[float]] = {r: [] for r in recipes}
     order = np.random.default_rng(0)
     for _ in range(rounds):
         for recipe in order.permutation(list(trainers)):  # a new order every round: no position effects
@@ -112,28 +130,43 @@ def calibrate(out: Path, rounds: int, steps: int) -> None:
             for _ in range(steps):
                 trainer._iteration(trainer, data)
             times[recipe].append((time.perf_counter() - t) / steps)
-    result = {
-        # the fastest round: interference from other processes only ever slows a round down
-        "seconds_per_iteration": {r: float(np.min(v)) for r, v in times.items()},
-        "rounds": rounds,
-        "steps_per_round": steps,
-        "threads": 1,
-        "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}",
-    }
-    result["measured_seconds_per_iteration"] = dict(result["seconds_per_iteration"])
-    shared = float(np.median([result["seconds_per_iteration"][r] for r in SAME_COST_AS_DEFAULT]))
-    result["seconds_per_iteration"].update({r: shared for r in SAME_COST_AS_DEFAULT})
-    result["same_cost_as_default"] = list(SAME_COST_AS_DEFAULT)
-    base = result["seconds_per_iteration"]["default"]
-    result["relative_cost"] = {r: s / base for r, s in result["seconds_per_iteration"].items()}
+    # the fastest round: interference from other processes only ever slows a round down
+    measured = {r: float(np.min(v)) for r, v in times.items()}
     out.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        result = json.loads(base.read_text())
+        reference = recipes[0]
+        if reference not in result["seconds_per_iteration"]:
+            raise ValueError(f"--base {base} has no seconds for {reference!r} (the first of --recipes)")
+        scale = result["seconds_per_iteration"][reference] / measured[reference]
+        derived = {r: measured[r] * scale for r in recipes if r not in result["seconds_per_iteration"]}
+        result["seconds_per_iteration"].update(derived)
+        result["derived"] = {
+            "from": str(base),
+            "reference": reference,
+            "measured_seconds_per_iteration": measured,
+            "rounds": rounds,
+            "steps_per_round": steps,
+            "recipes": sorted(derived),
+        }
+    else:
+        result = {
+            "seconds_per_iteration": dict(measured),
+            "rounds": rounds,
+            "steps_per_round": steps,
+            "threads": 1,
+            "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}",
+            "measured_seconds_per_iteration": dict(measured),
+        }
+        same = [r for r in SAME_COST_AS_DEFAULT if r in measured]
+        shared = float(np.median([measured[r] for r in same]))
+        result["seconds_per_iteration"].update({r: shared for r in same})
+        result["same_cost_as_default"] = same
+    default = result["seconds_per_iteration"]["default"]
+    result["relative_cost"] = {r: s / default for r, s in result["seconds_per_iteration"].items()}
     (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n")
     for r, s in result["seconds_per_iteration"].items():
-        measured = result["measured_seconds_per_iteration"][r]
-        print(
-            f"{r:12s} {s * 1000:7.1f} ms/it (measured {measured * 1000:6.1f})  "
-            f"{result['relative_cost'][r]:.2f}x  {64 / s:6.0f} img/s"
-        )
+        print(f"{r:14s} {s * 1000:7.1f} ms/it  {result['relative_cost'][r]:.2f}x  {64 / s:6.0f} img/s")
 
 
 def milestone_iterations(calibration: dict[str, Any], recipe: str) -> dict[float, int]:
@@ -485,6 +518,8 @@ def main() -> None:
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--rounds", type=int, default=5)
     c.add_argument("--steps", type=int, default=10)
+    c.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    c.add_argument("--base", type=Path, default=None, help="an earlier calibration.json (see calibrate)")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--calibration", type=Path, required=True)
@@ -510,7 +545,7 @@ def main() -> None:
     tb.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "calibrate":
-        calibrate(args.out, args.rounds, args.steps)
+        calibrate(args.out, args.rounds, args.steps, args.recipes, args.base)
     elif args.command == "train":
         train(args.out, args.calibration, args)
     elif args.command == "evaluate":

@@ -30,7 +30,7 @@ from medgan_aug.utils.settings import setting
 DATA_OPTIONS = "--path --sample --flag --root --download --size --fraction --subset-seed"
 TRAIN_OPTIONS = f"""{DATA_OPTIONS} --conditional --latent-dim --base-channels --spectral-norm --iterations
     --batch-size --loss --lr-g --lr-d --beta1 --beta2 --lr-schedule --d-steps --ema-decay --diffaugment --r1-gamma
-    --lecam-weight --bcr-weight --aux-weight --ada-target --ada-kimg
+    --lecam-weight --bcr-weight --aux-weight --ada-target --ada-kimg --precision --no-channels-last
     --seed --out --resume --checkpoint-every --n-saved --sample-every --n-samples --standing-stats-batches --device
     --threads --no-progress""".split()
 CLASSIFY_OPTIONS = f"""{DATA_OPTIONS} --condition --gan-run --num-synthetic --classifier --iterations --batch-size

@@ -40,6 +40,8 @@ ARGS = dict(
     standing_stats_batches=2,
     lr_schedule="linear",
     seed=3,
+    # float32: one process and two agree to 1e-5 only without bfloat16 rounding of the half-batch gradients
+    precision="fp32",
 )
 
 

@@ -179,15 +179,23 @@ def test_every_term_in_a_real_run_and_exact_resume(chest28_path, tmp_path):
 def test_a_run_started_before_the_new_settings_resumes(chest28_path, tmp_path):
     """config.json and losses.csv of an older version lack the new fields; the run still resumes."""
     plain = dict(
-        lecam_weight=0.0, bcr_weight=0.0, aux_weight=0.0, ada_target=0.0, ada_kimg=100.0, iterations=7
+        lecam_weight=0.0,
+        bcr_weight=0.0,
+        aux_weight=0.0,
+        ada_target=0.0,
+        ada_kimg=100.0,
+        precision="fp32",
+        channels_last=False,
+        iterations=7,
     )
     out = tmp_path / "old"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train_gan(_cfg(chest28_path, out, **plain), handlers=[_StopAt(6)])
     record = json.loads((out / "config.json").read_text())
-    for key in ("lecam_weight", "bcr_weight", "aux_weight", "ada_target", "ada_kimg"):
+    for key in ("lecam_weight", "bcr_weight", "aux_weight", "ada_target", "ada_kimg", "precision", "channels_last"):
         del record["config"][key]
+    del record["precision_used"]
     (out / "config.json").write_text(json.dumps(record))
     old_columns = "iteration,epoch,loss_d,loss_g,d_real,d_fake,r1,lr_g,lr_d"
     lines = [ln.split(",") for ln in (out / "losses.csv").read_text().splitlines()]
@@ -198,6 +206,10 @@ def test_a_run_started_before_the_new_settings_resumes(chest28_path, tmp_path):
     assert rows[0] == old_columns and len(rows) == 8 and all(len(r.split(",")) == 9 for r in rows)
     with pytest.raises(Exception, match="lecam_weight: saved 0.0 vs now 0.3"):
         train_gan(_cfg(chest28_path, out, resume=True, **{**plain, "lecam_weight": 0.3}))
+    with pytest.raises(Exception, match="channels_last: saved False vs now True"):
+        train_gan(_cfg(chest28_path, out, resume=True, **{**plain, "channels_last": True}))
+    with pytest.raises(Exception, match="trained in fp32 but would continue in bf16.*--precision fp32"):
+        train_gan(_cfg(chest28_path, out, resume=True, **{**plain, "precision": "bf16"}))
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ from medgan_aug.networks.model_file import save_generator
 from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.devices import resolve_device, safe_thread_count
+from medgan_aug.utils.devices import resolve_device, resolve_precision, safe_thread_count
 
 __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "build_gan_trainer", "train_gan"]
 
@@ -120,6 +120,8 @@ def build_gan_trainer(
     D = DCGANDiscriminator(
         config.size, num_labels, config.base_channels, channels, config.spectral_norm, aux_weight > 0
     ).to(device)
+    if config.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     if shard is not None:
         G, D = shard.prepare(G), shard.prepare(D)
     g_opt = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
@@ -164,17 +166,20 @@ def build_gan_trainer(
         noise_seed=seeds["noise"],
         train_handlers=handlers,
         shard=shard,
+        precision=resolve_precision(config.precision, torch.device(device)),
+        channels_last=config.channels_last,
     )
     if shard is not None:
         shard.unsync(trainer.generator_ema)  # the EMA copy only ever runs on rank 0
     return trainer
 
 
-def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int) -> dict[str, Any]:
+def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int, precision: str) -> dict[str, Any]:
     import monai
 
     return {
         "config": config.to_dict(),
+        "precision_used": precision,  # what precision="auto" resolved to on this machine
         "data": {k: v for k, v in subset.info.items() if k != "subset"},
         "subset": subset.info["subset"],
         "epoch_length": epoch_length,
@@ -262,7 +267,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     run_on_main(shard, check_new_run)
     trainer = build_gan_trainer(config, subset, shard=shard)
     trainer.session_started = started  # this session's time includes loading the data
-    record = _run_record(config, subset, trainer.state.epoch_length)
+    record = _run_record(config, subset, trainer.state.epoch_length, trainer.precision)
     start: int | None = None
     saved: dict[str, Any] = {}
     if config.resume:

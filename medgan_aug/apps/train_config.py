@@ -17,6 +17,7 @@ import numpy as np
 from medgan_aug.apps.data_settings import subset_data_setting
 from medgan_aug.engines.gan_trainer import LOSSES, LR_SCHEDULES
 from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.devices import PRECISIONS
 from medgan_aug.utils.settings import setting
 
 __all__ = ["GANConfig"]
@@ -91,6 +92,17 @@ class GANConfig:
     )
     ada_kimg: float = setting(
         100.0, "thousands of real images for the ADA probability to move from 0 to 1", group="optimisation"
+    )
+    precision: str = setting(
+        "auto",
+        "bf16: G's and D's forward passes under bfloat16 autocast (weights, gradients, losses, optimiser and "
+        "EMA stay float32); auto: bf16 where the device computes it natively (CPUs with "
+        "AVX512-BF16/AMX, CUDA GPUs with bf16), else fp32",
+        group="speed",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = setting(
+        True, "G and D in channels-last memory format (faster convolutions on CPU)", group="speed"
     )
     seed: int = setting(0, "seed of everything random but the subset", group="run")
     out: str = setting("runs/gan", "run directory", group="run", required=True)
@@ -173,6 +185,10 @@ class GANConfig:
             or self.ada_kimg <= 0
         ):
             raise ValueError(f"GANConfig.ada_kimg must be a positive number, got {self.ada_kimg!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"GANConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"GANConfig.channels_last must be true or false, got {self.channels_last!r}")
         if not isinstance(self.diffaugment, str):
             raise TypeError(
                 f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"

@@ -55,6 +55,8 @@ ADDED_SETTINGS_OFF = {
     "aux_weight": 0.0,
     "ada_target": 0.0,
     "ada_kimg": 100.0,
+    "precision": "fp32",
+    "channels_last": False,
 }
 
 
@@ -74,7 +76,7 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ResumeError(f"--resume: {path} is not valid JSON: {err}") from err
     old, new = saved.get("config", {}), record["config"]
-    free = (*RESUME_FREE, "iterations")
+    free = (*RESUME_FREE, "iterations", "precision")  # precision: compared as resolved, below
     # a setting added after the run was started is absent from its config.json: the run ran without it
     defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)} | ADDED_SETTINGS_OFF
     diff = sorted(
@@ -83,6 +85,14 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
     if diff:
         details = "; ".join(f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {new.get(k)!r}" for k in diff)
         raise ResumeError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
+    # "auto" resolves per machine: what counts is the precision the run trained in
+    was = saved.get("precision_used", old.get("precision", ADDED_SETTINGS_OFF["precision"]))
+    if was != record.get("precision_used", new.get("precision")):
+        raise ResumeError(
+            f"--resume: the run in {run_dir} trained in {was} but would continue in "
+            f"{record.get('precision_used')} (precision {new.get('precision')!r} on this machine); "
+            f"pass --precision {was} to continue it as it started"
+        )
     old_md5, new_md5 = saved.get("data", {}).get("source_md5"), record["data"]["source_md5"]
     if old_md5 is not None and old_md5 != new_md5:
         raise ResumeError(

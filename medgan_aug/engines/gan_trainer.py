@@ -26,6 +26,15 @@ What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` 
    BigGAN, ICLR 2019), so eval-mode samples match the averaged weights.
 4. Optional per-iteration learning-rate schedule (linear or cosine decay to 0).
 
+Speed (``precision``, ``channels_last``; measured in ``benchmarks/bench_gan_speed.py``): with
+``precision="bf16"`` every forward pass of G and D runs under ``torch.autocast(dtype=torch.bfloat16)``
+(Kalamkar et al., "A Study of BFLOAT16 for Deep Learning Training", 2019): convolutions and linear layers
+compute in bfloat16, while the weights, their gradients, the optimisers, the EMA and every loss term stay
+float32 (network outputs are cast back to float32 before the losses and the augmentation). With
+``channels_last`` the real batch is given channels-last strides to match the networks (the caller converts
+the networks), which lets oneDNN skip layout reorders around each convolution. Both are deterministic on
+CPU, so exact resume holds within a setting.
+
 Training is counted in iterations (``GANConfig.iterations``); ignite epochs are reported too
 (``epoch_length = max(1, N // batch_size)`` iterations).
 
@@ -123,6 +132,9 @@ class GANTrainer(Trainer):
         shard: a :class:`medgan_aug.engines.Shard` under ``torchrun`` (None: one process). Then the
             noise is drawn for the global batch and sliced, gradients are averaged over the ranks after
             each backward, and reported losses are means over the ranks.
+        precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast of the forward passes; see the module
+            docstring).
+        channels_last: give real batches channels-last strides (for networks converted to it).
 
     Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
     logits of the last D step), ``r1``, ``lecam``, ``bcr``, ``aux_d``, ``aux_g`` (0 where off), ``ada_p``
@@ -163,9 +175,13 @@ class GANTrainer(Trainer):
         noise_seed: int = 0,
         train_handlers: Sequence | None = None,
         shard: Any = None,
+        precision: str = "fp32",
+        channels_last: bool = False,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), got {precision!r}")
         for name, value in (
             ("lecam_weight", lecam_weight),
             ("bcr_weight", bcr_weight),
@@ -210,6 +226,8 @@ class GANTrainer(Trainer):
         self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
         self.conditional = generator.num_labels > 0
         self.shard = shard
+        self.precision, self.channels_last = precision, bool(channels_last)
+        self.device_type = torch.device(device).type
         self.prior_seconds, self.session_started = 0.0, time.perf_counter()
         self.add_event_handler(Events.ITERATION_COMPLETED, GANTrainer._stop_when_done)
 
@@ -237,6 +255,20 @@ class GANTrainer(Trainer):
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.augment is None else self.augment(x)
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """``G(z, y)`` in float32 (computed under autocast when ``precision`` is bf16)."""
+        with self._autocast():
+            return self.generator(z, y).float()
+
+    def _discriminate(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``D.forward_with_aux(x, y)`` in float32 (computed under autocast when ``precision`` is bf16)."""
+        with self._autocast():
+            logits, aux = self.discriminator.forward_with_aux(x, y)
+        return logits.float(), (None if aux is None else aux.float())
+
     def _check_finite(self, name: str, value: float, **context: float) -> float:
         """Return ``value`` (a Python float: one sync, no extra tensor ops) or raise on NaN/inf."""
         return check_finite_loss(
@@ -254,6 +286,8 @@ class GANTrainer(Trainer):
     def _iteration(self, engine: GANTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
         G, D = self.generator, self.discriminator
         real = batchdata["image"].to(self.state.device)
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         y = batchdata["label"].to(self.state.device) if self.conditional else None
         b = real.shape[0]
         G.train()
@@ -264,10 +298,10 @@ class GANTrainer(Trainer):
         terms = {"r1": 0.0, "lecam": 0.0, "bcr": 0.0, "aux_d": 0.0, "aux_g": 0.0}
         for _ in range(self.d_steps):
             with torch.no_grad():
-                fake = G(self._noise(b), y)
+                fake = self._generate(self._noise(b), y)
             real_in = real.detach().requires_grad_(self.r1_gamma > 0)
-            d_real, aux_real = D.forward_with_aux(self._aug(real_in), y)
-            d_fake = D(self._aug(fake), y)
+            d_real, aux_real = self._discriminate(self._aug(real_in), y)
+            d_fake = self._discriminate(self._aug(fake), y)[0]
             loss_d = discriminator_loss(self.loss, d_real, d_fake)
             if self.aux_weight > 0:
                 aux = auxiliary_classification_loss(aux_real, y)
@@ -279,9 +313,9 @@ class GANTrainer(Trainer):
                 loss_d = loss_d + self.lecam_weight * lecam
                 terms["lecam"] = self._mean(lecam)
             if self.bcr_weight > 0:
-                bcr = consistency_penalty(d_real, D(self._aug(real_in), y)) + consistency_penalty(
-                    d_fake, D(self._aug(fake), y)
-                )
+                bcr = consistency_penalty(
+                    d_real, self._discriminate(self._aug(real_in), y)[0]
+                ) + consistency_penalty(d_fake, self._discriminate(self._aug(fake), y)[0])
                 loss_d = loss_d + self.bcr_weight * bcr
                 terms["bcr"] = self._mean(bcr)
             if self.r1_gamma > 0:
@@ -299,8 +333,8 @@ class GANTrainer(Trainer):
 
         # 2. generator
         D.requires_grad_(False)
-        fake = G(self._noise(b), y)
-        g_logits, aux_fake = D.forward_with_aux(self._aug(fake), y)
+        fake = self._generate(self._noise(b), y)
+        g_logits, aux_fake = self._discriminate(self._aug(fake), y)
         loss_g = generator_loss(self.loss, g_logits)
         if self.aux_weight > 0:
             aux = auxiliary_classification_loss(aux_fake, y)

@@ -65,10 +65,12 @@ class WeightEMA:
     def update(self, iteration: int) -> None:
         """Move the average one step towards ``model`` (the update of ``iteration``)."""
         decay = self.decay_at(iteration)
-        for p_ema, p in zip(self.ema_model.parameters(), self.model.parameters()):
-            p_ema.lerp_(p, 1.0 - decay)
-        for b_ema, b in zip(self.ema_model.buffers(), self.model.buffers()):
-            b_ema.copy_(b)
+        # one multi-tensor kernel per list (as torch.optim's foreach path): the same per-element lerp/copy as
+        # a loop over the tensors, bit for bit, without a Python-level call per tensor
+        torch._foreach_lerp_(list(self.ema_model.parameters()), list(self.model.parameters()), 1.0 - decay)
+        buffers = list(self.model.buffers())
+        if buffers:
+            torch._foreach_copy_(list(self.ema_model.buffers()), buffers)
 
     def state_dict(self) -> dict[str, Any]:
         """The averaged weights (what a checkpoint stores as ``generator_ema``)."""

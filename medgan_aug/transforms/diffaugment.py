@@ -106,33 +106,27 @@ class DiffAugment:
             return x
         ty = self._randint(-sh, sh + 1, (b, 1, 1), x)
         tx = self._randint(-sw, sw + 1, (b, 1, 1), x)
-        gb, gy, gx = torch.meshgrid(
-            torch.arange(b, device=x.device),
-            torch.arange(h, device=x.device),
-            torch.arange(w, device=x.device),
-            indexing="ij",
-        )
-        gy = (gy + ty + 1).clamp(0, h + 1)
-        gx = (gx + tx + 1).clamp(0, w + 1)
-        padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)
-        return padded[gb, gy, gx].permute(0, 3, 1, 2).contiguous()
+        # output pixel (i, j) reads padded pixel (i + ty + 1, j + tx + 1), clamped onto the zero border: two
+        # gathers (rows, then columns) of a 1-pixel zero-padded copy
+        rows = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)  # (b, h, 1)
+        cols = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)  # (b, 1, w)
+        padded = F.pad(x, [1, 1, 1, 1])
+        shifted = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2))
+        return shifted.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
     def cutout(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         ch, cw = int(h * self.cutout_ratio + 0.5), int(w * self.cutout_ratio + 0.5)
         oy = self._randint(0, h + (1 - ch % 2), (b, 1, 1), x)
         ox = self._randint(0, w + (1 - cw % 2), (b, 1, 1), x)
-        gb, gy, gx = torch.meshgrid(
-            torch.arange(b, device=x.device),
-            torch.arange(ch, device=x.device),
-            torch.arange(cw, device=x.device),
-            indexing="ij",
-        )
-        gy = (gy + oy - ch // 2).clamp(0, h - 1)
-        gx = (gx + ox - cw // 2).clamp(0, w - 1)
-        mask = torch.ones(b, h, w, dtype=x.dtype, device=x.device)
-        mask[gb, gy, gx] = 0
-        return x * mask.unsqueeze(1)
+        # zero the ch x cw square whose top-left corner is (oy - ch // 2, ox - cw // 2), clipped to the image
+        top, left = oy - ch // 2, ox - cw // 2
+        ys = torch.arange(h, device=x.device).view(1, h)
+        xs = torch.arange(w, device=x.device).view(1, w)
+        in_rows = (ys >= top.view(b, 1)) & (ys < top.view(b, 1) + ch)  # (b, h)
+        in_cols = (xs >= left.view(b, 1)) & (xs < left.view(b, 1) + cw)  # (b, w)
+        keep = 1.0 - (in_rows.to(x.dtype).unsqueeze(2) * in_cols.to(x.dtype).unsqueeze(1))  # (b, h, w)
+        return x * keep.unsqueeze(1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:

@@ -1,5 +1,5 @@
 """Resolving a ``device`` option (``cpu``, ``cuda[:N]``, ``auto``) to a torch device, with a clear error;
-the device a module lives on."""
+the device a module lives on; the default thread count; resolving a ``precision`` option."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["resolve_device", "module_device", "safe_thread_count"]
+__all__ = ["PRECISIONS", "resolve_device", "module_device", "safe_thread_count", "native_bf16", "resolve_precision"]
+
+#: values of a ``precision`` option
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,3 +48,30 @@ def safe_thread_count(jobs: int = 1) -> int:
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, cpus // 2 // jobs)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (so bf16 autocast is a speed-up there).
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: oneDNN's own check (AVX512-BF16 or AMX); torch has no
+    public function for it, so its operator ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is asked, and a
+    torch without it counts as "no". Without native support bf16 autocast runs emulated and is slower than
+    float32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"fp32"`` or ``"bf16"`` for a ``precision`` option (``auto``: bf16 where :func:`native_bf16`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
