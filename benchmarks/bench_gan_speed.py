@@ -113,7 +113,16 @@ def main() -> None:
         f"(matrix products + convolutions); torch.mm peak fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, "
         f"bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s"
     )
-    header = ["variant", "ms_per_iteration", "images_per_s", "speedup_vs_fp32", "gflop_per_s", "share_of_peak"]
+    header = [
+        "variant",
+        "ms_per_iteration",
+        "images_per_s",
+        "speedup_vs_fp32",
+        "gflop_per_s",
+        "share_of_peak",
+        "gflop_per_iteration",
+        "mm_peak_gflop_per_s",
+    ]
     rows = []
     for name, values in times.items():
         seconds = min(values)
@@ -127,6 +136,8 @@ def main() -> None:
                 round(base / seconds, 2),
                 round(rate / 1e9, 1),
                 f"{rate / peak[precision]:.0%} of {precision} mm",
+                round(flops / 1e9, 2),
+                round(peak[precision] / 1e9, 1),
             ]
         )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -189,6 +189,10 @@ def main() -> None:
         base_channels=args.base_channels,
         iterations=10**6,
         progress=False,
+        # the engine's overhead is the question here: all rows compute alike (float32, standard memory format);
+        # the precision and memory-format settings are measured by bench_gan_speed.py
+        precision="fp32",
+        channels_last=False,
     )
     subset = _load_subset(config)
     ours = build_gan_trainer(config, subset)

@@ -236,14 +236,18 @@ def _run_jobs(function: Any, jobs: list[Any], workers: int) -> None:
 
 
 # -- evaluate --------------------------------------------------------------------------------------
-def _splits(dataset: str) -> dict[str, Any]:
+def _splits(dataset: str, heldout: str = "val") -> dict[str, Any]:
+    """train, val (the extractor's selection split) and ``heldout`` (the reference every number is taken on:
+    val while choosing, test once for the final report)."""
     from medgan_aug.data.medmnist import MedMNISTDataset
 
     spec = DATASETS[dataset]
-    return {
+    splits = {
         k: MedMNISTDataset(flag=spec["flag"], split=k, path=str(SHARED / spec["path"]))
-        for k in ("train", "val")
+        for k in sorted({"train", "val", heldout})
     }
+    splits["heldout"] = splits[heldout]
+    return splits
 
 
 def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int, device: str) -> float:
@@ -259,7 +263,7 @@ def _real_only_val_auc(dataset: str, splits: dict[str, Any], iterations: int, de
     train_classifier(
         model, subset, task=train.task, iterations=iterations, batch_size=64, seed=0, device=device
     )
-    return validation_auc(model, splits["val"], device=device)
+    return validation_auc(model, splits["heldout"], device=device)
 
 
 def evaluate_generator(
@@ -270,7 +274,8 @@ def evaluate_generator(
     classifier_iterations: int,
     device: str,
 ) -> dict[str, Any]:
-    """In-domain FD and recall against the validation split, label faithfulness, synthetic-only val AUC."""
+    """In-domain FD and recall against the held-out split (``splits["heldout"]``: val, or test for the final
+    report), label faithfulness, synthetic-only AUC on the held-out split."""
     from medgan_aug.data.synthetic import SyntheticDataset
     from medgan_aug.engines.classifier_trainer import train_classifier
     from medgan_aug.metrics.extractor import extractor_features, validation_auc
@@ -279,12 +284,12 @@ def evaluate_generator(
     from medgan_aug.networks.classifiers import build_classifier
     from medgan_aug.networks.model_file import load_generator
 
-    train, val = splits["train"], splits["val"]
-    model, f_train, f_val = extractor
+    train, heldout = splits["train"], splits["heldout"]
+    model, f_train, f_heldout = extractor
     synthetic = SyntheticDataset.from_run(gen_path, num_samples, seed=0, device=device)
     images = synthetic.get_batch(np.arange(num_samples))["image"]
     f_syn = extractor_features(model, images.cpu(), device=device)
-    dist = distribution_metrics(f_train, f_syn, reference_features=f_val, repeats=3, seed=0)
+    dist = distribution_metrics(f_train, f_syn, reference_features=f_heldout, repeats=3, seed=0)
     generator, meta = load_generator(gen_path, map_location=device)
     rng = np.random.default_rng(0)
     pool = meta["train_labels"].cpu().numpy()
@@ -321,7 +326,7 @@ def evaluate_generator(
             seed=0,
             device=device,
         )
-        row["synthetic_only_val_auc"] = validation_auc(clf, val, device=device)
+        row["synthetic_only_val_auc"] = validation_auc(clf, heldout, device=device)
     return row
 
 
@@ -343,10 +348,11 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
     torch.set_num_threads(opts.threads)
     deadline = time.time() + opts.deadline
     calibration = json.loads((out / "calibration.json").read_text())
-    path = out / f"evaluation_{dataset}.csv"
+    suffix = "" if opts.heldout == "val" else f"_{opts.heldout}"
+    path = out / f"evaluation_{dataset}{suffix}.csv"
     rows = list(csv.DictReader(open(path))) if path.is_file() else []
     done = {(r["recipe"], r["minutes"]) for r in rows}
-    splits = _splits(dataset)
+    splits = _splits(dataset, opts.heldout)
     model, meta, _ = load_or_fit_extractor(
         root / "extractors" / f"{dataset.split('_')[0]}.pt",
         splits["train"],
@@ -357,10 +363,10 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
     )
     model = model.to(opts.device)
     features = [
-        extractor_features(model, split_images(splits[k]), device=opts.device) for k in ("train", "val")
+        extractor_features(model, split_images(splits[k]), device=opts.device) for k in ("train", "heldout")
     ]
     real_auc = None
-    order = sorted(MILESTONES, key=lambda m: (m != TABLE_MINUTES, -m))
+    order = sorted(opts.minutes, key=lambda m: (m != TABLE_MINUTES, -m))
     for minutes in order:
         for recipe in opts.recipes:
             gen = root / dataset / recipe / f"generator_{minutes:g}min.pt"
@@ -414,6 +420,8 @@ def read_evaluations(out: Path) -> list[dict[str, Any]]:
     carries ``fd_ratio`` = FD / FD(held-out real), which is comparable across rounds."""
     rows = []
     for path in sorted(out.glob("*/evaluation_*.csv")):
+        if path.stem.endswith("_test"):
+            continue  # the final report's test-split numbers are not mixed into the choice
         for row in csv.DictReader(open(path)):
             row = {k: (v if k in ("dataset", "recipe") else _float(v)) for k, v in row.items()}
             row["round"] = path.parent.name
@@ -541,6 +549,14 @@ def main() -> None:
     e.add_argument("--workers", type=int, default=1)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--deadline", type=float, default=1e9, help="seconds after which no evaluation starts")
+    e.add_argument(
+        "--heldout",
+        choices=("val", "test"),
+        default="val",
+        help="the split the numbers are taken on: val while choosing; test once, for the final report "
+        "(written to evaluation_<dataset>_test.csv; table.md reads only the val files)",
+    )
+    e.add_argument("--minutes", type=float, nargs="*", default=list(MILESTONES), help="milestones to evaluate")
     tb = sub.add_parser("table")
     tb.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
