@@ -33,7 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from medgan_aug.apps.train import GANConfig, build_gan_trainer, load_gan_subset
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("MEDGAN_AUG_DATA", REPO.parent / "shared" / "data")) / "nih1000_chestmnist.npz"
+DEFAULT_DATA = (
+    Path(os.environ.get("MEDGAN_AUG_DATA", REPO.parent / "shared" / "data")) / "nih1000_chestmnist.npz"
+)
 
 VARIANTS = {
     "fp32": dict(precision="fp32", channels_last=False),

@@ -556,7 +556,9 @@ def main() -> None:
         help="the split the numbers are taken on: val while choosing; test once, for the final report "
         "(written to evaluation_<dataset>_test.csv; table.md reads only the val files)",
     )
-    e.add_argument("--minutes", type=float, nargs="*", default=list(MILESTONES), help="milestones to evaluate")
+    e.add_argument(
+        "--minutes", type=float, nargs="*", default=list(MILESTONES), help="milestones to evaluate"
+    )
     tb = sub.add_parser("table")
     tb.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

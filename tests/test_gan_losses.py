@@ -193,7 +193,15 @@ def test_a_run_started_before_the_new_settings_resumes(chest28_path, tmp_path):
         warnings.simplefilter("ignore")
         train_gan(_cfg(chest28_path, out, **plain), handlers=[_StopAt(6)])
     record = json.loads((out / "config.json").read_text())
-    for key in ("lecam_weight", "bcr_weight", "aux_weight", "ada_target", "ada_kimg", "precision", "channels_last"):
+    for key in (
+        "lecam_weight",
+        "bcr_weight",
+        "aux_weight",
+        "ada_target",
+        "ada_kimg",
+        "precision",
+        "channels_last",
+    ):
         del record["config"][key]
     del record["precision_used"]
     (out / "config.json").write_text(json.dumps(record))

@@ -122,7 +122,9 @@ def _reference_cutout(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, ch: i
     return out
 
 
-@pytest.mark.parametrize("shape, ratio", [((16, 1, 28, 28), 0.125), ((5, 3, 9, 13), 0.3), ((4, 1, 8, 8), 0.49)])
+@pytest.mark.parametrize(
+    "shape, ratio", [((16, 1, 28, 28), 0.125), ((5, 3, 9, 13), 0.3), ((4, 1, 8, 8), 0.49)]
+)
 def test_translation_and_cutout_equal_a_per_image_reference(shape, ratio):
     x = torch.randn(*shape)
     b, _, h, w = shape

@@ -263,7 +263,9 @@ class GANTrainer(Trainer):
         with self._autocast():
             return self.generator(z, y).float()
 
-    def _discriminate(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _discriminate(
+        self, x: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``D.forward_with_aux(x, y)`` in float32 (computed under autocast when ``precision`` is bf16)."""
         with self._autocast():
             logits, aux = self.discriminator.forward_with_aux(x, y)

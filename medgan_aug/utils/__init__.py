@@ -13,7 +13,13 @@ from medgan_aug.utils.atomic import (
     publish_modes,
     write_json_atomic,
 )
-from medgan_aug.utils.devices import PRECISIONS, native_bf16, resolve_device, resolve_precision, safe_thread_count
+from medgan_aug.utils.devices import (
+    PRECISIONS,
+    native_bf16,
+    resolve_device,
+    resolve_precision,
+    safe_thread_count,
+)
 from medgan_aug.utils.errors import (
     CheckpointError,
     CorruptFileError,

@@ -9,7 +9,14 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "resolve_device", "module_device", "safe_thread_count", "native_bf16", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "resolve_device",
+    "module_device",
+    "safe_thread_count",
+    "native_bf16",
+    "resolve_precision",
+]
 
 #: values of a ``precision`` option
 PRECISIONS = ("auto", "fp32", "bf16")
