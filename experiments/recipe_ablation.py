@@ -74,6 +74,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "nih1000_25": dict(path="nih1000_chestmnist.npz", flag="chestmnist", fraction=0.25),
     "pneumonia_100": dict(path="pneumoniamnist_union.npz", flag="pneumoniamnist", fraction=1.0),
     "pneumonia_5": dict(path="pneumoniamnist_union.npz", flag="pneumoniamnist", fraction=0.05),
+    "pneumonia_10": dict(path="pneumoniamnist_union.npz", flag="pneumoniamnist", fraction=0.10),  # round 3
 }
 
 #: recipes whose iteration differs from the default's by a few small tensor ops (an LR, a scalar EMA, one
