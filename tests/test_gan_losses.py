@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
+from engine_helpers import StopAt
 
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.engines.gan_losses import (
@@ -144,14 +144,6 @@ def _cfg(path, out, **kw) -> GANConfig:
     return GANConfig(**base)
 
 
-class _StopAt:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def attach(self, engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED(once=self.n), lambda e: e.terminate())
-
-
 def test_every_term_in_a_real_run_and_exact_resume(chest28_path, tmp_path):
     ref = train_gan(_cfg(chest28_path, tmp_path / "ref"))
     rows = list(csv.DictReader(open(ref / "losses.csv")))
@@ -167,7 +159,7 @@ def test_every_term_in_a_real_run_and_exact_resume(chest28_path, tmp_path):
     out = tmp_path / "resumed"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out), handlers=[_StopAt(8)])
+        train_gan(_cfg(chest28_path, out), handlers=[StopAt(8)])
     train_gan(_cfg(chest28_path, out, resume=True))  # from the checkpoint of iteration 5
     assert (out / "losses.csv").read_text() == (ref / "losses.csv").read_text()
     a, _ = load_generator(ref / "generator.pt")
@@ -191,7 +183,7 @@ def test_a_run_started_before_the_new_settings_resumes(chest28_path, tmp_path):
     out = tmp_path / "old"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out, **plain), handlers=[_StopAt(6)])
+        train_gan(_cfg(chest28_path, out, **plain), handlers=[StopAt(6)])
     record = json.loads((out / "config.json").read_text())
     for key in (
         "lecam_weight",

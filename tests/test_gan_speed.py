@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from ignite.engine import Events
+from engine_helpers import StopAt
 
 from medgan_aug.apps.train import GANConfig, build_gan_trainer, load_gan_subset, train_gan
 from medgan_aug.networks.model_file import load_generator
@@ -38,14 +38,6 @@ def _cfg(path, out, **kw) -> GANConfig:
     )
     base.update(kw)
     return GANConfig(**base)
-
-
-class _StopAt:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def attach(self, engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED(once=self.n), lambda e: e.terminate())
 
 
 def test_auto_precision_follows_the_devices_native_bf16(monkeypatch):
@@ -91,7 +83,7 @@ def test_each_speed_setting_resumes_bit_identically(chest28_path, tmp_path, prec
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out, **kw), handlers=[_StopAt(6)])  # killed 2 after checkpoint 4
+        train_gan(_cfg(chest28_path, out, **kw), handlers=[StopAt(6)])  # killed 2 after checkpoint 4
     train_gan(_cfg(chest28_path, out, resume=True, **kw))
     assert (out / "losses.csv").read_text() == (ref / "losses.csv").read_text()
     rows = list(csv.DictReader(open(ref / "losses.csv")))

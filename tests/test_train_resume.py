@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_helpers import StopAt
 from ignite.engine import Events
 
 from medgan_aug.apps.train import GANConfig, train_gan
@@ -50,16 +51,6 @@ def _cfg(out: Path, **kw) -> GANConfig:
     return GANConfig(out=str(out), **base)
 
 
-class _StopAt:
-    """Terminate the engine after iteration ``n`` (a run interrupted there)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def attach(self, engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED(once=self.n), lambda e: e.terminate())
-
-
 class _Slow:
     """Sleep ``seconds`` in every iteration (known training time)."""
 
@@ -73,7 +64,7 @@ class _Slow:
 def _stopped(config: GANConfig, at: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(config, handlers=[_StopAt(at)])
+        train_gan(config, handlers=[StopAt(at)])
 
 
 def _checkpoints(run: Path) -> list[int]:
@@ -154,7 +145,7 @@ def test_extension_killed_midway_resumes_to_the_same_end(direct40, tmp_path):
     train_gan(_cfg(out, iterations=20))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(out, iterations=40, resume=True), handlers=[_StopAt(27)])
+        train_gan(_cfg(out, iterations=40, resume=True), handlers=[StopAt(27)])
     assert not (out / "generator.pt").exists()  # a generator.pt always belongs to config.json's total
     assert _checkpoints(out) == [6, 12, 18, 24]  # the old end checkpoint went when 24 was saved
     train_gan(_cfg(out, iterations=40, resume=True))
@@ -239,7 +230,7 @@ def test_training_seconds_add_up_over_sessions(tmp_path):
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(out), handlers=[_StopAt(15), _Slow(0.05)])  # 12 of 15 iterations reach checkpoint 12
+        train_gan(_cfg(out), handlers=[StopAt(15), _Slow(0.05)])  # 12 of 15 iterations reach checkpoint 12
     first_wall = time.perf_counter() - started
     at12 = load_checkpoint(out / "checkpoints/ckpt_00000012.pt")["training_seconds"]
     assert 12 * 0.05 <= at12 <= first_wall

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from engine_helpers import StopAt
 from ignite.engine import Events
 
 from medgan_aug.apps.train import GANConfig, train_gan
@@ -47,16 +48,6 @@ def _cfg(path, out, **kw) -> GANConfig:
     )
     base.update(kw)
     return GANConfig(**base)
-
-
-class _StopAt:
-    """Terminate the engine after iteration ``n`` (simulates a run interrupted there)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def attach(self, engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED(once=self.n), lambda e: e.terminate())
 
 
 def _final_state(run_dir):
@@ -140,7 +131,7 @@ def test_resume_is_bit_identical(reference_run, chest28_path, tmp_path):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out), handlers=[_StopAt(13)])  # killed 3 iterations after checkpoint 10
+        train_gan(_cfg(chest28_path, out), handlers=[StopAt(13)])  # killed 3 iterations after checkpoint 10
     assert not (out / "generator.pt").exists()
     assert [it for it, _ in CheckpointManager(out / "checkpoints").list()][-1] == 10
     train_gan(_cfg(chest28_path, out, resume=True))  # resumes from 10: mid-epoch (10 % 4 = 2)
@@ -156,7 +147,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(reference_run, chest28
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out), handlers=[_StopAt(10)])
+        train_gan(_cfg(chest28_path, out), handlers=[StopAt(10)])
     latest = out / "checkpoints" / "ckpt_00000010.pt"
     data = latest.read_bytes()
     latest.write_bytes(data[: len(data) // 3])  # a kill in the middle of a (non-atomic) write
@@ -169,7 +160,7 @@ def test_no_readable_checkpoint_is_a_clear_error(chest28_path, tmp_path):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out, iterations=6), handlers=[_StopAt(5)])
+        train_gan(_cfg(chest28_path, out, iterations=6), handlers=[StopAt(5)])
     (out / "checkpoints" / "ckpt_00000005.pt").write_bytes(b"")
     with (
         pytest.warns(UserWarning),
@@ -193,7 +184,7 @@ def test_checkpoint_that_would_run_code_is_refused(chest28_path, tmp_path, write
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, out, iterations=6, standing_stats_batches=0), handlers=[_StopAt(5)])
+        train_gan(_cfg(chest28_path, out, iterations=6, standing_stats_batches=0), handlers=[StopAt(5)])
     evil = out / "checkpoints" / "ckpt_00000099.pt"  # planted as the newest checkpoint of the run
     payload = {"format": "medgan_aug.gan_checkpoint", "version": 1, "iteration": _Payload()}
     if writer == "pickle":
@@ -399,7 +390,7 @@ def test_moved_run_folder_resumes_and_another_data_file_is_refused(reference_run
     first = tmp_path / "first"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, first), handlers=[_StopAt(13)])
+        train_gan(_cfg(chest28_path, first), handlers=[StopAt(13)])
     moved = tmp_path / "elsewhere" / "run"
     shutil.move(str(first), str(moved))
     copy = tmp_path / "data" / "same.npz"  # the same bytes under another name: still the same data
@@ -416,6 +407,6 @@ def test_moved_run_folder_resumes_and_another_data_file_is_refused(reference_run
     second = tmp_path / "second"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_gan(_cfg(chest28_path, second), handlers=[_StopAt(6)])
+        train_gan(_cfg(chest28_path, second), handlers=[StopAt(6)])
     with pytest.raises(ValueError, match=r"other.npz \(MD5 [0-9a-f]{32}\) is not the one the run"):
         train_gan(_cfg(other, second, resume=True))
