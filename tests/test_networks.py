@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, count_parameters, to_unit_range
+from medgan_aug.networks.dcgan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    LatentConvTranspose2d,
+    count_parameters,
+    to_unit_range,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +122,51 @@ def test_bad_arguments_are_named():
 def test_to_unit_range():
     x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])
     assert torch.equal(to_unit_range(x), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_latent_conv_transpose_is_the_transposed_convolution(channels_last, bias):
+    """The matrix-product path computes what nn.ConvTranspose2d computes, forward and backward."""
+    torch.manual_seed(0)
+    fast = LatentConvTranspose2d(10, 6, 7, bias=bias)
+    plain = torch.nn.ConvTranspose2d(10, 6, 7, bias=bias)
+    plain.load_state_dict(fast.state_dict())
+    if channels_last:
+        fast, plain = (m.to(memory_format=torch.channels_last) for m in (fast, plain))
+    x = torch.randn(5, 10, 1, 1, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    out, ref = fast(x), plain(x2)
+    assert out.shape == ref.shape == (5, 6, 7, 7)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    grad = torch.randn_like(ref)
+    out.backward(grad)
+    ref.backward(grad)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-6)
+    if bias:
+        torch.testing.assert_close(fast.bias.grad, plain.bias.grad)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = fast(x)
+    assert low.dtype == torch.bfloat16  # autocast applies as it does to the convolution
+    torch.testing.assert_close(low.float(), ref, rtol=0.02, atol=0.02)
+
+
+def test_latent_conv_transpose_falls_back_on_other_inputs():
+    torch.manual_seed(0)
+    fast = LatentConvTranspose2d(4, 3, 3)
+    x = torch.randn(2, 4, 5, 5)  # not a 1x1 input: the general transposed convolution
+    torch.testing.assert_close(fast(x), torch.nn.functional.conv_transpose2d(x, fast.weight, fast.bias))
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_generator_first_layer_keeps_the_model_file_keys(size):
+    g = DCGANGenerator(size, num_labels=14, base_channels=8)
+    assert isinstance(g.net[0], LatentConvTranspose2d)
+    assert type(g.net[3]) is torch.nn.ConvTranspose2d  # the upsampling layers are unchanged
+    plain = torch.nn.ConvTranspose2d(
+        g.latent_dim + 14, g.net[0].out_channels, g.net[0].kernel_size, bias=False
+    )
+    assert g.net[0].state_dict().keys() == plain.state_dict().keys()
+    assert g.net[0].weight.shape == plain.weight.shape

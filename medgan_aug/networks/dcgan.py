@@ -47,6 +47,7 @@ __all__ = [
     "SUPPORTED_SIZES",
     "count_parameters",
     "to_unit_range",
+    "LatentConvTranspose2d",
     "DCGANGenerator",
     "DCGANDiscriminator",
 ]
@@ -96,6 +97,38 @@ def _check_labels(labels: torch.Tensor | None, num_labels: int, batch: int, who:
     return labels.float()
 
 
+class LatentConvTranspose2d(nn.ConvTranspose2d):
+    """G's first layer: a transposed convolution of the 1x1 latent input, computed as one matrix product.
+
+    On a 1x1 input with stride 1 and no padding, ``ConvTranspose2d(cin, cout, k)`` is the linear map
+    ``out[b, o, i, j] = sum_c x[b, c] * w[c, o, i, j]`` (+ bias). oneDNN runs it as a general
+    deconvolution, which on the 2-core CPU took 4x as long as the same product through ``torch.mm``
+    (bf16 autocast, forward + backward, batch 64, 114 -> 128 x 7 x 7; ``benchmarks/bench_gan_speed.py``
+    shows the effect on a whole iteration). Parameters, initialisation and state-dict keys are those of
+    :class:`torch.nn.ConvTranspose2d`, so model files are unchanged; any other input falls back to it.
+    The output has the weight's memory format (channels-last when the module was converted to it).
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        plain = (
+            self.stride == (1, 1)
+            and self.padding == (0, 0)
+            and self.output_padding == (0, 0)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+        )
+        if output_size is not None or not plain or x.ndim != 4 or x.shape[-2:] != (1, 1):
+            return super().forward(x, output_size)
+        w = self.weight
+        cin, cout, kh, kw = w.shape
+        if w.is_contiguous():
+            out = (x.flatten(1) @ w.reshape(cin, -1)).view(-1, cout, kh, kw)
+        else:  # channels-last weight: (cin, kh, kw, cout) in memory, so is the output
+            out = (x.flatten(1) @ w.permute(0, 2, 3, 1).reshape(cin, -1)).view(-1, kh, kw, cout)
+            out = out.permute(0, 3, 1, 2)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1).to(out.dtype)
+
+
 class DCGANGenerator(nn.Module):
     """DCGAN generator (Radford et al. 2016), optionally conditional on a label vector.
 
@@ -127,7 +160,10 @@ class DCGANGenerator(nn.Module):
         c, nin = self.base_channels, self.latent_dim + self.num_labels
 
         def up(cin: int, cout: int, k: int = 4, s: int = 2, p: int = 1) -> list[nn.Module]:
-            return [nn.ConvTranspose2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+            conv = (LatentConvTranspose2d if (s, p) == (1, 0) else nn.ConvTranspose2d)(
+                cin, cout, k, s, p, bias=False
+            )
+            return [conv, nn.BatchNorm2d(cout), nn.ReLU(True)]
 
         if self.image_size == 28:
             layers = [
