@@ -337,6 +337,7 @@ COLUMNS = (
     "dataset", "recipe", "minutes", "iterations", "extractor_val_auc", "fd", "fd_heldout", "fd_floor", "recall",
     "recall_heldout", "precision", "faithfulness_shift", "faithfulness_auc",
     *(f"shift_{n}" for n in FAITHFULNESS_FINDINGS), "synthetic_only_val_auc", "real_only_val_auc", "eval_seconds",
+    *(f"real_shift_{n}" for n in FAITHFULNESS_FINDINGS),
 )  # fmt: skip
 
 
@@ -345,6 +346,7 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
     dataset, root, out, opts = args
     from medgan_aug.apps.report.instrument import split_images
     from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
+    from medgan_aug.metrics.faithfulness import real_label_separation
 
     torch.set_num_threads(opts.threads)
     deadline = time.time() + opts.deadline
@@ -366,6 +368,12 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
     features = [
         extractor_features(model, split_images(splits[k]), device=opts.device) for k in ("train", "heldout")
     ]
+    # the shift a generator that drew each finding as real images show it would reach, by this extractor
+    separation = real_label_separation(
+        model, split_images(splits["heldout"]), splits["heldout"].targets, task=str(splits["train"].task),
+        label_names=splits["train"].label_names,
+    )["per_label"]  # fmt: skip
+    real_shifts = {f"real_shift_{n}": separation.get(n, {}).get("shift") for n in FAITHFULNESS_FINDINGS}
     real_auc = None
     order = sorted(opts.minutes, key=lambda m: (m != TABLE_MINUTES, -m))
     for minutes in order:
@@ -389,6 +397,7 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
                 iterations=milestone_iterations(calibration, recipe)[minutes],
                 extractor_val_auc=meta.get("selection", {}).get("best_score"),
                 eval_seconds=round(time.perf_counter() - t, 1),
+                **real_shifts,
             )
             rows.append(row)
             with open(path, "w", newline="") as fh:

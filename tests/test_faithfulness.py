@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from medgan_aug.engines.classifier_trainer import train_classifier
-from medgan_aug.metrics.faithfulness import label_faithfulness
+from medgan_aug.metrics.faithfulness import label_faithfulness, real_label_separation
 from medgan_aug.networks.classifiers import build_classifier
-from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.networks.dcgan import DCGANGenerator, to_unit_range
 
 SIZE, LABELS = 16, 3
 
@@ -138,3 +138,50 @@ def test_bad_inputs_are_named():
         label_faithfulness(unconditional, _RegionReader())
     with pytest.raises(TypeError, match="generator protocol"):
         label_faithfulness(nn.Identity(), _RegionReader())
+
+
+class _PixelScores(nn.Module):
+    """A "classifier" whose score k is pixel (0, k) of the image: logit = log(p / (1 - p))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = x[:, 0, 0, :LABELS].clamp(1e-6, 1 - 1e-6)
+        return torch.log(p / (1 - p))
+
+
+def test_real_label_separation_exact_values():
+    scores = np.array([[0.9, 0.2, 0.5], [0.7, 0.4, 0.5], [0.1, 0.6, 0.5], [0.3, 0.8, 0.5]])
+    labels = np.array([[1, 0, 1], [1, 1, 1], [0, 0, 1], [0, 1, 1]])
+    images = torch.zeros(4, 1, 2, LABELS)
+    images[:, 0, 0, :] = torch.tensor(scores, dtype=torch.float32)
+    result = real_label_separation(_PixelScores(), images, labels, label_names=["a", "b", "c"])
+    a, b = result["per_label"]["a"], result["per_label"]["b"]
+    assert a["shift"] == pytest.approx((0.9 + 0.7) / 2 - (0.1 + 0.3) / 2, abs=1e-6)  # 0.6
+    assert a["auc"] == pytest.approx(1.0) and a["n_positive"] == 2
+    assert b["shift"] == pytest.approx((0.4 + 0.8) / 2 - (0.2 + 0.6) / 2, abs=1e-6)  # 0.2
+    assert b["auc"] == pytest.approx(0.75)  # pairs (0.4>0.2, 0.4<0.6, 0.8>0.2, 0.8>0.6): 3 of 4
+    assert result["skipped"] == ["c"]  # every image has c: no separation to measure
+    assert result["mean_shift"] == pytest.approx(0.4, abs=1e-6) and result["mean_auc"] == pytest.approx(0.875)
+
+
+def test_real_label_separation_matches_what_a_faithful_generator_shows():
+    """Images that show their findings separate like the faithful generator's on/off pairs; images that
+    ignore them separate by nothing."""
+    rng = torch.Generator().manual_seed(1)
+    z = torch.randn(400, 8, generator=rng)
+    labels = (torch.rand(400, LABELS, generator=rng) < 0.4).float()
+    shows = to_unit_range(_PaintingGenerator()(z, labels))
+    hides = to_unit_range(_PaintingGenerator(draws=())(z, labels))
+    seen = real_label_separation(_RegionReader(), shows, labels)
+    unseen = real_label_separation(_RegionReader(), hides, labels)
+    assert seen["mean_shift"] > 0.7 and seen["mean_auc"] == pytest.approx(1.0)
+    assert abs(unseen["mean_shift"]) < 0.05 and abs(unseen["mean_auc"] - 0.5) < 0.1
+
+
+def test_real_label_separation_bad_inputs_are_named():
+    images = torch.zeros(4, 1, 2, LABELS)
+    with pytest.raises(ValueError, match="labels must be"):
+        real_label_separation(_PixelScores(), images, np.zeros((3, LABELS)))
+    with pytest.raises(ValueError, match="one-hot"):
+        real_label_separation(_PixelScores(), images, np.zeros((4, LABELS)), task="multi-class")
+    with pytest.raises(ValueError, match="3 scores per image for 2 labels"):
+        real_label_separation(_PixelScores(), images, np.zeros((4, 2)))

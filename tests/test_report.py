@@ -158,8 +158,15 @@ def test_label_faithfulness_is_reported_per_finding(report, run):
         assert entry["classifier_val_auc"] == report["extractor"]["val_auc_per_label"].get(name)
     assert f["mean_shift"] == pytest.approx(np.mean([e["shift"] for e in f["per_label"].values()]))
     assert f["mean_auc"] == pytest.approx(np.mean([e["auc"] for e in f["per_label"].values()]))
+    real = f["real_heldout"]  # the same classifier on held-out real images: with minus without the finding
+    assert real["n"] == 76 + 233  # NIH1000's val + test split
+    shifts = {k: e["real_heldout_shift"] for k, e in f["per_label"].items()}
+    assert sorted(k for k, v in shifts.items() if v is None) == sorted(real["skipped"])
+    assert real["mean_shift"] == pytest.approx(np.mean([v for v in shifts.values() if v is not None]))
+    assert 0.0 <= real["mean_auc"] <= 1.0 and all(-1.0 <= v <= 1.0 for v in shifts.values() if v is not None)
     html = (run / "report.html").read_text()
     assert "<h2>Label faithfulness</h2>" in html and html.count("score shift (on − off)") == 1
+    assert "real images: shift (with − without)" in html
     assert "cardiomegaly" in html[html.index("<h2>Label faithfulness</h2>") :]
 
 

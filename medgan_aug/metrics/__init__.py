@@ -8,6 +8,7 @@ from medgan_aug.metrics.classification import METRICS, evaluate_scores, rank_auc
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
     EXTRACTOR_VERSION,
+    classifier_scores,
     conditional_fidelity,
     data_fingerprint,
     default_extractor_name,
@@ -18,7 +19,7 @@ from medgan_aug.metrics.extractor import (
     validation_auc,
     weights_fingerprint,
 )
-from medgan_aug.metrics.faithfulness import label_faithfulness
+from medgan_aug.metrics.faithfulness import label_faithfulness, real_label_separation
 from medgan_aug.metrics.generative import (
     density_coverage,
     distribution_metrics,

@@ -35,6 +35,7 @@ __all__ = [
     "load_or_fit_extractor",
     "extractor_features",
     "conditional_fidelity",
+    "classifier_scores",
     "inception_features",
 ]
 
@@ -351,14 +352,26 @@ def conditional_fidelity(
     labels = np.asarray(labels, dtype=np.float64)
     if labels.ndim != 2 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"labels must be ({images.shape[0]}, L) to match the images, got {labels.shape}")
+    scores = classifier_scores(model, images, task=task, batch_size=batch_size)
+    return evaluate_scores(labels, scores, task=task, label_names=label_names)
+
+
+@torch.no_grad()
+def classifier_scores(
+    model: nn.Module, images: torch.Tensor, *, task: str = "multi-label, binary-class", batch_size: int = 256
+) -> np.ndarray:
+    """A classifier's scores (probabilities, (N, L) float64) for images (N, C, H, W) in [0, 1], in eval mode
+    (the model's mode is restored)."""
     was_training, device = model.training, module_device(model)
     model.eval()
     scores = []
-    for i in range(0, images.shape[0], batch_size):
-        logits = model(images[i : i + batch_size].float().to(device))
-        scores.append(scores_from_logits(logits, task).double().cpu().numpy())
-    model.train(was_training)
-    return evaluate_scores(labels, np.concatenate(scores), task=task, label_names=label_names)
+    try:
+        for i in range(0, images.shape[0], batch_size):
+            logits = model(images[i : i + batch_size].float().to(device))
+            scores.append(scores_from_logits(logits, task).double().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(scores)
 
 
 def inception_features(

@@ -11,6 +11,11 @@ ignores its labels scores a shift of exactly 0 and an AUC of exactly 0.5 (the pa
 identical); one that draws finding ``k`` so that the classifier sees it scores a shift up to 1 and an
 AUC up to 1. The classifier bounds what can be seen: a finding it does
 not detect on real held-out images (AUC ~0.5 there) cannot show faithfulness here.
+
+:func:`real_label_separation` measures that bound on the shift's own scale: the same classifier's mean
+score on held-out real images with the finding minus its mean score on those without. A generator that
+drew the finding as it appears in real images would move the score by about this much; a weak or
+poorly calibrated classifier (scores near a low base rate) makes it small, whatever the generator does.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from medgan_aug.metrics.classification import default_label_names, rank_auc
+from medgan_aug.metrics.extractor import classifier_scores
 from medgan_aug.metrics.generative import check_positive_int
 from medgan_aug.networks.classifiers import scores_from_logits
 from medgan_aug.networks.dcgan import to_unit_range
@@ -30,7 +36,7 @@ from medgan_aug.networks.model_file import check_generator_protocol
 from medgan_aug.utils.devices import module_device
 from medgan_aug.utils.tasks import MULTI_LABEL, check_task, is_softmax_task
 
-__all__ = ["label_faithfulness"]
+__all__ = ["label_faithfulness", "real_label_separation"]
 
 
 def _base_labels(base_labels: Any, n: int, num_labels: int) -> torch.Tensor:
@@ -132,4 +138,66 @@ def label_faithfulness(
         "per_label": per_label,
         "mean_shift": float(np.mean([v["shift"] for v in per_label.values()])),
         "mean_auc": float(np.mean([v["auc"] for v in per_label.values()])),
+    }
+
+
+def real_label_separation(
+    classifier: nn.Module,
+    images: torch.Tensor,
+    labels: Any,
+    *,
+    task: str = MULTI_LABEL,
+    label_names: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Per finding: how far the classifier's score separates real images with the finding from those without.
+
+    The reference for :func:`label_faithfulness`'s ``shift``, on the same scale: ``shift`` here is the mean
+    score for ``k`` over images labelled ``k`` minus the mean over images not labelled ``k``, and ``auc``
+    the classifier's AUC for ``k`` on these images. Findings without both classes among ``labels`` are
+    left out (``skipped``).
+
+    Args:
+        classifier: maps (B, C, H, W) images in [0, 1] to logits (B, num_labels).
+        images: (N, C, H, W) held-out real images in [0, 1].
+        labels: (N, num_labels) 0/1 label vectors of ``images``.
+        task, label_names, batch_size: as for :func:`label_faithfulness`.
+
+    Returns:
+        ``{"n", "per_label": {name: {"shift", "auc", "n_positive"}}, "skipped", "mean_shift", "mean_auc"}``.
+    """
+    check_task(task)
+    if is_softmax_task(task):
+        raise ValueError(f"label separation is per finding; {task!r} labels are one-hot classes")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(
+            f"images must be an (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
+        )
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim != 2 or y.shape[0] != images.shape[0]:
+        raise ValueError(f"labels must be ({images.shape[0]}, L) to match the images, got {y.shape}")
+    names = default_label_names(label_names, y.shape[1], task)
+    scores = classifier_scores(classifier, images, task=task, batch_size=batch_size)
+    if scores.shape[1] != y.shape[1]:
+        raise ValueError(f"the classifier gives {scores.shape[1]} scores per image for {y.shape[1]} labels")
+    per_label: dict[str, dict[str, float]] = {}
+    skipped = []
+    for k, name in enumerate(names):
+        positive = y[:, k] > 0.5
+        if positive.all() or not positive.any():
+            skipped.append(name)
+            continue
+        s = scores[:, k]
+        per_label[name] = {
+            "shift": float(s[positive].mean() - s[~positive].mean()),
+            "auc": float(rank_auc(positive.astype(np.float64), s, axis=0)),
+            "n_positive": int(positive.sum()),
+        }
+    values = list(per_label.values())
+    return {
+        "n": int(y.shape[0]),
+        "per_label": per_label,
+        "skipped": skipped,
+        "mean_shift": float(np.mean([v["shift"] for v in values])) if values else None,
+        "mean_auc": float(np.mean([v["auc"] for v in values])) if values else None,
     }

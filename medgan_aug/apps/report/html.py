@@ -116,7 +116,7 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
                 "label faithfulness: mean score shift when one finding is switched on (fixed noise) ↑",
                 fmt(faith["mean_shift"]),
                 "0 (labels ignored)",
-                "–",
+                fmt((faith.get("real_heldout") or {}).get("mean_shift")),
                 instrument_cell(faith.get("instrument")),
             )
         )
@@ -125,7 +125,7 @@ def _metric_rows(metrics: dict[str, Any]) -> list[str]:
                 "label faithfulness: mean AUC of on vs off images by that finding's score ↑",
                 fmt(faith["mean_auc"]),
                 "0.5 (labels ignored)",
-                "–",
+                fmt((faith.get("real_heldout") or {}).get("mean_auc")),
                 instrument_cell(faith.get("instrument")),
             )
         )
@@ -179,13 +179,22 @@ def _faithfulness_table(faith: dict[str, Any] | None) -> str:
         _row(
             html.escape(k),
             f"{fmt(v['shift'], 3)} ± {fmt(v['shift_std'], 2)}",
+            fmt(v.get("real_heldout_shift"), 3),
             fmt(v["auc"], 3),
             fmt(v.get("classifier_val_auc"), 3),
             fmt(v.get("classifier_test_auc"), 3),
         )
         for k, v in faith["per_label"].items()
     )
-    means = _row("<b>mean</b>", fmt(faith["mean_shift"], 3), fmt(faith["mean_auc"], 3), "", "")
+    real = faith.get("real_heldout") or {}
+    means = _row(
+        "<b>mean</b>",
+        fmt(faith["mean_shift"], 3),
+        fmt(real.get("mean_shift"), 3),
+        fmt(faith["mean_auc"], 3),
+        "",
+        "",
+    )
     return (
         "<h2>Label faithfulness</h2>"
         f"<p>For {faith['n']} fixed noise vectors (base label vectors: {html.escape(faith['base_labels'])}), "
@@ -193,8 +202,12 @@ def _faithfulness_table(faith: dict[str, Any] | None) -> str:
         "<b>Shift</b>: mean (± sd) change of the extractor-classifier's score for that finding (on minus "
         "off; 0 if the generator ignores the label). <b>AUC</b>: how well that score tells the on images "
         "from the off images (0.5 if ignored). The classifier's own AUC on real val and test images bounds "
-        "what can be seen: a finding it does not detect on real images (≈0.5) cannot show here.</p>"
-        "<table><tr><th>finding</th><th>score shift (on − off)</th><th>AUC on vs off</th>"
+        "what can be seen: a finding it does not detect on real images (≈0.5) cannot show here. "
+        "<b>Real images</b>: the same classifier's mean score on held-out real images with the finding minus "
+        "on those without, the shift a generator that drew the finding as real images show it would reach "
+        "(small when the classifier's scores stay near a low base rate).</p>"
+        "<table><tr><th>finding</th><th>score shift (on − off)</th><th>real images: shift (with − without)"
+        "</th><th>AUC on vs off</th>"
         f"<th>classifier val AUC</th><th>classifier test AUC</th></tr>{cells}{means}</table>"
     )
 

@@ -26,7 +26,7 @@ from medgan_aug.metrics.extractor import (
     load_or_fit_extractor,
     weights_fingerprint,
 )
-from medgan_aug.metrics.faithfulness import label_faithfulness
+from medgan_aug.metrics.faithfulness import label_faithfulness, real_label_separation
 
 __all__ = [
     "FAITHFULNESS_SAMPLES",
@@ -131,12 +131,16 @@ def faithfulness_block(
     *,
     num_samples: int,
     seed: int,
+    heldout: tuple[torch.Tensor, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Label faithfulness of a conditional generator, read by the extractor-classifier.
 
     Base label vectors: label vectors of the GAN's training images drawn with ``seed`` (each finding is
     switched in the contexts the generator was trained on). Each finding's entry carries the classifier's
-    val and test AUC for that finding.
+    val and test AUC for that finding and, with ``heldout`` (real images in [0, 1], their label vectors),
+    ``real_heldout_shift``: how far the same classifier's score separates real images with the finding
+    from those without (:func:`medgan_aug.metrics.real_label_separation`), the shift a generator that drew
+    the finding as real images show it would reach; ``real_heldout`` holds its means.
     """
     n = int(min(num_samples, FAITHFULNESS_SAMPLES))
     rng = np.random.default_rng(seed)
@@ -153,6 +157,13 @@ def faithfulness_block(
     for name, entry in result["per_label"].items():
         entry["classifier_val_auc"] = record["val_auc_per_label"].get(name)
         entry["classifier_test_auc"] = record["test_auc_per_label"].get(name)
+    if heldout is not None:
+        real = real_label_separation(
+            model, heldout[0], heldout[1], task=str(train.task), label_names=train.label_names
+        )
+        for name, entry in result["per_label"].items():
+            entry["real_heldout_shift"] = real["per_label"].get(name, {}).get("shift")
+        result["real_heldout"] = {k: real[k] for k in ("n", "mean_shift", "mean_auc", "skipped")}
     result["base_labels"] = "label vectors of the GAN's training images, drawn with the report's seed"
     result["classifier"] = "the extractor (selected on val)"
     result["instrument"] = instrument_note(record)

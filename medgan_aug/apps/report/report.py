@@ -346,7 +346,14 @@ def write_report(
     faithfulness = None
     if conditional and not is_softmax_task(task):
         faithfulness = faithfulness_block(
-            generator, model, train, subset_idx, ext_record, num_samples=int(num_samples), seed=int(seed)
+            generator,
+            model,
+            train,
+            subset_idx,
+            ext_record,
+            num_samples=int(num_samples),
+            seed=int(seed),
+            heldout=(heldout_images, heldout_targets),
         )
     step("label_faithfulness", t)
 
