@@ -1,6 +1,7 @@
 """Images per second of GAN training by precision and memory format, and their share of this CPU's peak.
 
-One process builds four trainers of the default recipe (``GANConfig`` defaults: ADA + AC-GAN, width 32,
+One process builds four trainers (five with ``--plain-first-layer``) of the default recipe (``GANConfig``
+defaults: ADA + AC-GAN, width 32,
 conditional, batch 64) that differ only in ``precision`` (fp32 / bf16 autocast) and ``channels_last``,
 then times them in interleaved rounds (a new random order every round, the fastest round kept: load from
 other processes only ever slows a round down), so the ratios are measured side by side.
@@ -44,6 +45,17 @@ VARIANTS = {
     "bf16 + channels_last": dict(precision="bf16", channels_last=True),
 }
 
+PLAIN = "bf16 + channels_last, plain first layer"
+
+
+def plain_first_layer(trainer) -> None:
+    """Put ``nn.ConvTranspose2d`` back as G's first layer (sharing its weight): how G ran before
+    :class:`medgan_aug.networks.dcgan.LatentConvTranspose2d`, for the ``--plain-first-layer`` row."""
+    first = trainer.generator.net[0]
+    plain = torch.nn.ConvTranspose2d(first.in_channels, first.out_channels, first.kernel_size, bias=False)
+    plain.weight = first.weight  # the optimiser keeps updating the same parameter
+    trainer.generator.net[0] = plain
+
 
 def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 20) -> float:
     """FLOP/s of ``torch.mm`` on n x n matrices of ``dtype`` (the fastest of ``repeats`` products)."""
@@ -74,12 +86,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--csv", default=None, help="also write the table here")
+    ap.add_argument(
+        "--plain-first-layer",
+        action="store_true",
+        help="add a row: bf16 + channels_last with nn.ConvTranspose2d as G's first layer (the code before it "
+        "became one matrix product)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
 
+    variants = dict(VARIANTS)
+    if args.plain_first_layer:
+        variants[PLAIN] = VARIANTS["bf16 + channels_last"]
     trainers = {}
-    for name, options in VARIANTS.items():
+    for name, options in variants.items():
         config = GANConfig(
             path=args.path,
             size=args.size,
@@ -91,6 +112,8 @@ def main() -> None:
             **options,
         )
         trainers[name] = build_gan_trainer(config, load_gan_subset(config))
+        if name == PLAIN:
+            plain_first_layer(trainers[name])
     batch = trainers["fp32"].batches.batch(0)["image"].shape[0]
     flops = iteration_flops(trainers["fp32"])
     peak = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
@@ -129,7 +152,7 @@ def main() -> None:
     for name, values in times.items():
         seconds = min(values)
         rate = flops / seconds
-        precision = VARIANTS[name]["precision"]
+        precision = variants[name]["precision"]
         rows.append(
             [
                 name,
