@@ -268,6 +268,35 @@ def test_gan_killed_before_its_first_checkpoint_is_restarted(tmp_path, chest28_p
     assert ensure_gan(config, 1.0, 0, tmp_path, 28) == (run_dir, seconds)  # reused, not retrained
 
 
+def test_reused_gan_trained_with_other_settings_is_named(tmp_path, chest28_path):
+    """A finished GAN from before a default changed is reused (nothing retrained or lost), with a warning
+    naming what differs; one trained as the study would train it now is reused silently."""
+    import warnings
+
+    from medgan_aug.apps.study.config import gan_key
+    from medgan_aug.apps.study.runner import ensure_gan
+
+    config = tiny_config(chest28_path, ["real", "synthetic-only"])
+    run_dir, seconds = ensure_gan(config, 1.0, 0, tmp_path, 28)
+    mtime = (run_dir / "generator.pt").stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as trained now: no warning
+        assert ensure_gan(config, 1.0, 0, tmp_path, 28) == (run_dir, seconds)
+    record = json.loads((run_dir / "config.json").read_text())
+    # what a run written before the speed settings and AC-GAN's loss existed records: no such keys, fp32
+    for key in ("precision", "channels_last", "aux_weight"):
+        record["config"].pop(key)
+    record.pop("precision_used")
+    (run_dir / "config.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="reusing the finished GAN") as caught:
+        assert ensure_gan(config, 1.0, 0, tmp_path, 28) == (run_dir, seconds)
+    message = str(caught[0].message)
+    assert str(run_dir) in message and "aux_weight: saved 0.0 vs now 1.0" in message
+    assert "channels_last: saved False vs now True" in message
+    assert (run_dir / "generator.pt").stat().st_mtime_ns == mtime  # reused, not retrained
+    assert run_dir.name == gan_key(config, 1.0, 0)
+
+
 def test_arms_see_the_same_real_batches(chest28_path):
     """Pairing: with one seed, the mixed arm's real rows are exactly the real arm's batches, row for row."""
     import torch

@@ -26,6 +26,8 @@ from medgan_aug.utils.temp_files import remove_orphan_temp_files
 
 __all__ = [
     "RESUME_FREE",
+    "settings_differences",
+    "trained_precision",
     "check_resume_record",
     "check_iterations",
     "remove_run_orphans",
@@ -60,6 +62,27 @@ ADDED_SETTINGS_OFF = {
 }
 
 
+def settings_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The training settings in which a run's saved record (its ``config.json``) differs from ``config``
+    (a ``GANConfig.to_dict()``), as ``"name: saved X vs now Y"``; :data:`RESUME_FREE`, ``iterations`` and
+    ``precision`` (compare :func:`trained_precision` with the resolved one) are left out. A setting added
+    after the run was written counts with its :data:`ADDED_SETTINGS_OFF` value: the run ran without it."""
+    old = saved.get("config", {})
+    free = (*RESUME_FREE, "iterations", "precision")
+    defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)} | ADDED_SETTINGS_OFF
+    diff = sorted(
+        k for k in set(old) | set(config) if k not in free and old.get(k, defaults.get(k)) != config.get(k)
+    )
+    return [f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {config.get(k)!r}" for k in diff]
+
+
+def trained_precision(saved: dict[str, Any]) -> str:
+    """The precision a run trained in, from its saved record ("auto" resolves per machine, so the record's
+    ``precision_used``; a run written before precision existed trained in fp32)."""
+    old = saved.get("config", {})
+    return saved.get("precision_used", old.get("precision", ADDED_SETTINGS_OFF["precision"]))
+
+
 def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Compare ``run_dir/config.json`` with the new run ``record``; return the saved record.
 
@@ -75,18 +98,11 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ResumeError(f"--resume: {path} is not valid JSON: {err}") from err
-    old, new = saved.get("config", {}), record["config"]
-    free = (*RESUME_FREE, "iterations", "precision")  # precision: compared as resolved, below
-    # a setting added after the run was started is absent from its config.json: the run ran without it
-    defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)} | ADDED_SETTINGS_OFF
-    diff = sorted(
-        k for k in set(old) | set(new) if k not in free and old.get(k, defaults.get(k)) != new.get(k)
-    )
-    if diff:
-        details = "; ".join(f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {new.get(k)!r}" for k in diff)
+    new = record["config"]
+    details = "; ".join(settings_differences(saved, new))
+    if details:
         raise ResumeError(f"--resume: the configuration differs from the run in {run_dir}: {details}")
-    # "auto" resolves per machine: what counts is the precision the run trained in
-    was = saved.get("precision_used", old.get("precision", ADDED_SETTINGS_OFF["precision"]))
+    was = trained_precision(saved)
     if was != record.get("precision_used", new.get("precision")):
         raise ResumeError(
             f"--resume: the run in {run_dir} trained in {was} but would continue in "

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import multiprocessing
 import shutil
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,7 +38,7 @@ from medgan_aug.apps.study.config import (
     study_lock,
 )
 from medgan_aug.apps.train import GANConfig, train_gan
-from medgan_aug.apps.train_resume import recorded_training_seconds
+from medgan_aug.apps.train_resume import recorded_training_seconds, settings_differences, trained_precision
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
@@ -47,7 +49,7 @@ from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.metrics.extractor import EXTRACTOR_VERSION
 from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.utils.atomic import atomic_path, write_json_atomic
-from medgan_aug.utils.devices import safe_thread_count
+from medgan_aug.utils.devices import resolve_device, resolve_precision, safe_thread_count
 from medgan_aug.utils.locks import work_lock
 
 __all__ = [
@@ -100,13 +102,6 @@ def ensure_gan(
     """
 
     run_dir = out / "gans" / gan_key(config, fraction, seed)
-    if (run_dir / "generator.pt").is_file():
-        return run_dir, recorded_training_seconds(run_dir)
-    resumable = (run_dir / "config.json").is_file() and bool(
-        CheckpointManager(run_dir / "checkpoints").list()
-    )
-    if run_dir.exists() and not resumable:
-        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
     data = config.data
     settings = dict(config.gan)
     settings.update(
@@ -119,11 +114,44 @@ def ensure_gan(
         subset_seed=seed,
         seed=seed,
         out=str(run_dir),
-        resume=resumable,
         progress=False,
     )
-    train_gan(GANConfig(**settings))
+    if (run_dir / "generator.pt").is_file():
+        warn_if_trained_otherwise(run_dir, GANConfig(**settings))
+        return run_dir, recorded_training_seconds(run_dir)
+    resumable = (run_dir / "config.json").is_file() and bool(
+        CheckpointManager(run_dir / "checkpoints").list()
+    )
+    if run_dir.exists() and not resumable:
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+    train_gan(GANConfig(**settings, resume=resumable))
     return run_dir, recorded_training_seconds(run_dir)
+
+
+def warn_if_trained_otherwise(run_dir: Path, config: GANConfig) -> None:
+    """Warn when a finished GAN the study reuses was trained with other settings than it would be now.
+
+    A GAN's key hashes the study config's ``gan:`` block, not the defaults it leaves open, so a study folder
+    continued after an upgrade that changed a default (precision ``auto`` -> bf16, a new loss term) reuses
+    its finished GANs, trained the old way, beside new ones trained the new way. Nothing is retrained or
+    lost; the warning names the settings and how to make the study uniform.
+    """
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a finished run without a readable record: nothing to compare (its own checks report it)
+    details = settings_differences(saved, config.to_dict())
+    was, now = trained_precision(saved), resolve_precision(config.precision, resolve_device(config.device))
+    if was != now:
+        details.append(f"precision: trained in {was!r} vs now {now!r}")
+    if details:
+        warnings.warn(
+            f"study: reusing the finished GAN in {run_dir}, trained with other settings than this version "
+            f"would use ({'; '.join(details)}); this study's GANs may not all be trained alike. To train them "
+            "alike, pin these settings in the config's gan: block (new keys: its GANs are trained again) or "
+            "start a new --out.",
+            stacklevel=2,
+        )
 
 
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
