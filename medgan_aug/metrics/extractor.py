@@ -36,6 +36,7 @@ __all__ = [
     "extractor_features",
     "conditional_fidelity",
     "classifier_scores",
+    "check_images_and_labels",
     "inception_features",
 ]
 
@@ -345,6 +346,13 @@ def conditional_fidelity(
     Returns:
         :func:`medgan_aug.metrics.evaluate_scores` output (``auc``, ``acc``, ``auc_per_label``, ...).
     """
+    labels = check_images_and_labels(images, labels)
+    scores = classifier_scores(model, images, task=task, batch_size=batch_size)
+    return evaluate_scores(labels, scores, task=task, label_names=label_names)
+
+
+def check_images_and_labels(images: Any, labels: Any) -> np.ndarray:
+    """Check an (N, C, H, W) image tensor and its (N, L) label vectors; return the labels as float64."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(
             f"images must be an (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
@@ -352,8 +360,7 @@ def conditional_fidelity(
     labels = np.asarray(labels, dtype=np.float64)
     if labels.ndim != 2 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"labels must be ({images.shape[0]}, L) to match the images, got {labels.shape}")
-    scores = classifier_scores(model, images, task=task, batch_size=batch_size)
-    return evaluate_scores(labels, scores, task=task, label_names=label_names)
+    return labels
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from medgan_aug.metrics.classification import default_label_names, rank_auc
-from medgan_aug.metrics.extractor import classifier_scores
+from medgan_aug.metrics.extractor import check_images_and_labels, classifier_scores
 from medgan_aug.metrics.generative import check_positive_int
 from medgan_aug.networks.classifiers import scores_from_logits
 from medgan_aug.networks.dcgan import to_unit_range
@@ -169,13 +169,7 @@ def real_label_separation(
     check_task(task)
     if is_softmax_task(task):
         raise ValueError(f"label separation is per finding; {task!r} labels are one-hot classes")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(
-            f"images must be an (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
-        )
-    y = np.asarray(labels, dtype=np.float64)
-    if y.ndim != 2 or y.shape[0] != images.shape[0]:
-        raise ValueError(f"labels must be ({images.shape[0]}, L) to match the images, got {y.shape}")
+    y = check_images_and_labels(images, labels)
     names = default_label_names(label_names, y.shape[1], task)
     scores = classifier_scores(classifier, images, task=task, batch_size=batch_size)
     if scores.shape[1] != y.shape[1]:
