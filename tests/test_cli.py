@@ -201,6 +201,16 @@ def test_study_with_a_typo_in_its_config_is_a_one_line_error(tmp_path, capsys):
     _assert_one_line_error(capsys, code, "study", "none.yaml")
 
 
+def test_study_device_errors_are_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["study", "--config", "quick", "--device", "gpu", "--out", str(out)])
+    _assert_one_line_error(capsys, code, "study", "device", "'gpu'")
+    if not torch.cuda.is_available():  # a GPU this machine lacks fails before any work
+        code = main(["study", "--config", "quick", "--device", "cuda", "--out", str(out)])
+        _assert_one_line_error(capsys, code, "study", "'cuda'", "CUDA is not available")
+        assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "extra, mentions",
     [

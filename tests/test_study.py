@@ -84,6 +84,28 @@ def test_shipped_sample_has_the_shared_files_run_keys(chest28_shared_path):
     assert run_key(by_path, run) == run_key(by_sample, run)
 
 
+def test_device_is_validated_overridable_and_not_in_any_key(monkeypatch):
+    import torch
+
+    from medgan_aug.apps.study import runner
+
+    config = load_study_config("quick")
+    assert config.device == "cpu" and load_study_config("quick", device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'gpu'"):
+        load_study_config("quick", device="gpu")
+    on_gpu = dataclasses.replace(config, data={"flag": "chestmnist"}, device="cuda")
+    on_cpu = dataclasses.replace(on_gpu, device="cpu")
+    run = RunSpec(0.25, 0, "real+synthetic@0.5", "small_cnn")
+    assert run_key(on_gpu, run) == run_key(on_cpu, run)  # like threads: where it runs is not what it is
+    # under torchrun a bare "cuda" is this process's own GPU (no GPU needed to check the arithmetic)
+    monkeypatch.setattr(runner, "resolve_device", lambda name: torch.device(name))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert runner.process_device(on_gpu) == "cuda:1"
+    assert runner.process_device(dataclasses.replace(on_gpu, device="cuda:0")) == "cuda:0"  # named: kept
+    assert runner.process_device(on_cpu) == "cpu"
+
+
 def test_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("fractions: [0.1]\nsedes: [0]\n")
@@ -188,6 +210,7 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == len(config.fractions) * len(config.seeds) * len(config.conditions)
     assert {r["condition"] for r in rows} == set(config.conditions)
+    assert {r["device"] for r in rows} == {"cpu"}  # each run records where it ran
     assert all(0.0 <= float(r["auc"]) <= 1.0 for r in rows)
     assert all(r["skipped_labels"] == "hernia" for r in rows)  # 0 positives in the test split
     assert all("auc_hernia" in r and r["auc_hernia"] == "" for r in rows)

@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -123,6 +124,10 @@ class StudyConfig:
             comparison exploratory. Empty: no primary comparison. Not part of any run key.
         classifier_seeds: classifiers trained per GAN and condition (default 1): classifier seed k of
             study seed s is :func:`classifier_run_seed` ``(s, k)``; k = 0 is the study's run as it was.
+        device: where GANs, classifiers and evaluations run: ``cpu`` (default), ``cuda[:N]`` or ``auto``;
+            under torchrun, ``cuda``/``auto`` give each process ``cuda:LOCAL_RANK``. Like the thread count
+            it is not part of any key, and each run records the device it ran on (column ``device``):
+            numbers differ slightly between devices, so keep one study folder on one device.
     """
 
     name: str = "study"
@@ -138,8 +143,11 @@ class StudyConfig:
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     primary: dict[str, Any] = dataclasses.field(default_factory=dict)
     classifier_seeds: int = 1
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         for fraction in self.fractions:
             if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
                 raise ValueError(f"fractions must be in (0, 1], got {fraction!r}")
@@ -213,11 +221,14 @@ def _checked_primary(config: StudyConfig) -> dict[str, Any]:
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(StudyConfig)}
 
 
-def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> StudyConfig:
+def load_study_config(
+    config_path: str | os.PathLike, *, device: str | None = None, **data_overrides: Any
+) -> StudyConfig:
     """Read a study config (YAML or JSON); ``data_overrides`` (path, sample, flag, ...) replace its data entries.
 
     ``config_path`` is a file, or the name of a config shipped in the package (:data:`PACKAGED_CONFIGS`,
-    e.g. ``"quick"``). A ``path`` or ``sample`` override replaces the config's data source.
+    e.g. ``"quick"``). A ``path`` or ``sample`` override replaces the config's data source; ``device``
+    (not None) replaces its device.
     """
     path = Path(config_path)
     if not path.is_file() and str(config_path) in PACKAGED_CONFIGS:
@@ -243,6 +254,8 @@ def load_study_config(config_path: str | os.PathLike, **data_overrides: Any) -> 
             data.pop(key, None)
     data.update(overrides)
     raw["data"] = data
+    if device is not None:
+        raw["device"] = device
     try:
         return StudyConfig(**raw)
     except (TypeError, ValueError) as err:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 import warnings
@@ -57,6 +58,7 @@ __all__ = [
     "SYNTHETIC_DEFAULTS",
     "EVALUATION_DEFAULTS",
     "data_source",
+    "process_device",
     "ensure_gan",
     "run_group",
     "run_groups",
@@ -87,6 +89,16 @@ def data_source(config: StudyConfig) -> dict[str, Any]:
     return source
 
 
+def process_device(config: StudyConfig) -> str:
+    """The device this process runs the study on: ``config.device`` resolved (ValueError naming it when CUDA
+    is asked for but missing); under torchrun a bare ``cuda`` (or ``auto`` with GPUs) is ``cuda:LOCAL_RANK``,
+    so the processes of one machine use one GPU each."""
+    device = resolve_device(config.device)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+    return str(device)
+
+
 def ensure_gan(
     config: StudyConfig, fraction: float, seed: int, out: Path, size: int
 ) -> tuple[Path, float | None]:
@@ -115,6 +127,7 @@ def ensure_gan(
         seed=seed,
         out=str(run_dir),
         progress=False,
+        device=process_device(config),
     )
     if (run_dir / "generator.pt").is_file():
         warn_if_trained_otherwise(run_dir, GANConfig(**settings))
@@ -156,7 +169,10 @@ def warn_if_trained_otherwise(run_dir: Path, config: GANConfig) -> None:
 
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
     settings = {**SYNTHETIC_DEFAULTS, **config.synthetic}
-    return SyntheticDataset.from_run(run_dir, int(settings["num_samples"]), seed=seed).materialize()
+    device = process_device(config)  # generated there, cached on the CPU (mixed into CPU batches)
+    return SyntheticDataset.from_run(
+        run_dir, int(settings["num_samples"]), seed=seed, device=device
+    ).materialize()
 
 
 def _unfinished(config: StudyConfig, runs: Sequence[RunSpec], out: Path) -> list[RunSpec]:
@@ -239,6 +255,7 @@ def _train_and_score(
     model = build_classifier(
         run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
     )
+    device = process_device(config)
     started = time.perf_counter()
     train_classifier(
         model,
@@ -250,9 +267,10 @@ def _train_and_score(
         seed=classifier_seed,
         batch_transform=batch_transform,
         progress=progress,
+        device=device,
     )
     seconds = time.perf_counter() - started
-    scores, targets = predict(model, test, task=train.task)
+    scores, targets = predict(model, test, task=train.task, device=device)
     metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
     key = run_key(config, run)
     uses_gan = condition.needs_gan
@@ -279,6 +297,7 @@ def _train_and_score(
         "classifier_iterations": int(budget["iterations"]),
         "classifier_batch_size": int(budget["batch_size"]),
         "classifier_seconds": seconds,
+        "device": device,
         "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
         "gan_seconds": gan_seconds if uses_gan else None,
         "gan_iterations": config.gan.get("iterations") if uses_gan else None,
@@ -402,6 +421,7 @@ def _evaluate_gan(
                 extractor_iterations=int(settings["extractor_iterations"]),
                 repeats=int(settings["repeats"]),
                 progress=progress,
+                device=process_device(config),
             )
     logger.info("evaluated GAN %s (fraction=%g seed=%d)", run_dir.name, fraction, seed)
     return True

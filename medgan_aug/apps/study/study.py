@@ -17,7 +17,7 @@ from medgan_aug.apps.study.config import (
     run_key,
     select_shard,
 )
-from medgan_aug.apps.study.runner import evaluate_gans, run_groups
+from medgan_aug.apps.study.runner import evaluate_gans, process_device, run_groups
 from medgan_aug.apps.study.summary import write_summary
 from medgan_aug.engines.distributed import distributed_context, single_process
 from medgan_aug.utils.atomic import write_json_atomic
@@ -59,6 +59,7 @@ def run_study(
     """
 
     out = Path(out_dir)
+    process_device(config)  # a device this machine lacks fails here, before any work
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return _run_study_under_torchrun(config, out, shard=shard, jobs=jobs, progress=progress)
     _run_shard(config, out, shard=shard, jobs=jobs, progress=progress)

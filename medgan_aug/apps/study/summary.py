@@ -75,6 +75,7 @@ BASE_COLUMNS = [
     "classifier_iterations",
     "classifier_batch_size",
     "classifier_seconds",
+    "device",
     "gan_dir",
     "gan_iterations",
     "gan_seconds",

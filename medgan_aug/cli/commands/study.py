@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("medgan_aug").setLevel(
         logging.INFO
     )  # one line per finished run, not ignite's per epoch
-    config = load_study_config(args.config, path=args.path, sample=args.sample, flag=args.flag)
+    config = load_study_config(
+        args.config, device=args.device, path=args.path, sample=args.sample, flag=args.flag
+    )
     out = run_study(config, args.out, shard=args.shard, jobs=args.jobs, progress=not args.no_progress)
     print(f"results: {out / 'results.csv'}\nsummary: {out / 'summary.md'}")
     return 0
@@ -54,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="torch threads per process (default: half the CPUs shared by the jobs, at least 1; "
         "1 is fastest on a busy 2-core machine)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda[:N] or auto for GANs, classifiers and evaluations (default: the config's device, "
+        "cpu); under torchrun cuda/auto give each process cuda:LOCAL_RANK",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
