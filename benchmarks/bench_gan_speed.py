@@ -3,8 +3,9 @@
 One process builds four trainers of the default recipe (``GANConfig`` defaults: ADA + AC-GAN, width 32,
 conditional, batch 64) that differ only in ``precision`` (fp32 / bf16 autocast) and ``channels_last``
 (``--plain-first-layer`` adds a fifth: bf16 + channels-last with ``nn.ConvTranspose2d`` as G's first layer,
-as before it became one matrix product), then times them in interleaved rounds (a new random order every round, the fastest round kept: load from
-other processes only ever slows a round down), so the ratios are measured side by side.
+as before it became one matrix product), then times them in interleaved rounds (a new random order every
+round, the fastest round kept: load from other processes only ever slows a round down), so the ratios are
+measured side by side.
 
 Share of peak: the floating-point operations of one iteration are counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions, forward and backward; the
