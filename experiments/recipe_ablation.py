@@ -365,12 +365,11 @@ def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
         device=opts.device,
     )
     model = model.to(opts.device)
-    features = [
-        extractor_features(model, split_images(splits[k]), device=opts.device) for k in ("train", "heldout")
-    ]
+    images = {k: split_images(splits[k]) for k in ("train", "heldout")}
+    features = [extractor_features(model, images[k], device=opts.device) for k in ("train", "heldout")]
     # the shift a generator that drew each finding as real images show it would reach, by this extractor
     separation = real_label_separation(
-        model, split_images(splits["heldout"]), splits["heldout"].targets, task=str(splits["train"].task),
+        model, images["heldout"], splits["heldout"].targets, task=str(splits["train"].task),
         label_names=splits["train"].label_names,
     )["per_label"]  # fmt: skip
     real_shifts = {f"real_shift_{n}": separation.get(n, {}).get("shift") for n in FAITHFULNESS_FINDINGS}
