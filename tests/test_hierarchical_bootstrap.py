@@ -167,3 +167,46 @@ def test_common_random_numbers_align_replicates_of_comparisons_on_the_same_seeds
     assert np.nanmax(np.abs(same["replicates"])) == 0.0 and same["p_value"] == 1.0
     swapped = hierarchical_paired_bootstrap_delta(t, b, a, n_boot=200, seed=3)
     np.testing.assert_allclose(swapped["replicates"], -one["replicates"], atol=1e-12)
+
+
+def test_patient_bootstrap_equals_the_image_bootstrap_when_every_patient_has_one_image():
+    t, a, b = _arms()
+    images = hierarchical_paired_bootstrap_delta(t, a, b, n_boot=200, seed=5)
+    patients = hierarchical_paired_bootstrap_delta(
+        t, a, b, n_boot=200, seed=5, clusters=[f"p{i:05d}" for i in range(len(t))][::-1]
+    )
+    np.testing.assert_array_equal(patients["replicates"], images["replicates"])
+    assert (patients["ci_low"], patients["ci_high"]) == (images["ci_low"], images["ci_high"])
+    assert images["resampled_unit"] == "images" and patients["resampled_unit"] == "patients"
+    assert patients["n_clusters"] == len(t) and images["n_clusters"] == len(t)
+
+
+def test_patient_bootstrap_is_wider_when_a_patients_images_move_together():
+    """40 patients with 8 near-identical images each: resampling images treats 320 images as independent
+    and gives an interval about sqrt(8) narrower than resampling the 40 patients."""
+    rng = np.random.default_rng(11)
+    patients, per_patient = 40, 8
+    base_t = (rng.random((patients, 3)) < 0.4).astype(float)
+    base_t[0], base_t[1] = 1, 0
+    t = np.repeat(base_t, per_patient, axis=0)
+    ids = np.repeat([f"nih{p:08d}" for p in range(patients)], per_patient)
+    a = [np.repeat(rng.random((patients, 3)) * 0.7 + 0.3 * base_t, per_patient, axis=0) for _ in range(3)]
+    b = [np.repeat(rng.random((patients, 3)) * 0.7 + 0.3 * base_t, per_patient, axis=0) for _ in range(3)]
+    a = [s + rng.normal(0, 1e-3, s.shape) for s in a]  # images of a patient: nearly, not exactly, the same
+    common = dict(n_boot=600, seed=2, resample_seeds=False)
+    by_image = hierarchical_paired_bootstrap_delta(t, a, b, **common)
+    by_patient = hierarchical_paired_bootstrap_delta(t, a, b, clusters=ids, **common)
+    assert by_patient["delta"] == by_image["delta"]
+    ratio = (by_patient["ci_high"] - by_patient["ci_low"]) / (by_image["ci_high"] - by_image["ci_low"])
+    assert 2.0 < ratio < 4.0, ratio  # sqrt(8) = 2.83
+    assert by_patient["n_clusters"] == patients
+
+
+def test_patient_bootstrap_refuses_ids_that_do_not_fit_the_test_set():
+    t, a, b = _arms()
+    with pytest.raises(ValueError, match=r"one id per test image \(150\)"):
+        hierarchical_paired_bootstrap_delta(t, a, b, n_boot=5, clusters=["p"] * 149)
+    with pytest.raises(ValueError, match=r"no id for test image\(s\) \[3\]"):
+        ids = ["p"] * 150
+        ids[3] = None
+        hierarchical_paired_bootstrap_delta(t, a, b, n_boot=5, clusters=ids)

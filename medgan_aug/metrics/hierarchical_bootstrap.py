@@ -16,6 +16,12 @@ whereas drawing images independently for every drawn seed (``images="per_seed"``
 scheme) divides the variance that the shared test images contribute by the number of seeds. No bootstrap is
 exact for crossed designs (McCullagh, Bernoulli 6, 2000).
 
+Test images can themselves be clustered: NIH1000's 233 test images come from 53 patients, one of them with 66
+images, and images of one patient are not independent. With ``clusters`` (one patient id per test image) the
+image level resamples patients with replacement and every image of a drawn patient enters with the patient's
+count (the cluster bootstrap of Field & Welsh 2007, Davison & Hinkley 1997 §3.8); without it, images. When
+every patient has exactly one image the two are the same draws, number for number.
+
 Resamples are represented by count weights (how often each test image was drawn), and AUC on a resample is
 the Mann-Whitney statistic with those weights, computed from one sort of the full test set per finding: no
 sort per replicate, so 2,000 replicates of 5 seeds x 500 images x 14 findings take about a second.
@@ -32,7 +38,7 @@ from medgan_aug.metrics.classification import METRICS, default_label_names, prep
 from medgan_aug.metrics.inference import bootstrap_p_value, percentile_interval
 from medgan_aug.utils.tasks import BINARY, MULTI_LABEL
 
-__all__ = ["IMAGE_SCHEMES", "resampled_auc", "hierarchical_paired_bootstrap_delta"]
+__all__ = ["IMAGE_SCHEMES", "cluster_codes", "resampled_auc", "hierarchical_paired_bootstrap_delta"]
 
 #: How test images are resampled within a replicate: one resample shared by the replicate's seeds (crossed
 #: design, default) or an independent one per drawn seed (nested design).
@@ -130,9 +136,39 @@ def _as_runs(entry: Any, k: int, name: str) -> list[Any]:
 
 
 def _resample_counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
-    """(rows, n) counts of n draws with replacement from n images, one row per resample."""
+    """(rows, n) counts of n draws with replacement from n units, one row per resample."""
     draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
     return np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def cluster_codes(clusters: Any, n: int) -> np.ndarray:
+    """Integer codes 0..C-1 of per-image cluster ids, numbered in order of first appearance.
+
+    Numbering by first appearance (not by sorted id) makes the codes ``0, 1, ..., n-1`` when every image is its
+    own cluster, so the cluster bootstrap then draws exactly what the image bootstrap draws.
+
+    Args:
+        clusters: (n,) cluster id per image (patient ids: strings or integers).
+        n: the number of test images.
+
+    Raises:
+        ValueError: ``clusters`` is not a flat sequence of n ids, or holds a missing id (None, NaN, "").
+    """
+    ids = np.asarray(clusters, dtype=object).ravel()
+    if np.ndim(clusters) != 1 or ids.size != n:
+        raise ValueError(f"clusters must hold one id per test image ({n}), got shape {np.shape(clusters)}")
+    missing = [i for i, v in enumerate(ids) if v is None or v == "" or (isinstance(v, float) and np.isnan(v))]
+    if missing:
+        raise ValueError(f"clusters has no id for test image(s) {missing[:5]}: give every image a patient id")
+    codes: dict[Any, int] = {}
+    return np.array([codes.setdefault(v, len(codes)) for v in ids.tolist()], dtype=np.int64)
+
+
+def _image_weights(rng: np.random.Generator, rows: int, codes: np.ndarray) -> np.ndarray:
+    """(rows, n) count weights of images: clusters drawn with replacement, each image weighted by its
+    cluster's count (images when every cluster holds one image)."""
+    n_clusters = int(codes.max()) + 1
+    return _resample_counts(rng, rows, n_clusters)[:, codes]
 
 
 def hierarchical_paired_bootstrap_delta(
@@ -148,6 +184,7 @@ def hierarchical_paired_bootstrap_delta(
     label_names: Sequence[str] | None = None,
     resample_seeds: bool = True,
     images: str = "shared",
+    clusters: Any = None,
 ) -> dict[str, Any]:
     """Two-level paired bootstrap of ``metric(b) - metric(a)``: study seeds, then test images.
 
@@ -178,13 +215,15 @@ def hierarchical_paired_bootstrap_delta(
         label_names: names of the L findings, for ``skipped_labels``.
         resample_seeds: draw study seeds with replacement (False: images only).
         images: "shared" (one image resample per replicate) or "per_seed" (one per drawn seed).
+        clusters: (N,) cluster (patient) id of every test image: the image level resamples clusters, and
+            every image enters with its cluster's count. None: images are resampled one by one.
 
     Returns:
         dict with ``delta``, ``ci_low``, ``ci_high``, ``p_value`` (two-sided, :func:`bootstrap_p_value`),
         ``per_seed_delta`` (d_k on the full test set, in the order given), ``replicates`` ((n_boot,) array,
         NaN where dropped), ``n_valid_boot``, ``n_boot``, ``n_seeds``, ``n_classifier_seeds_a``/``_b``,
         ``mean_a``, ``mean_b``, ``metric``, ``confidence``, ``resample_seeds``, ``images``,
-        ``skipped_labels``.
+        ``resampled_unit`` ("patients" with ``clusters``, else "images"), ``n_clusters``, ``skipped_labels``.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -210,6 +249,7 @@ def hierarchical_paired_bootstrap_delta(
             arms[arm_index].append(runs)
     assert t is not None
     n, n_labels = t.shape
+    codes = np.arange(n) if clusters is None else cluster_codes(clusters, n)
     names = default_label_names(label_names, n_labels, task)
     full_valid = (t.min(axis=0) == 0) & (t.max(axis=0) == 1)
     if metric == "auc" and not full_valid.any():
@@ -254,7 +294,7 @@ def hierarchical_paired_bootstrap_delta(
             drawn = rng.integers(0, n_seeds, size=(m, n_seeds))
         else:
             drawn = np.broadcast_to(np.arange(n_seeds), (m, n_seeds))
-        weights = _resample_counts(rng, m * slots_per_replicate, n)
+        weights = _image_weights(rng, m * slots_per_replicate, codes)
         if images == "per_seed":  # slot (r, j): drawn seed drawn[r, j] on its own image resample
             values = np.empty(m * n_seeds)
             flat = drawn.ravel()
@@ -290,5 +330,7 @@ def hierarchical_paired_bootstrap_delta(
         "confidence": float(confidence),
         "resample_seeds": bool(resample_seeds),
         "images": images,
+        "resampled_unit": "images" if clusters is None else "patients",
+        "n_clusters": int(codes.max()) + 1,
         "skipped_labels": [names[j] for j in np.flatnonzero(~full_valid)] if metric == "auc" else [],
     }
