@@ -31,7 +31,14 @@ def _scores(signal: float, seed: int) -> np.ndarray:
 
 
 def _write_run(
-    out: Path, key: str, fraction: float, seed: int, condition: str, scores: np.ndarray, **extra
+    out: Path,
+    key: str,
+    fraction: float,
+    seed: int,
+    condition: str,
+    scores: np.ndarray,
+    patients: np.ndarray | None = None,
+    **extra,
 ) -> dict:
     metrics = evaluate_scores(TARGETS, scores)
     row = {
@@ -65,12 +72,19 @@ def _write_run(
     }
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "scores").mkdir(parents=True, exist_ok=True)
-    np.savez(out / "scores" / f"{key}.npz", scores=scores, targets=TARGETS)
+    stored = {} if patients is None else {"patients": patients}
+    np.savez(out / "scores" / f"{key}.npz", scores=scores, targets=TARGETS, **stored)
     (out / "runs" / f"{key}.json").write_text(json.dumps(row))
     return row
 
 
-def tiny_study(tmp_path: Path, chest28_path: Path, signal: dict[str, float], primary: dict | None = None):
+def tiny_study(
+    tmp_path: Path,
+    chest28_path: Path,
+    signal: dict[str, float],
+    primary: dict | None = None,
+    patients: np.ndarray | None = None,
+):
     """A config's grid (2 fractions x 4 seeds x 3 conditions) with hand-made scores: ``signal`` per condition."""
     config = load_study_config("quick", path=str(chest28_path))
     config.fractions, config.seeds = [0.25, 1.0], [0, 1, 2, 3]
@@ -82,7 +96,7 @@ def tiny_study(tmp_path: Path, chest28_path: Path, signal: dict[str, float], pri
     out = tmp_path / "study"
     for i, run in enumerate(expand_grid(config)):
         scores = _scores(signal[run.condition] + 0.02 * run.seed, seed=1000 * run.seed + i)
-        _write_run(out, run_key(config, run), run.fraction, run.seed, run.condition, scores)
+        _write_run(out, run_key(config, run), run.fraction, run.seed, run.condition, scores, patients)
     return config, out
 
 
@@ -128,7 +142,8 @@ def test_primary_gain_appears_with_its_verdict_and_every_other_row_is_explorator
 
 
 @pytest.mark.parametrize(
-    "arm,expected", [(0.3, "no detectable difference (the 95% interval contains zero)"), (0.15, "loss")]
+    "arm,expected",
+    [(0.3, "no detectable difference (the 95% interval contains zero; could detect ≥ "), (0.15, "loss")],
 )
 def test_primary_without_a_gain_says_so(tmp_path, chest28_path, arm, expected):
     signal = {"real": 0.3, "real+synthetic@0.5": arm}
@@ -246,3 +261,42 @@ def test_primary_is_not_part_of_any_run_key(chest28_path):
     config.primary = {"condition": "real+synthetic@0.5", "fractions": [0.25]}
     config.__post_init__()
     assert [run_key(config, run) for run in expand_grid(config)] == keys
+
+
+def test_every_comparison_gives_what_it_could_detect_at_80_percent_power(tmp_path, chest28_path):
+    from medgan_aug.metrics.power import minimum_detectable_effect
+
+    signal = {"real": 0.3, "real+classical": 0.3}
+    config, out = tiny_study(tmp_path, chest28_path, signal, primary={"condition": "real+classical"})
+    result = compare_conditions(out, collect_runs(out), n_boot=200, primary=config.primary)
+    for c in result["comparisons"]:
+        deltas = list(c["per_seed"].values())
+        assert c["mde"] == pytest.approx(minimum_detectable_effect(float(np.std(deltas, ddof=1)), 4))
+        assert c["unit"] == "images" and c["n_units"] == N_TEST
+    summary = write_summary(config, out).read_text()
+    assert "| detectable (80% power) |" in summary and "95% CI: test images only" in summary
+    for c in result["comparisons"]:
+        if c["reading"] == "no detectable difference":
+            assert f"no detectable difference (could detect ≥ {c['mde']:.3f}) |" in summary
+    assert f"detects a true ΔAUC of ≥ {result['primary']['mde']:.3f} with 80% power" in summary
+
+
+def test_test_patients_in_the_scores_make_the_bootstrap_resample_patients(tmp_path, chest28_path):
+    signal = {"real": 0.3, "real+synthetic@0.5": 0.35}
+    patients = np.repeat([f"p{i:03d}" for i in range(20)], N_TEST // 20)  # 20 patients, 8 images each
+    _, by_image = tiny_study(tmp_path / "a", chest28_path, signal)
+    config, by_patient = tiny_study(tmp_path / "b", chest28_path, signal, patients=patients)
+    images = compare_conditions(by_image, collect_runs(by_image), n_boot=300)["comparisons"]
+    clustered = compare_conditions(by_patient, collect_runs(by_patient), n_boot=300)["comparisons"]
+    for a, b in zip(images, clustered):
+        assert (a["unit"], b["unit"], b["n_units"]) == ("images", "patients", 20)
+        assert a["delta"] == b["delta"] and a["per_seed"] == b["per_seed"]
+        assert a["images_ci_low"] != b["images_ci_low"]  # another test level: other intervals
+    summary = write_summary(config, by_patient).read_text()
+    assert "ΔAUC [95% CI: seeds + test patients (20)]" in summary
+    # runs scored on the same images but with other patient ids are not paired
+    key = collect_runs(by_patient)[0]["key"]
+    with np.load(by_patient / "scores" / f"{key}.npz") as npz:
+        np.savez(by_patient / "scores" / f"{key}.npz", scores=npz["scores"], targets=npz["targets"])
+    with pytest.raises(ValueError, match="scored on different test sets"):
+        compare_conditions(by_patient, collect_runs(by_patient), n_boot=10)

@@ -28,6 +28,22 @@ def _per_seed(per_seed: dict[int, float]) -> str:
     return ", ".join(f"s{seed} {_signed(delta)}" for seed, delta in sorted(per_seed.items()))
 
 
+def _detectable(mde: float) -> str:
+    return "—" if mde is None or not np.isfinite(mde) else f"≥ {mde:.3f}"
+
+
+def _reading(reading: str, mde: float) -> str:
+    """A reading, with the effect the comparison could have detected after "no detectable difference"."""
+    if reading == "no detectable difference" and mde is not None and np.isfinite(mde):
+        return f"{reading} (could detect {_detectable(mde)})"
+    return reading
+
+
+def _unit(entry: dict[str, Any]) -> str:
+    """What the test level of the bootstrap resampled: "test patients (53)" or "test images"."""
+    return f"test patients ({entry['n_units']})" if entry.get("unit") == "patients" else "test images"
+
+
 def _seeds(entry: dict[str, Any]) -> str:
     classifier_seeds = entry["n_classifier_seeds"]
     if classifier_seeds == [1]:
@@ -41,6 +57,13 @@ _VERDICT_TEXT = {
     "loss": "loss (the 95% interval lies below zero)",
     "no detectable difference": "no detectable difference (the 95% interval contains zero)",
 }
+
+
+def _primary_verdict(primary: dict[str, Any]) -> str:
+    text = _VERDICT_TEXT[primary["verdict"]]
+    if primary["verdict"] == "no detectable difference" and np.isfinite(primary["mde"]):
+        text = text[:-1] + f"; could detect {_detectable(primary['mde'])})"
+    return text
 
 
 def primary_lines(primary: dict[str, Any] | None) -> list[str]:
@@ -65,8 +88,12 @@ def primary_lines(primary: dict[str, Any] | None) -> list[str]:
         f"Declared in the study config before the results: {what}.",
         "",
         f"**ΔAUC {_signed(primary['delta'])}, 95% CI {_interval(primary['ci_low'], primary['ci_high'])} "
-        f"(study seeds and test images resampled, {primary['n_seeds']} study seeds), bootstrap p = "
-        f"{_p(primary['p_value'])}. Verdict at 95%: {_VERDICT_TEXT[primary['verdict']]}.**",
+        f"(study seeds and {_unit(primary)} resampled, {primary['n_seeds']} study seeds), bootstrap p = "
+        f"{_p(primary['p_value'])}. Verdict at 95%: {_primary_verdict(primary)}.**",
+        "",
+        f"Power: with {primary['n_seeds']} study seeds and the spread of their ΔAUC, this comparison detects a "
+        f"true ΔAUC of {_detectable(primary['mde'])} with 80% power (two-sided paired t at 5%); smaller effects "
+        'can hide in a "no detectable difference".',
         "",
         f"Per study seed (mean over the fractions): {_per_seed(primary['per_seed'])}; paired t 95% CI over "
         f"them {_interval(primary['t_low'], primary['t_high'])}.",
@@ -113,12 +140,13 @@ def comparison_lines(entries: list[dict[str, Any]], primary: dict[str, Any] | No
     """One fraction's comparison table (ΔAUC vs real, and vs the placebo), all rows exploratory."""
     if not entries:
         return []
+    unit = _unit(entries[0])
     lines = [
         "ΔAUC vs real and vs the shuffled-label placebo (exploratory; seeds: study seeds x classifier seeds):",
         "",
-        "| comparison | classifier | seeds | ΔAUC [95% CI: seeds + images] | 95% CI: images only | per-seed ΔAUC "
-        "| paired t 95% CI | p | p Holm | reading |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| comparison | classifier | seeds | ΔAUC [95% CI: seeds + {unit}] | 95% CI: {unit} only | per-seed ΔAUC "
+        "| paired t 95% CI | detectable (80% power) | p | p Holm | reading |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         name = f"{e['condition']} vs {e['baseline']}" + (" (placebo)" if e["kind"] == "placebo" else "")
@@ -131,7 +159,8 @@ def comparison_lines(entries: list[dict[str, Any]], primary: dict[str, Any] | No
         lines.append(
             f"| {name} | {e['classifier']} | {_seeds(e)} | {_signed(e['delta'])} {_interval(e['ci_low'], e['ci_high'])} "
             f"| {_interval(e['images_ci_low'], e['images_ci_high'])} | {_per_seed(e['per_seed'])} "
-            f"| {_interval(e['t_low'], e['t_high'])} | {_p(e['p_value'])} | {_p(e['p_holm'])} | {e['reading']} |"
+            f"| {_interval(e['t_low'], e['t_high'])} | {_detectable(e['mde'])} | {_p(e['p_value'])} "
+            f"| {_p(e['p_holm'])} | {_reading(e['reading'], e['mde'])} |"
         )
     return lines + [""]
 

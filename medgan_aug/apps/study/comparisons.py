@@ -11,6 +11,11 @@
   the per-fraction deltas, replicate by replicate) and gets a verdict at 95%. Every other comparison is
   exploratory: its p-value is Holm-adjusted over all of them (Holm 1979) and it is called a gain or a loss
   only when the adjusted p-value is below 0.05.
+* Test images come from patients: where the scores files carry the test images' patient ids, the test level
+  of every bootstrap resamples patients, not images (cluster bootstrap, Field & Welsh 2007); ``unit`` says
+  which.
+* Every comparison carries its minimum detectable effect at 80% power (``mde``): a "no detectable
+  difference" is read beside the effect the study could have found (:mod:`medgan_aug.metrics.power`).
 * Variance components (when a study seed has several classifier seeds): AUC variance between study seeds
   (GAN + subset) and within them (classifier seed), by one-way random-effects ANOVA estimators.
 """
@@ -32,6 +37,7 @@ from medgan_aug.metrics.inference import (
     percentile_interval,
     variance_components,
 )
+from medgan_aug.metrics.power import minimum_detectable_effect
 
 __all__ = [
     "ALPHA",
@@ -39,6 +45,7 @@ __all__ = [
     "study_cells",
     "comparison_pairs",
     "verdict",
+    "detectable_effect",
     "compare_conditions",
     "pool_primary",
     "variance_table",
@@ -84,17 +91,28 @@ def verdict(low: float, high: float) -> str:
 
 
 class _Scores:
-    """Test scores of finished runs, read once per run (``scores/<key>.npz``)."""
+    """Test scores of finished runs, read once per run (``scores/<key>.npz``): scores, targets and, where the
+    data file knew them, the test images' patient ids (None otherwise)."""
 
     def __init__(self, out: Path) -> None:
         self.out, self.cache = out, {}
 
-    def __call__(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         key = row["key"]
         if key not in self.cache:
             with np.load(self.out / "scores" / f"{key}.npz") as npz:
-                self.cache[key] = (npz["scores"], npz["targets"])
+                patients = npz["patients"].astype(str) if "patients" in npz.files else None
+                self.cache[key] = (npz["scores"], npz["targets"], patients)
         return self.cache[key]
+
+
+def detectable_effect(per_seed: list[float]) -> float:
+    """The minimum detectable effect at 80% power (two-sided, 5%) from the per-seed deltas' sd and their
+    number (:func:`medgan_aug.metrics.power.minimum_detectable_effect`); NaN with fewer than two seeds."""
+    values = np.asarray(per_seed, dtype=np.float64)
+    if values.size < 2 or not np.isfinite(values).all():
+        return float("nan")
+    return minimum_detectable_effect(float(values.std(ddof=1)), int(values.size), alpha=ALPHA)
 
 
 def _compare(
@@ -104,21 +122,24 @@ def _compare(
     seeds = sorted(set(baseline) & set(arm))
     if not seeds:
         return None
-    targets, first = None, None
+    targets, patients, first = None, None, None
     nested: list[list[list[np.ndarray]]] = [[], []]
     for side, cell in enumerate((baseline, arm)):
         for seed in seeds:
             runs = []
             for _, row in sorted(cell[seed].items()):
-                s, t = scores(row)
+                s, t, p = scores(row)
                 if targets is None:
-                    targets, first = t, row["key"]
-                elif not np.array_equal(targets, t):
+                    targets, patients, first = t, p, row["key"]
+                elif not np.array_equal(targets, t) or not (
+                    (patients is None and p is None)
+                    or (patients is not None and p is not None and np.array_equal(patients, p))
+                ):
                     raise ValueError(f"runs {first} and {row['key']} were scored on different test sets")
                 runs.append(s)
             nested[side].append(runs)
     task = next(iter(arm[seeds[0]].values()))["task"]
-    common = dict(n_boot=n_boot, seed=0, task=task)
+    common = dict(n_boot=n_boot, seed=0, task=task, clusters=patients)
     two = hierarchical_paired_bootstrap_delta(targets, nested[0], nested[1], **common)
     images = hierarchical_paired_bootstrap_delta(
         targets, nested[0], nested[1], resample_seeds=False, **common
@@ -137,6 +158,9 @@ def _compare(
         "per_seed": dict(zip(seeds, two["per_seed_delta"])),
         "t_low": t_low,
         "t_high": t_high,
+        "mde": detectable_effect(two["per_seed_delta"]),
+        "unit": two["resampled_unit"],
+        "n_units": two["n_clusters"],
     }
 
 
@@ -187,6 +211,9 @@ def pool_primary(comparisons: list[dict[str, Any]], primary: dict[str, Any]) -> 
         t_high=t_high,
         n_seeds=min(len(p["seeds"]) for p in parts),
         verdict=verdict(low, high),
+        mde=detectable_effect(list(per_seed.values())),
+        unit=parts[0]["unit"],
+        n_units=parts[0]["n_units"],
     )
     return result
 

@@ -227,12 +227,16 @@ PROTOCOL = """\
   AUC(baseline), the classifier seeds of a study seed averaged; the pooled ΔAUC is the mean over study
   seeds. Its 95% interval is a two-level bootstrap: study seeds with replacement, then test images, one
   resample shared by the drawn seeds, both arms on the same images (Davison & Hinkley 1997, §3.8; Owen
-  2007), so it covers the training variance between seeds as well as the test images. The images-only
+  2007), so it covers the training variance between seeds as well as the test images. Where the data file
+  gives the test images' patients, the test level resamples patients, each with all of its images (Field &
+  Welsh 2007): images of one patient are not independent. The tables say which. The images-only
   interval (seeds fixed) and a paired t-interval over the per-seed ΔAUC sit beside it; with one study seed
   the two bootstrap intervals coincide and cover test images only.
 - One comparison is declared in the config before the results (`primary`) and gets a verdict at 95%; every
-  other comparison is exploratory, with Holm-adjusted p-values. A gain counts as label information only
-  where `real+synthetic@R` beats `real+shuffled@R` (same generated images, labels permuted).
+  other comparison is exploratory, with Holm-adjusted p-values. Each comparison gives the smallest true ΔAUC
+  it would detect with 80% power (two-sided paired t at 5% over the per-seed ΔAUC: its sd and number of
+  seeds), so a "no detectable difference" says what could have been detected. A gain counts as label
+  information only where `real+synthetic@R` beats `real+shuffled@R` (same generated images, labels permuted).
 - Generator evaluation (the Generators table) is a diagnostic beside the study, not part of it: its
   in-domain feature extractor is trained on the full real training split, and held-out real images
   (val+test) serve as its reference. None of it feeds GAN or classifier training.
