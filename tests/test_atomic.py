@@ -1,5 +1,5 @@
-"""medgan_aug.utils.atomic (and atomic_torch_save on top of it): all or nothing, and one permission policy
-(files 0644, folders 0755) whatever the umask."""
+"""medgan_aug.utils.atomic (and atomic_torch_save on top of it): all or nothing, modes that follow the umask
+as open/mkdir do, and temporary names short enough for any legal target name."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ import errno
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from medgan_aug.utils.atomic import DIR_MODE, FILE_MODE, atomic_dir, atomic_path, atomic_write_text
+from medgan_aug.utils.atomic import (
+    atomic_dir,
+    atomic_path,
+    atomic_save_image,
+    atomic_write_text,
+    current_umask,
+    publish_modes,
+)
 from medgan_aug.utils.serialization import atomic_torch_save, safe_torch_load
 
 
@@ -20,36 +28,74 @@ def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.fixture(params=[0o077, 0o000, 0o022], ids=["umask077", "umask000", "umask022"])
+@pytest.fixture(params=[0o077, 0o000, 0o022, 0o027], ids=["umask077", "umask000", "umask022", "umask027"])
 def umask(request):
     old = os.umask(request.param)
     yield request.param
     os.umask(old)
 
 
-def test_every_writer_gives_files_0644_and_folders_0755(tmp_path, umask):
-    assert (FILE_MODE, DIR_MODE) == (0o644, 0o755)
+def test_every_writer_follows_the_umask_like_open_and_mkdir(tmp_path, umask):
+    """Under umask 077 nothing is readable by group or others; under 022 files are 0644, folders 0755."""
+    assert current_umask() == umask
     text = atomic_write_text(tmp_path / "a.txt", "hello")
     torch_file = atomic_torch_save({"x": torch.arange(3)}, tmp_path / "ckpt.pt")
     with atomic_path(tmp_path / "raw.bin") as tmp:
+        assert _mode(tmp) == 0o666 & ~umask  # from the start: never wider, never narrower
         tmp.write_bytes(b"\x00\x01")
     with atomic_dir(tmp_path / "folder") as folder:
+        assert _mode(folder) == 0o777 & ~umask
         (folder / "sub").mkdir()
         (folder / "sub" / "f.txt").write_text("x")
         (folder / "g.txt").write_text("y")
+        atomic_torch_save({"y": 1}, folder / "sub" / "m.pt")
     for path in (
         text,
         torch_file,
         tmp_path / "raw.bin",
         tmp_path / "folder/sub/f.txt",
+        tmp_path / "folder/sub/m.pt",
         tmp_path / "folder/g.txt",
     ):
-        assert _mode(path) == 0o644, (path, oct(_mode(path)))
+        assert _mode(path) == 0o666 & ~umask, (path, oct(_mode(path)))
     for path in (tmp_path / "folder", tmp_path / "folder/sub"):
-        assert _mode(path) == 0o755, (path, oct(_mode(path)))
+        assert _mode(path) == 0o777 & ~umask, (path, oct(_mode(path)))
     assert torch.equal(safe_torch_load(torch_file)["x"], torch.arange(3))
     assert (tmp_path / "raw.bin").read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "ckpt.pt", "folder", "raw.bin"]
+    private = Path(tempfile.mkdtemp(dir=tmp_path))  # 0700, and a 0600 file in it
+    os.close(tempfile.mkstemp(dir=private)[0])
+    publish_modes(private)
+    assert {_mode(p) for p in (private, *private.iterdir())} == {0o777 & ~umask, 0o666 & ~umask}
+
+
+def test_current_umask_without_proc_reads_it_and_restores_it(monkeypatch, umask):
+    real_open = open
+
+    def no_proc(file, *args, **kwargs):
+        if str(file).startswith("/proc/"):
+            raise FileNotFoundError(errno.ENOENT, "no /proc here", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    assert current_umask() == umask and current_umask() == umask  # the second read sees it restored
+    assert os.umask(umask) == umask
+
+
+@pytest.mark.parametrize("length", [246, 250, 255])
+def test_any_legal_target_name_can_be_written(tmp_path, length):
+    """NAME_MAX is 255 bytes: temporary names that add ~20 bytes to the target's failed for 236-255."""
+    name = "n" * (length - 4) + ".png"
+    from PIL import Image
+
+    atomic_save_image(Image.new("L", (4, 4)), tmp_path / name)
+    with atomic_dir(tmp_path / ("d" * length)) as folder:
+        (folder / "x.txt").write_text("x")
+    with atomic_dir(tmp_path / ("d" * length)) as folder:  # replaces the first: the old one moved aside
+        (folder / "y.txt").write_text("y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "d" * length])
+    assert os.listdir(tmp_path / ("d" * length)) == ["y.txt"]
+    assert Image.open(tmp_path / name).size == (4, 4)
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -57,7 +103,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         with atomic_path(target) as tmp:
             tmp.write_text("half")
-            assert tmp.parent == tmp_path and tmp.name.startswith(".config.json.") and ".tmp" in tmp.name
+            assert tmp.parent == tmp_path and tmp.name.startswith(".config.json~") and ".tmp" in tmp.name
             raise RuntimeError("killed")
     assert target.read_text() == "old"
     with pytest.raises(RuntimeError, match="killed"):

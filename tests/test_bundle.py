@@ -23,7 +23,9 @@ from medgan_aug.cli import main as cli_main
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
 from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.networks.model_file import save_generator
+from medgan_aug.utils.atomic import current_umask
 from medgan_aug.utils.errors import InsufficientDiskSpaceError, OutputNotOursError
+from medgan_aug.utils.npz_stream import npz_writer
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,10 @@ def test_layout_and_metadata(bundle, run_dir):
         assert (bundle / rel).is_file(), rel
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
     modes = {p.relative_to(bundle).as_posix(): oct(p.stat().st_mode & 0o777) for p in bundle.rglob("*")}
-    modes["."] = oct(bundle.stat().st_mode & 0o777)  # not tempfile's private 0700
-    assert modes == {k: "0o755" if (bundle / k).is_dir() else "0o644" for k in modes}, modes
+    modes["."] = oct(bundle.stat().st_mode & 0o777)  # as mkdir makes it, not tempfile's private 0700
+    umask = current_umask()
+    wanted = {k: oct((0o777 if (bundle / k).is_dir() else 0o666) & ~umask) for k in modes}
+    assert modes == wanted, modes
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     import monai
 
@@ -181,7 +185,8 @@ def test_folder_output_and_unconditional_bundle(tmp_path):
         write_synthetic(dataset, folder)
     npz = write_synthetic(dataset, tmp_path / "synthetic.npz")
     modes = {p.name: p.stat().st_mode & 0o777 for p in (folder, *folder.iterdir(), npz)}
-    assert modes == {p: 0o755 if p == "pngs" else 0o644 for p in modes}, modes
+    umask = current_umask()
+    assert modes == {p: 0o777 & ~umask if p == "pngs" else 0o666 & ~umask for p in modes}, modes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt", "pngs", "synthetic.npz", "uncond"]
 
 
@@ -301,6 +306,21 @@ def test_write_synthetic_replaces_only_its_own_png_folder(generator_file, tmp_pa
     with pytest.raises(OutputNotOursError, match="keep.jpg"):
         write_synthetic(dataset, pngs, overwrite=True)
     assert (pngs / "keep.jpg").read_bytes() == b"mine"
+
+
+def test_write_synthetic_replaces_only_its_own_npz(generator_file, tmp_path, chest28_path):
+    """overwrite replaces a .npz the bundle's inference wrote (signed), never a user's own .npz."""
+    dataset = load_bundle_dataset(export_bundle(generator_file, tmp_path / "b"), num_samples=3)
+    out = write_synthetic(dataset, tmp_path / "synthetic.npz")
+    assert npz_writer(out) == "medgan_aug bundle inference"
+    write_synthetic(load_bundle_dataset(tmp_path / "b", num_samples=2), out, overwrite=True)
+    with np.load(out, allow_pickle=False) as f:
+        assert len(f["images"]) == 2
+    real = tmp_path / "chestmnist.npz"
+    shutil.copyfile(chest28_path, real)
+    with pytest.raises(OutputNotOursError, match="not written by a medgan_aug bundle's inference") as caught:
+        write_synthetic(dataset, real, overwrite=True)
+    assert str(real) in str(caught.value) and real.read_bytes() == chest28_path.read_bytes()
 
 
 def test_write_synthetic_streams_labels_and_refuses_what_the_disk_cannot_hold(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from medgan_aug.networks.model_file import (
     save_generator,
     save_model,
 )
+from medgan_aug.utils.atomic import current_umask
 from medgan_aug.utils.errors import GeneratorFileError, ModelFileError
 
 
@@ -73,7 +74,7 @@ def test_generator_file_roundtrip(tmp_path):
         g, tmp_path / "g.pt", {"label_names": ["a"] * 14, "train_labels": labels, "fraction": 0.5}
     )
     assert sorted(os.listdir(tmp_path)) == ["g.pt"]  # no temporary file left behind
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # as open() would
     g2, meta = load_generator(path)
     assert type(g2) is DCGANGenerator and not g2.training and g2.arch == g.arch
     for (k, a), (_, b) in zip(g.state_dict().items(), g2.state_dict().items()):
@@ -131,7 +132,7 @@ def test_classifier_file_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.features(x), model.features(x), rtol=0, atol=0)
     assert sorted(p.name for p in path.parent.iterdir()) == ["extractor.pt"]
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # as open() would
     with pytest.raises(TypeError, match="meta"):
         save_classifier(model, tmp_path / "x.pt", meta={"bad": object()})
     with pytest.raises(TypeError, match="build_classifier"):

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from medgan_aug.utils.npz_stream import NpzStreamWriter, npy_header, npz_size
+from medgan_aug.utils.npz_stream import WRITER_MEMBER, NpzStreamWriter, npy_header, npz_size, npz_writer
 
 
 def test_streamed_arrays_read_back_equal_and_sized_as_predicted(tmp_path):
@@ -66,3 +66,22 @@ def test_rows_must_match_the_declared_array(tmp_path):
                 stream.write(np.zeros((3, 2), np.uint8))
     with pytest.raises(ValueError, match="Python objects"):
         npy_header(object, (2,))
+
+
+def test_a_signed_file_names_its_writer_and_nothing_else_does(tmp_path):
+    signed = tmp_path / "signed.npz"
+    with NpzStreamWriter(signed) as npz:
+        npz.write("train_images", np.zeros((2, 4, 4), np.uint8))
+        npz.mark("medgan_aug generate")
+    assert npz_writer(signed) == "medgan_aug generate"
+    with np.load(signed) as loaded:  # an ordinary member: np.load needs no pickles to read it
+        assert loaded["train_images"].shape == (2, 4, 4)
+        assert str(loaded[WRITER_MEMBER]) == "medgan_aug generate"
+    np.savez(tmp_path / "plain.npz", train_images=np.zeros(3))
+    np.savez(tmp_path / "number.npz", **{WRITER_MEMBER: np.arange(3)})  # a member of that name, not a name
+    np.savez(tmp_path / "huge.npz", **{WRITER_MEMBER: np.asarray("x" * 5000)})  # too large to be ours
+    (tmp_path / "text.npz").write_text("not a zip")
+    for name in ("plain.npz", "number.npz", "huge.npz", "text.npz"):
+        assert npz_writer(tmp_path / name) is None, name
+    with pytest.raises(FileNotFoundError):
+        npz_writer(tmp_path / "missing.npz")

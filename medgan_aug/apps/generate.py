@@ -17,7 +17,13 @@ the ``train_images`` member (:class:`medgan_aug.utils.npz_stream.NpzStreamWriter
 unnamed temporary file beside the output until the images are done. Members are stored, not deflated
 (MedMNIST's own files are deflated; ``np.load`` reads both), so the file's size is known up front: an
 output larger than the free disk space is refused before anything is written. The file is written
-atomically (:func:`medgan_aug.utils.atomic.atomic_path`): an interrupted run leaves the old file, or none.
+atomically (:func:`medgan_aug.utils.atomic.atomic_path`): an interrupted run leaves the old file, or none,
+and the temporary file a killed run left beside the output is removed by the next run to that output.
+
+The file is signed: a member ``medgan_aug_writer`` holds :data:`GENERATE_WRITER`
+(:meth:`medgan_aug.utils.npz_stream.NpzStreamWriter.mark`). ``overwrite`` replaces only a signed file;
+any other file at the output (a user's data set, a MedMNIST download, a folder, a link) is refused,
+``overwrite`` or not (:func:`medgan_aug.utils.outputs.check_output_file`).
 """
 
 from __future__ import annotations
@@ -34,11 +40,33 @@ from tqdm.auto import tqdm
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.utils.atomic import atomic_path
 from medgan_aug.utils.disk_space import require_free_space
-from medgan_aug.utils.npz_stream import ArraySpec, NpzStreamWriter, npz_size
+from medgan_aug.utils.npz_stream import (
+    WRITER_MEMBER,
+    ArraySpec,
+    NpzStreamWriter,
+    npz_size,
+    npz_writer,
+    writer_spec,
+)
+from medgan_aug.utils.outputs import check_output_file
+from medgan_aug.utils.temp_files import remove_orphan_temp_files, temp_prefix
 
-__all__ = ["GeneratedFile", "medmnist_rows", "medmnist_npz_size", "write_medmnist_npz", "generate_medmnist"]
+__all__ = [
+    "GENERATE_WRITER",
+    "GeneratedFile",
+    "generated_npz_problem",
+    "medmnist_rows",
+    "medmnist_npz_size",
+    "write_medmnist_npz",
+    "generate_medmnist",
+]
 
 _SOFTMAX_TASKS = ("multi-class", "ordinal-regression")
+
+#: The signature of every file ``generate`` writes (member ``medgan_aug_writer``).
+GENERATE_WRITER = "medgan_aug generate"
+
+_REPLACEABLE = "a .npz written by medgan-aug generate"
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,24 @@ class GeneratedFile:
     source: Path | None
 
 
+def generated_npz_problem(path: Path) -> str | None:
+    """None when the file ``path`` is a ``.npz`` that ``generate`` wrote (it carries :data:`GENERATE_WRITER`),
+    else why it is not, for messages."""
+    try:
+        writer = npz_writer(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if writer == GENERATE_WRITER:
+        return None
+    if writer is not None:
+        return f"was written by {writer}, not by medgan-aug generate"
+    return "was not written by medgan-aug generate (it has no medgan_aug_writer member)"
+
+
+def _check_out(path: Path, overwrite: bool, what: str) -> None:
+    check_output_file(path, overwrite, generated_npz_problem, what, _REPLACEABLE)
+
+
 def medmnist_rows(batch: dict[str, torch.Tensor], task: str) -> tuple[np.ndarray, np.ndarray]:
     """A ``SyntheticDataset`` batch as MedMNIST-stored rows ``(images uint8, labels uint8)``.
 
@@ -84,6 +130,7 @@ def _medmnist_specs(num: int, image_shape: tuple[int, ...], label_columns: int) 
     for split, n in (("train", num), ("val", 0), ("test", 0)):
         specs[f"{split}_images"] = (u8, (n, *image_shape))
         specs[f"{split}_labels"] = (u8, (n, label_columns))
+    specs[WRITER_MEMBER] = writer_spec(GENERATE_WRITER)
     return specs
 
 
@@ -103,20 +150,22 @@ def write_medmnist_npz(
     Args:
         dataset: the items; they need labels (a conditional generator, or a labeller).
         path: the output, ending in ``.npz``; its folder is created if needed.
-        overwrite: replace an existing ``path``.
+        overwrite: replace an existing ``path`` that this function wrote (it carries
+            :data:`GENERATE_WRITER`); any other file is never replaced.
         progress: show a progress bar.
 
     Raises:
         ValueError: ``path`` does not end in ``.npz``, or the items have no labels.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileExistsError: ``path`` is a file this function wrote and ``overwrite`` is False.
+        medgan_aug.utils.errors.OutputNotOursError: ``path`` is any other file (or a folder, or a link),
+            ``overwrite`` or not; the message names it.
         InsufficientDiskSpaceError: the file (and its temporary label file) would not fit on the disk.
         OSError: the file could not be written; names ``path``.
     """
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"output file {path} must end in .npz (MedMNIST format)")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    _check_out(path, overwrite, "output file")
     if not dataset.has_labels:
         raise ValueError("the generator is unconditional and has no labeller: a MedMNIST file needs labels")
     n, task = len(dataset), str(dataset.meta.get("task", ""))
@@ -128,7 +177,8 @@ def write_medmnist_npz(
     block = dataset.block_size
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    spool = tempfile.TemporaryFile(prefix=f".{path.name}.labels.", dir=path.parent)
+    remove_orphan_temp_files(path.parent, names=[path.name])  # of a killed run to this output
+    spool = tempfile.TemporaryFile(prefix=f"{temp_prefix(path.name)}labels.", dir=path.parent)
     with atomic_path(path) as tmp, spool, NpzStreamWriter(tmp) as npz:
         with npz.stream("train_images", np.uint8, (n, *image_shape)) as images:
             for start in tqdm(range(0, n, block), desc="generate", unit="block", disable=not progress):
@@ -143,8 +193,8 @@ def write_medmnist_npz(
         for split in ("val", "test"):
             npz.write(f"{split}_images", np.zeros((0, *image_shape), np.uint8))
             npz.write(f"{split}_labels", np.zeros((0, columns), np.uint8))
-        if path.exists() and not overwrite:  # appeared meanwhile
-            raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+        npz.mark(GENERATE_WRITER)
+        _check_out(path, overwrite, "output file")  # again: something may have appeared meanwhile
     return GeneratedFile(path, n, image_shape, counts.tolist(), dataset.seed, dataset.source)
 
 
@@ -178,7 +228,7 @@ def generate_medmnist(
         seed: image ``i`` depends only on ``(seed, i)``.
         balanced: class-balanced conditioning labels (rare findings raised) instead of resampling the run's
             real label vectors.
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` that ``generate`` wrote (never another file).
         batch_size: images generated per step (does not change any image).
         device: where the generator runs.
         progress: show a progress bar.
@@ -187,14 +237,14 @@ def generate_medmnist(
         What was written.
 
     Raises:
-        ValueError, FileExistsError, InsufficientDiskSpaceError, OSError: as :func:`write_medmnist_npz`;
+        ValueError, FileExistsError, OutputNotOursError, InsufficientDiskSpaceError, OSError: as
+            :func:`write_medmnist_npz`;
             FileNotFoundError / ValueError for a missing or unusable run.
     """
     out = Path(out)
     if out.suffix != ".npz":
         raise ValueError(f"--out {out} must end in .npz (MedMNIST format)")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
+    _check_out(out, overwrite, "--out")
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"--num must be a positive number of images, got {num}")
     dataset = SyntheticDataset.from_run(

@@ -14,10 +14,22 @@ from medgan_aug.bundle.files import png_folder_problem
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.utils.atomic import atomic_dir, atomic_path
 from medgan_aug.utils.disk_space import require_free_space
-from medgan_aug.utils.npz_stream import ArraySpec, NpzStreamWriter, npz_size
-from medgan_aug.utils.outputs import check_output_folder
+from medgan_aug.utils.npz_stream import (
+    WRITER_MEMBER,
+    ArraySpec,
+    NpzStreamWriter,
+    npz_size,
+    npz_writer,
+    writer_spec,
+)
+from medgan_aug.utils.outputs import check_output_file, check_output_folder
+from medgan_aug.utils.temp_files import remove_orphan_temp_files, temp_prefix
 
-__all__ = ["write_synthetic"]
+__all__ = ["INFERENCE_WRITER", "write_synthetic"]
+
+
+#: The signature of every ``.npz`` a bundle's inference writes (member ``medgan_aug_writer``).
+INFERENCE_WRITER = "medgan_aug bundle inference"
 
 
 _log = logging.getLogger(__name__)
@@ -29,29 +41,29 @@ def write_synthetic(dataset: SyntheticDataset, output: str | os.PathLike, overwr
     * ``*.npz``: ``images`` float32 ``(N, C, H, W)`` in [0, 1] (the items' exact values), ``labels`` float32
       ``(N, L)`` when items have labels, ``label_names`` (str, when known) and ``seed``. Arrays are stored
       (not deflated) and streamed (:class:`~medgan_aug.utils.npz_stream.NpzStreamWriter`): memory does not
-      grow with N, and an output larger than the free disk space is refused before it is written.
+      grow with N, and an output larger than the free disk space is refused before it is written. The file
+      is signed (member ``medgan_aug_writer`` holds :data:`INFERENCE_WRITER`).
     * anything else is a folder: ``000000.png`` ... (8-bit, ``round(255 * image)``) and, with labels,
       ``labels.csv`` (``file`` then one column per label).
 
-    ``overwrite`` replaces an existing ``.npz`` file, or a folder that holds only what this function writes
-    there (PNG files and ``labels.csv``); a folder with other files is never replaced.
+    ``overwrite`` replaces an existing ``.npz`` that this function wrote (it is signed), or a folder that
+    holds only what this function writes there (PNG files and ``labels.csv``); any other file, or a folder
+    with other files, is never replaced.
 
     Raises:
-        FileExistsError: ``output`` exists (a file, or a non-empty folder of ours) and ``overwrite`` is False.
-        medgan_aug.utils.errors.OutputNotOursError: ``output`` is a folder with other files (or a file
-            where a folder goes), ``overwrite`` or not.
+        FileExistsError: ``output`` exists (a signed file, or a non-empty folder of ours) and ``overwrite`` is
+            False.
+        medgan_aug.utils.errors.OutputNotOursError: ``output`` is a ``.npz`` this function did not write, a
+            folder with other files (or a file where a folder goes, or a folder where a file goes),
+            ``overwrite`` or not.
         medgan_aug.utils.errors.InsufficientDiskSpaceError: the ``.npz`` would not fit on its disk.
     """
     if not isinstance(dataset, SyntheticDataset):
         raise TypeError(f"dataset must be a SyntheticDataset, got {type(dataset).__name__}")
     output = Path(output)
     if output.suffix == ".npz":
-        if output.exists() and not overwrite:
-            raise FileExistsError(
-                f"output {output} exists; set overwrite (``--overwrite true`` for monai.bundle run) or choose "
-                "another output_path"
-            )
-        _write_npz(dataset, output)
+        _check_npz(output, overwrite)
+        _write_npz(dataset, output, overwrite)
         _log.info(f"wrote {len(dataset)} synthetic images (seed {dataset.seed}) to {output}")
     else:
         _check_png_folder(output, overwrite)
@@ -65,7 +77,25 @@ def _blocks(dataset: SyntheticDataset) -> range:
     return range(0, len(dataset), dataset.block_size)
 
 
-def _write_npz(dataset: SyntheticDataset, output: Path) -> None:
+def _inference_npz_problem(path: Path) -> str | None:
+    """None when ``path`` is a ``.npz`` this module wrote (signed :data:`INFERENCE_WRITER`), else why not."""
+    try:
+        writer = npz_writer(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if writer == INFERENCE_WRITER:
+        return None
+    if writer is not None:
+        return f"was written by {writer}, not by a bundle's inference"
+    return "was not written by a medgan_aug bundle's inference (it has no medgan_aug_writer member)"
+
+
+def _check_npz(output: Path, overwrite: bool) -> None:
+    replaceable = "a .npz written by a bundle's inference"
+    check_output_file(output, overwrite, _inference_npz_problem, "output", replaceable)
+
+
+def _write_npz(dataset: SyntheticDataset, output: Path, overwrite: bool) -> None:
     n, step = len(dataset), _blocks(dataset).step
     width = dataset.num_labels if dataset.has_labels else 0
     f4 = np.dtype(np.float32)
@@ -78,10 +108,12 @@ def _write_npz(dataset: SyntheticDataset, output: Path) -> None:
     names = None if dataset.label_names is None else np.asarray(list(dataset.label_names), dtype=str)
     if names is not None:
         specs["label_names"] = (names.dtype, names.shape)
+    specs[WRITER_MEMBER] = writer_spec(INFERENCE_WRITER)
     require_free_space(output, npz_size(specs) + n * width * f4.itemsize)  # the file and its label spool
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    spool = tempfile.TemporaryFile(prefix=f".{output.name}.labels.", dir=output.parent)
+    remove_orphan_temp_files(output.parent, names=[output.name])  # of a killed run to this output
+    spool = tempfile.TemporaryFile(prefix=f"{temp_prefix(output.name)}labels.", dir=output.parent)
     with atomic_path(output) as tmp, spool, NpzStreamWriter(tmp) as npz:
         with npz.stream("images", f4, specs["images"][1]) as images:
             for start in _blocks(dataset):
@@ -96,6 +128,8 @@ def _write_npz(dataset: SyntheticDataset, output: Path) -> None:
                 labels.write_from(spool)
         if names is not None:
             npz.write("label_names", names)
+        npz.mark(INFERENCE_WRITER)
+        _check_npz(output, overwrite)  # again: something may have appeared meanwhile
 
 
 def _write_png_folder(dataset: SyntheticDataset, output: Path, overwrite: bool) -> None:

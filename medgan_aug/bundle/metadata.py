@@ -260,7 +260,9 @@ def bundle_readme(metadata: dict[str, Any], name: str) -> str:
         + (", `labels` float32 (N, L) and `label_names`." if conditional else "."),
         "An `--output_path` without `.npz` writes a folder of PNG files"
         + (" with `labels.csv`." if conditional else "."),
-        "An existing output is kept unless `--overwrite true`. `--device cuda` runs the generator on a GPU.",
+        "An existing output is kept unless `--overwrite true`, which replaces only what this inference wrote",
+        "(a `.npz` it signed, a folder of its PNG files); any other file or folder is never replaced.",
+        "`--device cuda` runs the generator on a GPU.",
         "",
         "Image `i` depends only on `(seed, i)`: with the same seed, N and device the bundle gives exactly",
         "the items of `medgan_aug.SyntheticDataset.from_run(run, N, seed=seed)` (chunked seeding, 256 items",

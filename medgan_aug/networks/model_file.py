@@ -8,7 +8,7 @@
      "meta": {...}}                 # plain data: None, bool, int, float, str, tensors, lists, str-keyed dicts
 
 A file is written atomically (:func:`medgan_aug.utils.serialization.atomic_torch_save`: temporary file,
-fsync, ``os.replace``, mode 0644) and read only through
+fsync, ``os.replace``; modes follow the umask) and read only through
 :func:`medgan_aug.utils.serialization.safe_torch_load` (``torch.load(weights_only=True)``), so a crafted
 file cannot run code. Every error names the file (:class:`medgan_aug.utils.errors.ModelFileError`).
 

@@ -8,6 +8,11 @@ file is known before it is written (:func:`npz_size`; checked against the free d
 :func:`medgan_aug.utils.disk_space.require_free_space`). ``np.load`` reads stored and deflated members
 alike (``np.savez`` itself stores, ``np.savez_compressed`` deflates); members over 4 GiB use zip64.
 Members carry a fixed date (1980-01-01), so the same arrays always give the same file, byte for byte.
+
+A writer can sign its file (:meth:`NpzStreamWriter.mark`): a small member :data:`WRITER_MEMBER` names it
+(``"medgan_aug generate"``), and :func:`npz_writer` reads the name back, so ``overwrite`` can tell a file
+medgan_aug wrote from a user's own ``.npz`` (:func:`medgan_aug.utils.outputs.check_output_file`).
+Readers that look members up by name (``np.load``, ``medmnist``) are not affected by the extra member.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["ArraySpec", "npy_header", "npz_size", "ArrayStream", "NpzStreamWriter"]
+__all__ = [
+    "ArraySpec",
+    "WRITER_MEMBER",
+    "npy_header",
+    "npz_size",
+    "ArrayStream",
+    "NpzStreamWriter",
+    "npz_writer",
+    "writer_spec",
+]
 
 
 #: An array's dtype and full shape, known before its rows are written.
@@ -32,6 +46,12 @@ ArraySpec = tuple[np.dtype, tuple[int, ...]]
 # 20 + 28 bytes, plus the name twice) and at the end of the file (end records 22 + zip64 56 + 20).
 _MEMBER_OVERHEAD = 30 + 46 + 20 + 28
 _END_OVERHEAD = 22 + 56 + 20
+
+#: The member (``<name>.npy``, a 0-d string array) that names the medgan_aug writer of a ``.npz``.
+WRITER_MEMBER = "medgan_aug_writer"
+
+# A writer's name is a few words: a larger member is not a marker (and is not read).
+_WRITER_MAX_BYTES = 4096
 
 # Members carry this date rather than the time of writing: the same arrays give the same bytes.
 _MEMBER_DATE = (1980, 1, 1, 0, 0, 0)
@@ -64,6 +84,11 @@ def npz_size(arrays: Mapping[str, ArraySpec]) -> int:
         total += _MEMBER_OVERHEAD + 2 * len(member) + len(npy_header(dtype, shape))
         total += math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
     return total
+
+
+def writer_spec(writer: str) -> ArraySpec:
+    """The :data:`ArraySpec` of the :meth:`NpzStreamWriter.mark` member for ``writer``, for :func:`npz_size`."""
+    return np.asarray(writer, dtype=str).dtype, ()
 
 
 def _member(name: str) -> zipfile.ZipInfo:
@@ -154,6 +179,10 @@ class NpzStreamWriter:
         np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
         self._zip.writestr(_member(name), buffer.getvalue())
 
+    def mark(self, writer: str) -> None:
+        """Sign the file: member :data:`WRITER_MEMBER` holds ``writer`` (``"medgan_aug generate"``)."""
+        self.write(WRITER_MEMBER, np.asarray(writer, dtype=str))
+
     def close(self) -> None:
         """Write the zip's central directory; the file is complete."""
         self._zip.close()
@@ -163,3 +192,38 @@ class NpzStreamWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def npz_writer(path: str | os.PathLike) -> str | None:
+    """The writer a ``.npz`` names in its :data:`WRITER_MEMBER` member (:meth:`NpzStreamWriter.mark`).
+
+    Only that member is read (at most 4 KiB, without pickles), whatever the file holds otherwise.
+
+    Returns:
+        The writer's name; None when the file is not a readable zip or has no such (0-d string) member.
+
+    Raises:
+        OSError: the file cannot be opened or read (missing, no permission, a read error).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(f"{WRITER_MEMBER}.npy")
+            except KeyError:
+                return None
+            if info.file_size > _WRITER_MAX_BYTES:
+                return None
+            with archive.open(info) as fh:
+                value = np.lib.format.read_array(fh, allow_pickle=False)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ):
+        return None  # not a zip, a damaged or encrypted member, or not an array: not signed
+    if value.dtype.kind != "U" or value.shape != ():
+        return None
+    return str(value)

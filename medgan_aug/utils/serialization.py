@@ -2,8 +2,8 @@
 
 Everything medgan_aug writes with ``torch.save`` (GAN checkpoints, model files) goes through
 :func:`atomic_torch_save`, which is :func:`medgan_aug.utils.atomic.atomic_path` (the project's one
-atomic writer and permission policy, 0644) plus an fsync: a kill during a save leaves either the old file
-or the new one, never a half-written file under the final name. Everything it reads goes through
+atomic writer and permission policy: modes follow the umask) plus an fsync: a kill during a save leaves
+either the old file or the new one, never a half-written file under the final name. Everything it reads goes through
 :func:`safe_torch_load`, which uses ``torch.load(weights_only=True)``: the unpickler only rebuilds tensors
 and plain containers, so a crafted file cannot run code. Loading errors are sorted into
 :class:`UnsafeFileError` (the file asks for a Python object outside the allow-list, i.e. it is not one of
@@ -34,7 +34,7 @@ _FULL_DISK_BYTES = 1 << 20
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (mode 0644).
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (mode: the umask's).
 
     A full disk becomes ``OSError(ENOSPC)`` naming ``path`` (through
     :func:`~medgan_aug.utils.atomic.atomic_path`), not torch's ``RuntimeError`` ("enforce fail at

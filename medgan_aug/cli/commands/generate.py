@@ -51,7 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="class-balanced labels (rare findings raised); default resamples the run's real label vectors",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if generate wrote it (a .npz it signed); any other file is never replaced",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images generated per step")
     parser.add_argument("--device", default="cpu", help="torch device for the generator")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
