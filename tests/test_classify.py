@@ -251,3 +251,80 @@ def test_predict_leaves_the_global_torch_rng_alone(chest28_path):
     predict(model, ds)
     extract_features(model, ds)
     assert torch.equal(torch.rand(3), expected)
+
+
+# ------------------------------------------------------------------------------ the classify run's checks
+
+
+def _copy_with(source, target, **arrays):
+    with np.load(source) as npz:
+        data = {k: npz[k] for k in npz.files}
+    data.update(arrays)
+    np.savez(target, **data)
+    return target
+
+
+def test_an_empty_test_split_is_refused_before_any_training(chest28_path, tmp_path, monkeypatch, capsys):
+    from medgan_aug.apps import classify
+    from medgan_aug.cli import main
+
+    empty = _copy_with(
+        chest28_path,
+        tmp_path / "no_test.npz",
+        test_images=np.zeros((0, 28, 28), np.uint8),
+        test_labels=np.zeros((0, 14), np.uint8),
+    )
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the test split was checked")
+
+    monkeypatch.setattr(classify, "train_classifier", no_training)
+    out = tmp_path / "cls"
+    argv = ["classify", "--path", str(empty), "--fraction", "0.1", "--iterations", "2", "--out", str(out)]
+    assert main([*argv, "--threads", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"{empty}: the test split has no images (test_images is empty)" in err and "scoring" in err
+    assert not out.exists()
+
+
+def test_classify_writes_only_into_a_new_or_empty_folder(chest28_path, tmp_path, capsys):
+    """A folder with a user's files is refused by the name of the first one and left as it was; an empty
+    folder, or one with only the temporary files of a killed run's writes, is used (and tidied)."""
+    from medgan_aug.apps.classify import ClassifierRunConfig, train_classifier_run
+    from medgan_aug.cli import main
+    from medgan_aug.utils.errors import OutputNotOursError
+
+    def config(out):
+        return ClassifierRunConfig(
+            out=str(out),
+            sample="nih1000",
+            fraction=0.1,
+            iterations=2,
+            batch_size=8,
+            threads=1,
+            progress=False,
+        )
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a_notes.txt").write_text("mine")
+    (mine / "results.csv").write_text("auc\n0.9\n")
+    with pytest.raises(
+        OutputNotOursError, match=r"holds files medgan_aug does not write there: a_notes\.txt"
+    ):
+        train_classifier_run(config(mine))
+    assert main(["classify", "--sample", "nih1000", "--out", str(mine), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a_notes.txt" in err, err
+    assert sorted(p.name for p in mine.iterdir()) == ["a_notes.txt", "results.csv"]
+    leftover = tmp_path / "killed"
+    leftover.mkdir()
+    (leftover / ".metrics.json.abcd1234.tmp.json").write_text("{")
+    train_classifier_run(config(leftover))
+    assert sorted(p.name for p in leftover.iterdir()) == [
+        "classifier.pt",
+        "config.json",
+        "losses.csv",
+        "metrics.json",
+    ]

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -349,7 +350,10 @@ def test_out_that_is_a_file_is_one_line(chest28_path, tmp_path, capsys):
     a_file = tmp_path / "results"
     a_file.write_text("")
     argv = f"train --path {chest28_path} --base-channels 8 --out {a_file} --no-progress".split()
-    _assert_one_line_error(capsys, main(argv), "train", a_file, os.strerror(errno.EEXIST))
+    _assert_one_line_error(capsys, main(argv), "train", a_file, "is a file, not a folder")
+    argv = f"classify --path {chest28_path} --out {a_file} --no-progress".split()
+    _assert_one_line_error(capsys, main(argv), "classify", a_file, "is a file, not a folder")
+    assert a_file.read_text() == ""
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
@@ -428,3 +432,55 @@ def test_bugs_keep_their_traceback(monkeypatch, capsys):
     with pytest.raises(ValueError, match="bad input"):  # --traceback asks for the traceback of any error
         main(["--traceback", "train", "--out", "runs/x"])
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------------------ warnings and engine logs
+
+
+def test_warnings_are_one_line_without_source_lines(monkeypatch, capsys):
+    import warnings
+
+    def warn(config):
+        warnings.warn("first part\nsecond part", UserWarning, stacklevel=2)
+        warnings.warn("a third-party notice", FutureWarning, stacklevel=1)
+        return Path("runs/x")
+
+    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", warn)
+    assert main(["train", "--out", "runs/x"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "medgan-aug train: warning: first part; second part",
+        "medgan-aug train: warning: a third-party notice",
+    ], err
+    assert ".py" not in err and "warnings.warn" not in err
+
+
+_DIVERGING_TRAIN = """
+import sys
+from medgan_aug.cli import main
+from medgan_aug.networks.dcgan import DCGANDiscriminator
+
+forward = DCGANDiscriminator.forward_with_aux
+
+def nan_logits(self, x, labels=None):
+    out, aux = forward(self, x, labels)
+    return out * float("nan"), aux
+
+DCGANDiscriminator.forward_with_aux = nan_logits
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_error_inside_the_engine_is_one_line_without_ignite_logs(tmp_path):
+    """ignite logs "Engine run is terminating due to exception: ..." before re-raising; with no logging set
+    up Python prints that on stderr, before the command's one-line error. Only the error line is left."""
+    argv = (
+        f"train --sample nih1000 --fraction 0.1 --iterations 3 --batch-size 16 --base-channels 8 --latent-dim 16 "
+        f"--n-samples 4 --standing-stats-batches 1 --threads 1 --no-progress --out {tmp_path / 'run'}"
+    ).split()
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIVERGING_TRAIN, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("medgan-aug train: error: GAN training diverged"), lines

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from monai.data import DataLoader
 
 from medgan_aug.data.medmnist import MedMNISTDataset, load_medmnist_npz, official_file
 from medgan_aug.utils.errors import MedMNISTFileError
+from medgan_aug.utils.npz_stream import npy_header
 
 CHEST_NAMES = [
     "atelectasis",
@@ -222,3 +225,86 @@ def test_altered_sample_file_is_refused(tmp_path, monkeypatch):
     fake.unlink()
     with pytest.raises(MedMNISTFileError, match="missing from this installation"):
         samples.sample_path("nih1000")
+
+
+# ------------------------------------------------------------------------- headers, folders, empty splits
+
+
+def _one_line_error(capsys, code: int, command: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"medgan-aug {command}: error: ") and "Traceback" not in err, err
+    return err
+
+
+def _crafted_npz(path: Path, key: str, shape: tuple[int, ...]) -> Path:
+    """A MedMNIST-format file whose ``key`` member has a header declaring ``shape`` and 100 bytes of data."""
+    write_npz(path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            if name == key:
+                archive.writestr(f"{name}.npy", npy_header(np.uint8, shape) + bytes(100))
+            else:
+                buffer = io.BytesIO()
+                np.save(buffer, array)
+                archive.writestr(f"{name}.npy", buffer.getvalue())
+    return path
+
+
+def test_a_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path, capsys, monkeypatch):
+    """(10**12, 28, 28) uint8 is 713 TiB: refused from the header, in `train` and `data info`, naming the
+    file and the array, without asking numpy for the memory."""
+    from medgan_aug.cli import main
+
+    crafted = _crafted_npz(tmp_path / "huge.npz", "train_images", (10**12, 28, 28))
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("np.load read an array whose header was not checked")
+
+    monkeypatch.setattr(np.lib.format, "read_array", no_allocation)
+    for argv in (
+        ["data", "info", "--path", str(crafted)],
+        ["train", "--path", str(crafted), "--out", str(tmp_path / "run"), "--threads", "1", "--no-progress"],
+    ):
+        err = _one_line_error(capsys, main(argv), argv[0])
+        assert str(crafted) in err and "'train_images'" in err and "(1000000000000, 28, 28)" in err, err
+        assert "713.0 TiB" in err and "100 bytes" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_array_larger_than_the_available_memory_is_refused(tmp_path, capsys, monkeypatch):
+    from medgan_aug.cli import main
+
+    path = write_npz(tmp_path / "small.npz", n=6)  # test_images: 6 x 28 x 28 = 4704 bytes
+    monkeypatch.setattr("medgan_aug.data.npz_arrays.available_memory", lambda: 4000)
+    with pytest.raises(MedMNISTFileError, match=r"small\.npz: array 'test_images' .*more than the 3\.9 KiB"):
+        load_medmnist_npz(path, "test")
+    err = _one_line_error(capsys, main(["data", "info", "--path", str(path)]), "data")
+    assert "'train_images'" in err and "memory available" in err
+
+
+def test_a_folder_given_as_path_is_named_a_folder(tmp_path, capsys):
+    from medgan_aug.cli import main
+
+    folder = tmp_path / "data.npz"
+    folder.mkdir()
+    with pytest.raises(MedMNISTFileError, match="is a directory, not a MedMNIST .npz file"):
+        MedMNISTDataset(path=folder)
+    for argv in (["data", "info", "--path", str(folder)], ["train", "--path", str(folder), "--out", "x"]):
+        err = _one_line_error(capsys, main(argv), argv[0])
+        assert f"{folder} is a directory" in err and "does not exist" not in err
+
+
+def test_an_empty_train_split_names_the_file_and_the_split(tmp_path, capsys):
+    from medgan_aug.cli import main
+
+    empty = write_npz(
+        tmp_path / "empty.npz",
+        train_images=np.zeros((0, 28, 28), np.uint8),
+        train_labels=np.zeros((0, 14), np.uint8),
+    )
+    argv = ["train", "--path", str(empty), "--out", str(tmp_path / "run"), "--threads", "1", "--no-progress"]
+    err = _one_line_error(capsys, main(argv), "train")
+    assert f"{empty}: the train split has no images (train_images is empty)" in err and "n=1" not in err

@@ -8,7 +8,11 @@ import torch
 
 from medgan_aug.data import MedMNISTDataset
 from medgan_aug.data.patients import nih1000_patient_ids
-from medgan_aug.metrics.heldout import heldout_anchored_distances, patient_disjoint_halves, random_cnn_features
+from medgan_aug.metrics.heldout import (
+    heldout_anchored_distances,
+    patient_disjoint_halves,
+    random_cnn_features,
+)
 
 
 def test_patient_disjoint_halves_share_no_patient_and_are_balanced():

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from medgan_aug.apps.report.figures import HEADER, grid_image, read_sample_tiles
-from medgan_aug.apps.report.report import load_run_record, read_losses, resolve_real_file, write_report
+from medgan_aug.apps.report.report import (
+    load_run_record,
+    read_losses,
+    resolve_real_file,
+    run_data_source,
+    write_report,
+)
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.cli import main as cli_main
+from medgan_aug.data import sample_path
 
 SIZE, N_SAMPLES, SNAPSHOTS = 28, 16, 3  # 16 fixed-noise samples -> 4x4 sample grids, 3 of them
 
@@ -239,9 +247,10 @@ def test_unfinished_or_foreign_runs_are_clear_errors(run, tmp_path, capsys, pneu
         load_run_record(unfinished)
     assert cli_main(["report", "--run", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
-    # a relative data path that resolves nowhere asks for --real
+    # a relative data path that resolves nowhere (nor does the file the trainer read) asks for --real
     record = load_run_record(run)
     record["config"]["path"] = "elsewhere/x.npz"
+    record["data"]["source"] = str(tmp_path / "moved_away.npz")
     with pytest.raises(FileNotFoundError, match="pass it with --real"):
         resolve_real_file(record, run, None)
     # the wrong data file for this run is refused (label layout differs), never silently compared
@@ -301,3 +310,44 @@ def test_binary_flag_conditional_run_reports_its_positive_class(pneumonia_path, 
     m = write_report(out, num_samples=100, repeats=1, extractor_iterations=10, progress=False)
     assert m["files"]["per_finding"] == "per_finding.png" and (out / "per_finding.png").is_file()
     assert 0.0 <= m["conditional_fidelity"]["auc"] <= 1.0
+
+
+def test_report_reads_back_a_run_trained_from_the_packaged_sample(tmp_path, report, capsys):
+    """`train --sample nih1000` records no path: report must open the sample, not look for the official file."""
+    out = tmp_path / "sample_run"
+    argv = "train --sample nih1000 --iterations 4 --batch-size 16 --fraction 0.1 --base-channels 8 --latent-dim 16"
+    argv += f" --n-samples 4 --standing-stats-batches 1 --threads 1 --no-progress --out {out}"
+    assert cli_main(argv.split()) == 0
+    record = load_run_record(out)
+    assert record["config"]["path"] is None and record["config"]["sample"] == "nih1000"
+    assert run_data_source(record, out) == {"flag": "chestmnist", "size": 28, "sample": "nih1000"}
+    assert resolve_real_file(record, out, None) == sample_path("nih1000")
+    capsys.readouterr()
+    extractor = report["extractor"]["file"]
+    code = cli_main(["report", "--run", str(out), "--num", "20", "--repeats", "1", "--extractor", extractor])
+    assert code == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["real_file"] == str(sample_path("nih1000")) and m["data"]["n_gan_train"] == 69
+
+
+def test_run_data_source_follows_every_recorded_source(run, tmp_path):
+    """A relative path is looked for beside the run, then as the file the trainer read; an official-file run
+    keeps its root; --real wins over all of them and a folder given as --real is named as a folder."""
+    record = load_run_record(run)
+    cfg = record["config"]
+    copy = run.parent / "moved.npz"
+    shutil.copy(record["data"]["source"], copy)
+    relative = {**record, "config": {**cfg, "path": "moved.npz"}}
+    assert run_data_source(relative, run)["path"] == run.parent / "moved.npz"
+    gone = {**record, "config": {**cfg, "path": "gone/x.npz"}}
+    assert run_data_source(gone, run)["path"] == Path(record["data"]["source"])  # the file the trainer read
+    official = {**record, "config": {**cfg, "path": None, "root": str(tmp_path), "download": False}}
+    assert run_data_source(official, run) == {
+        "flag": "chestmnist",
+        "size": 28,
+        "root": str(tmp_path),
+        "download": False,
+    }
+    assert run_data_source(official, run, real=copy)["path"] == copy
+    with pytest.raises(FileNotFoundError, match="is a folder, not a file"):
+        run_data_source(record, run, real=tmp_path)

@@ -108,6 +108,37 @@ def test_resume_before_the_first_checkpoint_starts_from_zero(tmp_path):
     _assert_same_generator(direct / "generator.pt", out / "generator.pt")
 
 
+@pytest.mark.parametrize("before", ["missing", "empty", "temp files only"])
+def test_resume_of_a_folder_that_holds_no_run_yet_starts_it_fresh(before, tmp_path, capsys):
+    """Killed before config.json (imports, data): --resume starts the run, says so in one line, and ends
+    where a plain run ends; our temporary files are removed, a user's file is refused as before."""
+    direct = train_gan(_cfg(tmp_path / "direct", iterations=6))
+    out = tmp_path / "run"
+    if before != "missing":
+        (out / "checkpoints").mkdir(parents=True)
+    if before == "temp files only":
+        for name in (".config.json.a1b2c3d4.tmp.json", "checkpoints/.ckpt_00000006.pt.zzzzzzzz.tmp.pt"):
+            (out / name).write_bytes(b"partial")
+    argv = ["train", "--out", str(out), "--resume", "--iterations", "6", "--checkpoint-every", "6"]
+    for key, value in {**TINY, "conditional": True, "n_saved": 10, "sample_every": 10, "seed": 5}.items():
+        if key == "conditional":
+            argv += ["--conditional"]
+        elif key != "progress":
+            argv += ["--" + key.replace("_", "-"), str(value)]
+    assert main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err == f"medgan-aug train: warning: --resume: {out} holds no run yet; starting it fresh\n"
+    assert (out / "losses.csv").read_text() == (direct / "losses.csv").read_text()
+    _assert_same_generator(direct / "generator.pt", out / "generator.pt")
+    assert [p.name for p in out.rglob("*") if ".tmp" in p.name] == []
+    with pytest.warns(UserWarning, match="holds no run yet; starting it fresh"):
+        train_gan(_cfg(tmp_path / "api", iterations=1, resume=True))
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "notes.txt").write_text("mine")
+    assert main([*argv[:2], str(tmp_path / "user"), *argv[3:], "--no-progress"]) == 1
+    assert "notes.txt" in capsys.readouterr().err and (tmp_path / "user" / "notes.txt").read_text() == "mine"
+
+
 # --------------------------------------------------------------------------------------- extending a run
 
 
@@ -314,10 +345,10 @@ def _rows(path: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkill_ten_times_then_resume_equals_an_uninterrupted_run(tmp_path):
-    """SIGKILL ``medgan-aug train`` 10 times at seeded random points (during start-up, right after a
-    checkpoint appears, while a checkpoint's temporary file is being written, mid-iteration), resume each
-    time, finish with ``python -m medgan_aug train --resume``: the end equals an uninterrupted run byte for
-    byte, and the temporary files of the killed writes are gone."""
+    """SIGKILL ``medgan-aug train --resume`` first before its config.json exists, then 10 times at seeded
+    random points (during start-up, right after a checkpoint appears, while a checkpoint's temporary file is
+    being written, mid-iteration), resume each time, finish with ``python -m medgan_aug train --resume``: the
+    end equals an uninterrupted run byte for byte, and the temporary files of the killed writes are gone."""
     reference = train_gan(GANConfig(out=str(tmp_path / "reference"), **KILL_ARGS))
     out, ckpts = tmp_path / "killed", tmp_path / "killed" / "checkpoints"
     rng = random.Random(20240607)
@@ -327,14 +358,17 @@ def test_sigkill_ten_times_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
     modes, seconds = [], []
     try:
-        for kill in range(10):
+        for kill in range(11):  # every session passes --resume, the first too: the documented retry loop
             latest = max(_checkpoints(out), default=0)
             ended = tmp_path / f"session_{kill}.status"
-            server.stdin.write(f"start {ended} {json.dumps(_argv(out, resume=kill > 0))}\n")
+            server.stdin.write(f"start {ended} {json.dumps(_argv(out, resume=True))}\n")
             server.stdin.flush()
             pid = int(server.stdout.readline())
-            mode = rng.choice(["startup", "after_checkpoint", "during_write", "mid_iteration"])
-            if mode == "startup":
+            modes_now = ["startup", "after_checkpoint", "during_write", "mid_iteration"]
+            mode = "before_config" if kill == 0 else rng.choice(modes_now)
+            if mode == "before_config":  # at once: the folder is missing (or empty), no config.json yet
+                alive = not ended.exists()
+            elif mode == "startup":
                 time.sleep(rng.uniform(0.0, 0.3))
                 alive = not ended.exists()
             elif mode == "after_checkpoint":
@@ -352,6 +386,8 @@ def test_sigkill_ten_times_then_resume_equals_an_uninterrupted_run(tmp_path):
             server.stdin.write(f"wait {pid}\n")
             server.stdin.flush()
             status = int(server.stdout.readline())
+            if mode == "before_config":
+                assert alive and not (out / "config.json").exists(), "the first kill came after config.json"
             log = Path(f"{ended}.log").read_text() if Path(f"{ended}.log").exists() else ""
             assert status == signal.SIGKILL or (status == 0 and ended.read_text() == "0"), (status, log)
             modes.append((mode, alive, max(_checkpoints(out), default=0)))
@@ -369,7 +405,9 @@ def test_sigkill_ten_times_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
     assert final.returncode == 0, final.stderr
 
-    assert sum(alive for mode, alive, _ in modes if mode != "startup") >= 5, modes  # kills landed in training
+    assert sum(alive for mode, alive, _ in modes if mode not in ("startup", "before_config")) >= 5, (
+        modes
+    )  # kills landed in training
     assert 0 < modes[-1][2] < 30, modes  # the last kill left work for the final resume
     assert (out / "losses.csv").read_bytes() == (reference / "losses.csv").read_bytes()
     _assert_same_generator(reference / "generator.pt", out / "generator.pt")

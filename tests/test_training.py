@@ -24,7 +24,8 @@ from medgan_aug.handlers.checkpoint import CheckpointManager, load_checkpoint
 from medgan_aug.networks.dcgan import DCGANDiscriminator
 from medgan_aug.networks.model_file import load_generator
 from medgan_aug.transforms.diffaugment import DiffAugment
-from medgan_aug.utils.errors import CorruptFileError, GANDivergenceError, UnsafeFileError
+from medgan_aug.utils.atomic import current_umask
+from medgan_aug.utils.errors import CorruptFileError, GANDivergenceError, OutputNotOursError, UnsafeFileError
 
 
 def _cfg(path, out, **kw) -> GANConfig:
@@ -257,7 +258,16 @@ def test_cli_train_exits_nonzero_on_divergence(chest28_path, tmp_path, monkeypat
 
 
 def test_loss_variants_stay_finite(chest28_path, tmp_path):
-    run = train_gan(
+    with pytest.warns(UserWarning, match="capped at 69"):
+        run = _loss_variants_run(chest28_path, tmp_path)
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert len(rows) == 6 and all(np.isfinite(float(r["loss_d"])) and float(r["r1"]) > 0 for r in rows)
+    g, meta = load_generator(run / "generator.pt")
+    assert g.num_labels == 0 and meta["conditional"] is False
+
+
+def _loss_variants_run(chest28_path, tmp_path):
+    return train_gan(
         _cfg(
             chest28_path,
             tmp_path / "h",
@@ -271,11 +281,7 @@ def test_loss_variants_stay_finite(chest28_path, tmp_path):
             diffaugment="translation",
             batch_size=80,
         )
-    )  # batch larger than the 69-image subset
-    rows = list(csv.DictReader(open(run / "losses.csv")))
-    assert len(rows) == 6 and all(np.isfinite(float(r["loss_d"])) and float(r["r1"]) > 0 for r in rows)
-    g, meta = load_generator(run / "generator.pt")
-    assert g.num_labels == 0 and meta["conditional"] is False
+    )  # batch larger than the 69-image subset: capped at 69
 
 
 def test_monai_and_ignite_handlers_attach(chest28_path, tmp_path):
@@ -300,8 +306,60 @@ def test_existing_run_and_changed_resume_config_are_refused(reference_run, chest
         train_gan(_cfg(chest28_path, reference_run))
     with pytest.raises(ValueError, match="lr_g"):
         train_gan(_cfg(chest28_path, reference_run, resume=True, lr_g=1e-3))
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        train_gan(_cfg(chest28_path, tmp_path / "nothing", resume=True))
+    foreign = tmp_path / "foreign"  # --resume on a folder with someone else's files: refused, as before
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"model": "mine"}')
+    with pytest.raises(OutputNotOursError, match=r"holds no GAN run .*config\.json"):
+        train_gan(_cfg(chest28_path, foreign, resume=True))
+    assert (foreign / "config.json").read_text() == '{"model": "mine"}'
+
+
+def test_user_files_in_out_are_never_replaced(chest28_path, tmp_path, capsys):
+    """A non-empty --out that holds no run is refused by the name of its first file, with or without
+    --resume, by the API and the CLI, before any data is read; every byte stays as it was."""
+    from medgan_aug.cli import main
+
+    out = tmp_path / "mine"
+    (out / "samples").mkdir(parents=True)
+    mine = {"losses.csv": b"epoch,my_loss\n1,0.5\n", "generator.pt": b"my own weights", "samples/a.png": b"x"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    for resume in (False, True):
+        with pytest.raises(
+            OutputNotOursError, match=r"holds files medgan_aug does not write there: generator\.pt"
+        ):
+            train_gan(_cfg(chest28_path, out, iterations=2, resume=resume))
+    argv = ["train", "--path", "no_such.npz", "--out", str(out), "--threads", "1", "--no-progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "generator.pt" in err and str(out) in err and "no_such" not in err
+    assert {name: (out / name).read_bytes() for name in mine} == mine
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted([*mine, "samples"])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(OutputNotOursError, match="is a file, not a folder"):
+        train_gan(_cfg(chest28_path, a_file, iterations=2))
+
+
+def test_batch_larger_than_the_subset_is_capped_with_a_warning(chest28_path, tmp_path, capsys):
+    """69 images (10% of nih1000's 691) and batch 4096: each batch is the 69 images, recorded as such."""
+    from medgan_aug.cli import main
+
+    with pytest.warns(
+        UserWarning, match="batch_size 4096 is larger than the 69 training images: capped at 69"
+    ):
+        run = train_gan(_cfg(chest28_path, tmp_path / "api", iterations=2, batch_size=4096))
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["batch_size"] == 69 and record["epoch_length"] == 1
+    argv = f"train --path {chest28_path} --fraction 0.1 --iterations 2 --batch-size 500 --base-channels 8"
+    argv += f" --n-samples 4 --standing-stats-batches 1 --threads 1 --no-progress --out {tmp_path / 'cli'}"
+    assert main(argv.split()) == 0
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "medgan-aug train: warning: batch_size 500 is larger than the 69 training images: capped at 69\n"
+    )
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["config"]["batch_size"] == 69
 
 
 @pytest.mark.parametrize(
@@ -374,13 +432,13 @@ def test_no_temporary_files_left(reference_run):
     assert os.path.getsize(reference_run / "generator.pt") < 2_000_000
 
 
-def test_every_file_of_a_run_is_0644(reference_run):
-    """generator.pt, checkpoints, config.json, losses.csv, sample PNGs: readable by everyone, like any output."""
+def test_every_file_of_a_run_follows_the_umask(reference_run):
+    """generator.pt, checkpoints, config.json, losses.csv, sample PNGs: the modes open() gives under the umask."""
     files = sorted(p.relative_to(reference_run).as_posix() for p in reference_run.rglob("*") if p.is_file())
     expected = {"generator.pt", "config.json", "losses.csv", "checkpoints/ckpt_00000023.pt"}
     assert expected | {"samples/iter_00000010.png"} <= set(files)
     modes = {f: oct((reference_run / f).stat().st_mode & 0o777) for f in files}
-    assert set(modes.values()) == {"0o644"}, modes
+    assert set(modes.values()) == {oct(0o666 & ~current_umask())}, modes
 
 
 def test_moved_run_folder_resumes_and_another_data_file_is_refused(reference_run, chest28_path, tmp_path):

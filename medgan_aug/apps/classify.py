@@ -19,14 +19,17 @@ Under ``torchrun`` the classifier trains data-parallel (:func:`medgan_aug.engine
 * ``losses.csv``: the training loss per step (the global-batch mean under data parallelism);
 * ``metrics.json``: test AUC/ACC (MedMNIST's definitions), per-finding AUCs, skipped findings, seconds.
 
-A run is short (minutes on a CPU) and writes its folder when it ends; it is not resumed mid-way. An
-existing run folder is never overwritten.
+A run is short (minutes on a CPU) and writes its folder when it ends; it is not resumed mid-way. ``out``
+must be new or empty (temporary files of a killed run's writes aside): an existing run folder is never
+overwritten, and a folder with other files is refused by the name of its first file. Empty train or test
+splits are refused, naming the file and the split, before any training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ import torch
 from medgan_aug.apps.data_settings import subset_data_setting
 from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
+from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
@@ -46,12 +50,16 @@ from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import save_classifier
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device, safe_thread_count
+from medgan_aug.utils.errors import OutputNotOursError
+from medgan_aug.utils.outputs import files_under, unknown_files
 from medgan_aug.utils.settings import setting
+from medgan_aug.utils.temp_files import orphan_temp_files, remove_orphan_temp_files
 
 __all__ = ["ClassifierRunConfig", "train_classifier_run"]
 
 
 _OUTPUTS = ("config.json", "classifier.pt", "losses.csv", "metrics.json")
+_OUTPUT_PATTERNS = [re.escape(name) for name in _OUTPUTS]  # their temporary files' targets
 
 
 @dataclass
@@ -119,19 +127,33 @@ def _check_config(config: ClassifierRunConfig) -> Any:
 
 
 def _check_new_run(out: Path) -> None:
+    """Refuse ``out`` unless it is new, empty or holds only temporary files of a killed classifier run."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise OutputNotOursError(f"--out {out} is a file, not a folder: choose another --out")
     existing = [name for name in _OUTPUTS if (out / name).exists()]
     if existing:
         raise FileExistsError(
             f"{out} already holds a classifier run ({', '.join(existing)}); choose another --out or remove it"
         )
+    leftovers = {path.name for path in orphan_temp_files(out, _OUTPUT_PATTERNS)}
+    foreign = unknown_files(files_under(out), lambda name: name in leftovers)
+    if foreign is not None:
+        raise OutputNotOursError(
+            f"--out {out} is not empty and holds no classifier run: it {foreign}. classify writes only into a "
+            "new or empty folder; nothing in it was changed: choose another --out"
+        )
+
+
+def _open_test_split(data: dict[str, Any], found: dict[str, Any]) -> None:
+    """Open the test split into ``found["test"]`` and refuse an empty one, before any training."""
+    found["test"] = MedMNISTDataset(split="test", **data)
+    require_images(found["test"], "scoring the classifier")
 
 
 def _data_kwargs(config: ClassifierRunConfig) -> dict[str, Any]:
-    if config.sample:
-        return {"sample": config.sample, "flag": config.flag, "size": config.size}
-    if config.path:
-        return {"path": config.path, "flag": config.flag, "size": config.size}
-    return {"flag": config.flag, "size": config.size, "root": config.root, "download": config.download}
+    return dataset_source(dataclasses.asdict(config))
 
 
 def train_classifier_run(config: ClassifierRunConfig) -> Path:
@@ -142,7 +164,9 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
 
     Raises:
         FileExistsError: ``out`` already holds a classifier run.
+        medgan_aug.utils.OutputNotOursError: ``out`` is a file or a folder with other files.
         FileNotFoundError: the data file or the GAN run is missing.
+        medgan_aug.utils.MedMNISTFileError: the data file is unusable, or its train or test split is empty.
         ValueError: an unknown condition or classifier, a synthetic condition without ``gan_run`` (or
             ``gan_run`` with a real-only one), a global batch that does not divide by the processes.
     """
@@ -157,8 +181,10 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
         with distributed_context(config.device) as shard:  # None unless torchrun started > 1 process
             main = shard is None or shard.is_main
             run_on_main(shard, lambda: _check_new_run(out))
+            found: dict[str, Any] = {}  # rank 0's test split, opened and checked before training
+            run_on_main(shard, lambda: _open_test_split(_data_kwargs(config), found))
             device = shard.device if shard is not None else resolve_device(config.device)
-            result = _train_and_score(config, condition, device, shard is not None, main)
+            result = _train_and_score(config, condition, device, shard is not None, found.get("test"))
             if main:
                 _write_run(out, config, *result, world_size=1 if shard is None else shard.world_size)
             if shard is not None:
@@ -169,10 +195,12 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
 
 
 def _train_and_score(
-    config: ClassifierRunConfig, condition: Any, device: torch.device, distributed: bool, main: bool
+    config: ClassifierRunConfig, condition: Any, device: torch.device, distributed: bool, test: Any
 ) -> tuple[Any, list[int], dict, dict | None, list[str]]:
+    """Train on the subset; score ``test`` (rank 0's test split; None on the other ranks)."""
     data = _data_kwargs(config)
     train_all = MedMNISTDataset(split="train", **data)
+    require_images(train_all, "training the classifier")
     indices = low_data_indices(train_all.labels, fraction=config.fraction, seed=config.subset_seed)
     train = MedMNISTDataset(split="train", indices=indices, **data)
     source = None
@@ -190,8 +218,7 @@ def _train_and_score(
         distributed=distributed,
     )  # fmt: skip
     metrics = None
-    if main:  # the test split is scored once, by rank 0
-        test = MedMNISTDataset(split="test", **data)
+    if test is not None:  # the test split is scored once, by rank 0
         scores, targets = predict(model, test, task=train.task, device=device)
         metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
         metrics["n_test"] = len(test)
@@ -203,6 +230,7 @@ def _write_run(
     label_names: list[str], *, world_size: int,
 ) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temp_files(out, _OUTPUT_PATTERNS)  # left by a killed run's writes
     settings = dataclasses.asdict(config)
     record = {
         "config": settings,

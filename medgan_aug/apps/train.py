@@ -6,6 +6,7 @@ generator file) and exact resume. Its settings are :class:`GANConfig` (:mod:`med
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,11 +27,13 @@ from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.apps.train_resume import (
     check_iterations,
     check_resume_record,
+    check_run_folder,
     remove_run_orphans,
     set_aside_generator,
 )
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.data.medmnist import MedMNISTDataset, file_md5
+from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.engines.distributed import (
     ShardedBatches,
@@ -50,7 +53,7 @@ from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device, resolve_precision, safe_thread_count
 
-__all__ = ["GANConfig", "GANSubset", "load_gan_subset", "build_gan_trainer", "train_gan"]
+__all__ = ["GANConfig", "GANSubset", "load_gan_subset", "cap_batch_size", "build_gan_trainer", "train_gan"]
 
 
 logger = logging.getLogger("medgan_aug.apps.train")
@@ -66,15 +69,8 @@ class GANSubset:
 
 
 def load_gan_subset(config: GANConfig) -> GANSubset:
-    ds = MedMNISTDataset(
-        flag=config.flag,
-        split="train",
-        size=config.size,
-        root=config.root,
-        path=config.path,
-        sample=config.sample,
-        download=config.download,
-    )
+    ds = MedMNISTDataset(split="train", **dataset_source(config.to_dict()))
+    require_images(ds, "training a GAN")
     idx = low_data_indices(ds.labels, fraction=config.fraction, seed=config.subset_seed)
     raw = torch.from_numpy(np.ascontiguousarray(ds.images[idx]))
     raw = raw.unsqueeze(1) if raw.ndim == 3 else raw.permute(0, 3, 1, 2)
@@ -98,6 +94,23 @@ def load_gan_subset(config: GANConfig) -> GANSubset:
         },
     }
     return GANSubset(images, torch.from_numpy(ds.targets[idx].copy()), ds.labels[idx], idx, info)
+
+
+def cap_batch_size(config: GANConfig, num_images: int, warn: bool = True) -> GANConfig:
+    """``config`` with ``batch_size`` at most ``num_images`` (with a warning when it was larger).
+
+    A batch larger than the training subset only repeats its images in every batch, at the memory cost of
+    the asked size; the capped value is what the run records and trains with.
+    """
+    if config.batch_size <= num_images:
+        return config
+    if warn:
+        warnings.warn(
+            f"batch_size {config.batch_size} is larger than the {num_images} training images: capped at "
+            f"{num_images}",
+            stacklevel=4,
+        )
+    return dataclasses.replace(config, batch_size=num_images)
 
 
 def build_gan_trainer(
@@ -200,8 +213,14 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     ``training_seconds``: the wall time of every session of the run (each checkpoint carries the count so
     far, so a killed session counts up to its last checkpoint).
 
+    ``out`` must be a new or empty folder, or (with ``resume``) one that holds this run: any other file in it
+    is refused by name, never replaced. A batch larger than the training subset is capped at its size (with
+    a warning; the run records the capped value).
+
     ``resume=True`` continues from the newest readable checkpoint, bit-identically on CPU; in a folder
-    killed before its first checkpoint it starts again from iteration 0 (with a warning). A resumed run
+    killed before its first checkpoint it starts again from iteration 0 (with a warning), and a folder that
+    holds no run yet (missing, empty, or only temporary files of killed writes: killed before its
+    ``config.json``) starts the run fresh, with a one-line warning. A resumed run
     may change ``iterations`` (e.g. extend a finished run) when the learning-rate schedule is
     ``"constant"``: the result equals a run trained to the new total directly, and an earlier
     ``generator.pt`` is renamed ``generator_<iterations>.pt``. Temporary files of killed writes are removed
@@ -217,7 +236,8 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
 
     Raises:
         FileExistsError: ``out`` already holds a run and ``resume`` is False.
-        FileNotFoundError: ``resume`` without a run (``config.json``) to resume.
+        medgan_aug.utils.OutputNotOursError: ``out`` is a file, or a folder with files but no GAN run (the
+            first of them is named; nothing is changed).
         medgan_aug.utils.ResumeError: the resumed run's configuration or subset differs, or its
             ``iterations`` changes where that would not equal a direct run (the message says what to run).
         GANDivergenceError: a loss became NaN/inf (the message names the iteration).
@@ -254,23 +274,24 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     run_dir = Path(config.out)
     manager = CheckpointManager(run_dir / "checkpoints", config.n_saved)
     main = shard is None or shard.is_main  # only the main process writes the run directory
+    holds_run = run_on_main(shard, lambda: check_run_folder(run_dir))  # refuses a folder that is not ours
+    if holds_run and not config.resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
+        )
+    resume = config.resume and holds_run
+    if config.resume and not holds_run and main:
+        warnings.warn(f"--resume: {run_dir} holds no run yet; starting it fresh", stacklevel=3)
     subset = load_gan_subset(config)
     if config.conditional and subset.info["num_labels"] == 0:
         raise ValueError("conditional=True but the data has no labels")
-
-    def check_new_run() -> None:
-        if not config.resume and ((run_dir / "config.json").exists() or manager.list()):
-            raise FileExistsError(
-                f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
-            )
-
-    run_on_main(shard, check_new_run)
+    config = cap_batch_size(config, len(subset.indices), main)
     trainer = build_gan_trainer(config, subset, shard=shard)
     trainer.session_started = started  # this session's time includes loading the data
     record = _run_record(config, subset, trainer.state.epoch_length, trainer.precision)
     start: int | None = None
     saved: dict[str, Any] = {}
-    if config.resume:
+    if resume:
         where = trainer.state.device if shard is None else "cpu"
         state, saved = run_on_main(shard, lambda: _load_resume_state(config, run_dir, manager, record, where))
         if state is None:

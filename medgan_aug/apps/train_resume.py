@@ -1,5 +1,7 @@
 """What ``train --resume`` checks and tidies in a run folder before a GAN run continues.
 
+* :func:`check_run_folder`: whose the ``--out`` folder is: no run yet (missing, empty, or only temporary
+  files of a run's killed writes), a GAN run, or someone else's files (refused, the first of them named).
 * :func:`check_resume_record`: the saved run record (``config.json``) against the new one: same settings
   (except how and where it runs), same data file, same subset.
 * :func:`check_iterations`: a changed ``iterations`` is allowed when the trained part is exactly the start of
@@ -21,11 +23,13 @@ from typing import Any
 
 from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.handlers.checkpoint import CheckpointManager
-from medgan_aug.utils.errors import ResumeError
-from medgan_aug.utils.temp_files import remove_orphan_temp_files
+from medgan_aug.utils.errors import OutputNotOursError, ResumeError
+from medgan_aug.utils.outputs import files_under, unknown_files
+from medgan_aug.utils.temp_files import orphan_temp_files, remove_orphan_temp_files
 
 __all__ = [
     "RESUME_FREE",
+    "check_run_folder",
     "settings_differences",
     "trained_precision",
     "check_resume_record",
@@ -47,6 +51,9 @@ _RUN_FILES = {
     ".": [r"config\.json", r"losses\.csv", r"generator\.pt", r"generator_\d{8}\.pt"],
     "samples": [r"iter_\d{8}\.png"],
 }
+
+#: The checkpoint names (:class:`~medgan_aug.handlers.checkpoint.CheckpointManager`'s ``ckpt_<it>.pt``).
+_CHECKPOINT_FILES = {"checkpoints": [r"ckpt_\d{8}\.pt"]}
 
 
 #: GAN settings added after runs were first written, with the value that reproduces the older behaviour
@@ -81,6 +88,48 @@ def trained_precision(saved: dict[str, Any]) -> str:
     ``precision_used``; a run written before precision existed trained in fp32)."""
     old = saved.get("config", {})
     return saved.get("precision_used", old.get("precision", ADDED_SETTINGS_OFF["precision"]))
+
+
+def _is_gan_record(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    config = record.get("config") if isinstance(record, dict) else None
+    return isinstance(config, dict) and "latent_dim" in config and "subset" in record
+
+
+def check_run_folder(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a GAN run (True) or no run yet (False); refuse anything else.
+
+    No run yet: the folder is missing, empty, or holds only temporary files of a run's killed writes (and
+    empty sub-folders): a run killed before its ``config.json`` was written. A GAN run: ``config.json`` is
+    the record :func:`medgan_aug.apps.train_gan` writes; the user's other files beside it are left alone.
+
+    Raises:
+        OutputNotOursError: ``run_dir`` is a file, or a folder that holds files but no GAN run (the message
+            names the first of them); nothing in it is changed.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return False
+    if not run_dir.is_dir():
+        raise OutputNotOursError(f"--out {run_dir} is a file, not a folder: choose another --out")
+    if (run_dir / "config.json").is_file() and _is_gan_record(run_dir / "config.json"):
+        return True
+    leftovers = {
+        path.relative_to(run_dir).as_posix()
+        for sub, targets in {**_RUN_FILES, **_CHECKPOINT_FILES}.items()
+        for path in orphan_temp_files(run_dir / sub, targets)
+    }
+    foreign = unknown_files(files_under(run_dir), lambda name: name in leftovers)
+    if foreign is None:
+        return False
+    raise OutputNotOursError(
+        f"--out {run_dir} is not empty and holds no GAN run (no config.json of `medgan-aug train`): it "
+        f"{foreign}. train writes only into a new or empty folder, or continues its own run (--resume); "
+        "nothing in it was changed: choose another --out"
+    )
 
 
 def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:

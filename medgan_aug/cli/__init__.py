@@ -2,7 +2,9 @@
 
 Every module in :mod:`medgan_aug.cli.commands` adds one subcommand through ``register(subparsers)``, which
 sets ``func`` (``args -> exit code``) on its parser; this module only collects them and turns the errors a
-user can fix into one line on stderr (:mod:`medgan_aug.cli.errors`).
+user can fix into one line on stderr, warnings into one line each (``medgan-aug COMMAND: warning: ...``, no
+source line), and keeps ignite's "Engine run is terminating due to exception" log lines from repeating the
+error before it (:mod:`medgan_aug.cli.errors`).
 
 Exit codes: 0 done, 1 an error with a one-line message, 2 a usage error (argparse), 130 interrupted.
 """
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from medgan_aug.cli import commands
-from medgan_aug.cli.errors import one_line_message
+from medgan_aug.cli.errors import one_line_message, one_line_warnings, quiet_engine_errors
 
 __all__ = ["build_parser", "main"]
 
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        code = int(args.func(args) or 0)
+        with one_line_warnings(args.command, enabled=not args.traceback), quiet_engine_errors():
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe (``| head``) shows here, not as a warning at exit
         return code
     except KeyboardInterrupt:

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from medgan_aug.utils.errors import MedganAugError
 
-__all__ = ["EXPECTED_ERRORS", "one_line_message"]
+__all__ = ["EXPECTED_ERRORS", "one_line_message", "one_line_warnings", "quiet_engine_errors"]
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     MedganAugError,
@@ -61,3 +67,67 @@ def _os_error_message(err: OSError, out: str | None) -> str:
 
 def _path_text(name: object) -> str:
     return os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+@contextmanager
+def one_line_warnings(command: str, enabled: bool = True) -> Iterator[None]:
+    """Show each warning raised in the block as one line ``medgan-aug COMMAND: warning: MESSAGE`` on stderr
+    (Python's default adds the source file, line number and code line); ``enabled=False``: unchanged."""
+    if not enabled:
+        yield
+        return
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"medgan-aug {command}: warning: {_one_line(str(message))}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+class _EngineErrorEcho(logging.Filter):
+    """Drops ignite's log line for an exception that ends an engine's run: the exception itself propagates
+    to the command, which prints it as the one-line error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "run is terminating due to exception" not in record.getMessage()
+
+
+def _engine_loggers() -> list[logging.Logger]:
+    """The loggers of every ignite ``Engine`` class imported so far (ignite names them
+    ``ignite.engine.engine.<class name>``)."""
+    from ignite.engine import Engine, engine
+
+    found, todo = set(), [Engine]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ not in found:
+            found.add(cls.__name__)
+            todo += cls.__subclasses__()
+    return [logging.getLogger(f"{engine.__name__}.{name}") for name in sorted(found)]
+
+
+@contextmanager
+def quiet_engine_errors() -> Iterator[None]:
+    """Keep ignite's "Engine run is terminating due to exception" lines off stderr while the block runs; the
+    engines' other log records (and progress bars) are unchanged."""
+    echo = _EngineErrorEcho()
+    loggers = _engine_loggers()
+    for logger in loggers:
+        logger.addFilter(echo)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(echo)

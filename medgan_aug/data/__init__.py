@@ -22,5 +22,6 @@ from medgan_aug.data.medmnist import (
     output_names,
 )
 from medgan_aug.data.samples import SAMPLES, sample_flag, sample_path
+from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices, strata_matrix, stratified_order
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from monai.data import Dataset
 
+from medgan_aug.data.npz_arrays import check_declared_sizes
 from medgan_aug.data.samples import SAMPLES, sample_flag, sample_path
 from medgan_aug.utils.errors import MedMNISTFileError
 from medgan_aug.utils.files import file_md5
@@ -167,12 +168,15 @@ def load_medmnist_npz(
 
     Raises:
         FileNotFoundError: the file does not exist.
-        MedMNISTFileError: the file is not a readable zip/npz, lacks the split's keys, or has the wrong layout.
+        MedMNISTFileError: the path is a directory, the file is not a readable zip/npz, lacks the split's keys,
+            declares arrays larger than it holds or than memory, or has the wrong layout.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     info = flag_info(flag)
     path = Path(path)
+    if path.is_dir():
+        raise MedMNISTFileError(f"{path} is a directory, not a MedMNIST .npz file")
     if not path.is_file():
         raise FileNotFoundError(f"MedMNIST file {path} does not exist")
     try:
@@ -185,6 +189,7 @@ def load_medmnist_npz(
                     f"{path}: missing key(s) {missing}; a MedMNIST file has train/val/test _images and _labels "
                     f"(found: {sorted(keys)})"
                 )
+            check_declared_sizes(path, npz.zip, wanted)  # before np.load allocates what a header claims
             images, labels = npz[wanted[0]], npz[wanted[1]]
     except MedMNISTFileError:
         raise

@@ -19,5 +19,6 @@ from medgan_aug.apps.report.report import (
     load_run_record,
     read_losses,
     resolve_real_file,
+    run_data_source,
     write_report,
 )

@@ -64,7 +64,14 @@ from medgan_aug.apps.report.instrument import (
     split_aucs,
     split_images,
 )
+from medgan_aug.apps.report.run_files import (
+    load_run_record,
+    read_losses,
+    resolve_real_file,
+    run_data_source,
+)
 from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.sources import require_images
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.metrics.extractor import (
@@ -80,7 +87,14 @@ from medgan_aug.networks.model_file import load_generator
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.tasks import is_softmax_task
 
-__all__ = ["REPORT_FILES", "load_run_record", "resolve_real_file", "read_losses", "write_report"]
+__all__ = [
+    "REPORT_FILES",
+    "load_run_record",
+    "run_data_source",
+    "resolve_real_file",
+    "read_losses",
+    "write_report",
+]
 
 
 #: Files every report writes (``per_finding.png`` only for conditional generators).
@@ -97,80 +111,6 @@ REPORT_FILES = (
 )
 
 
-def load_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``<run>/config.json`` as written by :func:`medgan_aug.apps.train_gan`."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a GAN run directory (medgan-aug train)")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise ValueError(f"{path} lacks the 'config' section of a medgan-aug training run")
-    for key in ("flag", "size", "fraction", "subset_seed"):
-        if key not in record["config"]:
-            raise ValueError(f"{path}: config lacks {key!r}")
-    if not (run_dir / "generator.pt").is_file():
-        raise FileNotFoundError(
-            f"{run_dir / 'generator.pt'} not found: the run has not finished (continue it with "
-            f"`medgan-aug train ... --out {run_dir} --resume`)"
-        )
-    return record
-
-
-def resolve_real_file(
-    record: dict[str, Any], run_dir: str | os.PathLike, real: str | os.PathLike | None
-) -> Path | None:
-    """The real ``.npz`` to compare with: ``real`` if given, else the run's ``config.path``.
-
-    A relative path recorded by the trainer is tried relative to the working directory, the run
-    directory and its parent. Returns None when the run used medmnist's official file (``path`` null).
-    """
-    if real is not None:
-        path = Path(real)
-        if not path.is_file():
-            raise FileNotFoundError(f"--real file {path} does not exist")
-        return path
-    recorded = record["config"].get("path")
-    if recorded is None:
-        return None
-    run_dir = Path(run_dir)
-    candidates = (
-        [Path(recorded)]
-        if Path(recorded).is_absolute()
-        else [Path(recorded), run_dir / recorded, run_dir.parent / recorded]
-    )
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(
-        f"the run's real data file {recorded!r} (config.json) was not found (tried "
-        f"{', '.join(str(c) for c in candidates)}); pass it with --real FILE.npz"
-    )
-
-
-def read_losses(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns of a trainer ``losses.csv`` as float arrays (header row names them)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (the trainer writes losses.csv)")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise ValueError(f"{path} has no loss rows")
-    header = lines[0].split(",")
-    try:
-        rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]], dtype=float)
-    except ValueError as err:
-        raise ValueError(f"{path} has a non-numeric row: {err}") from err
-    if rows.ndim != 2 or rows.shape[1] != len(header):
-        raise ValueError(f"{path}: rows do not match the header {header}")
-    return {name: rows[:, j] for j, name in enumerate(header)}
-
-
 def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
     out = []
     for p in sorted((run_dir / "samples").glob("iter_*.png")):
@@ -179,16 +119,6 @@ def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
         except ValueError:
             continue
     return out
-
-
-def _load_splits(record: dict[str, Any], real_path: Path | None) -> dict[str, Any]:
-    cfg = record["config"]
-    kwargs: dict[str, Any] = {"flag": cfg["flag"], "size": int(cfg["size"])}
-    if real_path is not None:
-        kwargs["path"] = real_path
-    else:
-        kwargs["root"] = cfg.get("root")
-    return {split: MedMNISTDataset(split=split, **kwargs) for split in ("train", "val", "test")}
 
 
 def _gan_subset(record: dict[str, Any], train: Any) -> np.ndarray:
@@ -271,9 +201,10 @@ def write_report(
 
     # 1. data and generator
     t = time.perf_counter()
-    real_path = resolve_real_file(record, run_dir, real)
-    splits = _load_splits(record, real_path)
+    source = run_data_source(record, run_dir, real)
+    splits = {split: MedMNISTDataset(split=split, **source) for split in ("train", "val", "test")}
     train = splits["train"]
+    require_images(train, "the report")
     subset_idx = _gan_subset(record, train)
     train_images = split_images(train)
     gan_train_images = train_images[torch.from_numpy(subset_idx)]

@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from medgan_aug.data.medmnist import SPLITS, MedMNISTDataset
+from medgan_aug.data.sources import dataset_source
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,15 +23,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_split(args: argparse.Namespace, split: str) -> MedMNISTDataset:
     """Open one split of the file the source arguments name."""
-    return MedMNISTDataset(
-        flag=args.flag,
-        split=split,
-        size=args.size,
-        root=args.root,
-        path=args.path,
-        download=args.download,
-        sample=args.sample,
-    )
+    return MedMNISTDataset(split=split, **dataset_source(vars(args)))
 
 
 def describe(datasets: dict[str, MedMNISTDataset]) -> str:
