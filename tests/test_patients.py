@@ -67,3 +67,15 @@ def test_bad_patient_arrays_are_named(tmp_path, patients, message):
     with pytest.raises(MedMNISTFileError, match=message) as err:
         split_patients(path, "train", 3)
     assert str(path) in str(err.value)
+
+
+def test_medmnist_dataset_carries_its_items_patients(chest28_path, tmp_path):
+    from medgan_aug.data import MedMNISTDataset
+
+    full = MedMNISTDataset(sample="nih1000", split="test")
+    assert full.patients.tolist() == nih1000_patient_ids("test").tolist()
+    subset = MedMNISTDataset(sample="nih1000", split="train", indices=[5, 0, 690])
+    assert subset.patients.tolist() == [nih1000_patient_ids("train")[i] for i in (5, 0, 690)]
+    assert MedMNISTDataset(path=_write(tmp_path / "plain.npz"), split="train").patients is None
+    given = MedMNISTDataset(path=_write(tmp_path / "ids.npz", train_patients=np.array([3, 3, 4])), split="train")
+    assert given.patients.tolist() == ["3", "3", "4"]

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from medgan_aug.apps.report.figures import HEADER, grid_image, read_sample_tiles
+from medgan_aug.apps.report.html import fmt
 from medgan_aug.apps.report.report import (
     load_run_record,
     read_losses,
@@ -126,6 +127,25 @@ def test_metrics_have_a_floor_beside_every_value(report, run):
     }
     assert report["extractor"]["fitted_now"] is True
     assert (run.parent / "extractors").is_dir()
+
+
+def test_headline_distances_are_anchored_on_held_out_patients_in_two_feature_spaces(report, run):
+    block = report["heldout_anchored"]
+    assert set(block["spaces"]) == {"extractor", "random_cnn"}  # no --inception here
+    for name, space in block["spaces"].items():
+        assert space["n"] == 200  # min(309 held-out, 200 generated, 691 train, each patient-disjoint half)
+        assert space["floor_kind"] == "patient-disjoint training halves"  # NIH1000 has patient ids
+        fd = space["frechet_distance"]
+        assert space["ratio"] > 2, name  # 30 iterations of a tiny GAN: far from new patients' images
+        assert space["ratio"] == pytest.approx(
+            fd["synthetic"] / fd["train"], rel=0.5
+        )  # mean of per-draw ratios
+        assert fd["floor"] > 0 and space["precision"]["synthetic"] < space["precision"]["train"]
+    assert block["headline"]["space"] == "extractor"
+    assert block["headline"]["ratio"] == block["spaces"]["extractor"]["ratio"]
+    html = (run / "report.html").read_text()
+    assert "Distance to held-out patients (headline)" in html and "patient-disjoint training halves" in html
+    assert f"<b>{fmt(block['headline']['ratio'], 3)}</b>" in html
 
 
 def test_extractor_val_and_test_auc_stand_beside_every_number_it_produces(report, run):

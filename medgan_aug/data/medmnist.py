@@ -25,6 +25,7 @@ import torch
 from monai.data import Dataset
 
 from medgan_aug.data.npz_arrays import check_declared_sizes
+from medgan_aug.data.patients import split_patients
 from medgan_aug.data.samples import SAMPLES, sample_flag, sample_path
 from medgan_aug.utils.errors import MedMNISTFileError
 from medgan_aug.utils.files import file_md5
@@ -245,7 +246,8 @@ class MedMNISTDataset(Dataset):
     Attributes:
         images: uint8 ``(N, H, W)`` (or ``(N, H, W, C)``); labels: the stored integer labels ``(N, L)``;
         targets: float32 label vectors ``(N, L')``; label_names, task, flag, split, size, num_labels,
-        num_channels, indices, source (the file read).
+        num_channels, indices, source (the file read); patients: one patient id (str) per item where the file
+        says (a ``{split}_patients`` array, or the NIH1000 files: :mod:`medgan_aug.data.patients`), else None.
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class MedMNISTDataset(Dataset):
         if size is not None:
             _check_size(flag, size)
         images, labels = load_medmnist_npz(source, split, flag)
+        patients = split_patients(source, split, len(images))
         if size is not None and images.shape[1] != size:
             raise MedMNISTFileError(
                 f"{source}: images are {images.shape[1]}x{images.shape[2]} but size={size} was asked"
@@ -295,10 +298,12 @@ class MedMNISTDataset(Dataset):
                     f"indices must be a 1D array of rows in [0, {len(images)}) of the {split} split of {source}"
                 )
             images, labels = images[indices], labels[indices]
+            patients = None if patients is None else patients[indices]
         self.flag, self.split, self.task, self.source = flag, split, info["task"], source
         self.size, self.num_channels = int(images.shape[1]), int(info["n_channels"])
         self.label_names: list[str] = [info["label"][str(i)] for i in range(len(info["label"]))]
         self.images, self.labels, self.indices = images, labels, indices
+        self.patients: np.ndarray | None = patients
         self.targets = label_vectors(labels, self.task, len(self.label_names))
         self.num_labels = int(self.targets.shape[1])
         super().__init__(data=_Items(images, self.targets), transform=transform)

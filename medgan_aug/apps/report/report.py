@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medgan_aug.apps.report.anchored import anchored_block
 from medgan_aug.apps.report.figures import (
     closest_pairs_figure,
     loss_curves_figure,
@@ -81,6 +82,7 @@ from medgan_aug.metrics.extractor import (
     inception_features,
 )
 from medgan_aug.metrics.generative import distribution_metrics
+from medgan_aug.metrics.heldout import random_cnn_features
 from medgan_aug.metrics.inception import fid_helper_inception_features
 from medgan_aug.metrics.memorization import memorization_audit
 from medgan_aug.networks.model_file import load_generator
@@ -192,7 +194,7 @@ def write_report(
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
     timings: dict[str, float] = {}
-    steps = tqdm(total=9, desc="report", unit="step", disable=not progress)
+    steps = tqdm(total=10, desc="report", unit="step", disable=not progress)
 
     def step(name: str, started: float) -> None:
         timings[name] = round(time.perf_counter() - started, 3)
@@ -348,6 +350,10 @@ def write_report(
 
     # 7. optional Inception FID
     t = time.perf_counter()
+    spaces: dict[str, Any] = {
+        "extractor": (f_held, f_train, f_syn),
+        "random_cnn": lambda images: random_cnn_features(images, device=str(device)),
+    }
     inception: dict[str, Any] | None = None
     if inception_fid or inception_weights is not None:
         if inception_fid:
@@ -362,13 +368,9 @@ def write_report(
                 return inception_features(images, inception_weights)
 
             source = f"torch-fidelity inception-v3-compat, weights {os.fspath(inception_weights)}"
-        i_dist = distribution_metrics(
-            features(train_images),
-            features(syn_images),
-            reference_features=features(heldout_images),
-            repeats=repeats,
-            seed=seed,
-        )
+        i_held, i_train, i_syn = features(heldout_images), features(train_images), features(syn_images)
+        spaces["inception"] = (i_held, i_train, i_syn)
+        i_dist = distribution_metrics(i_train, i_syn, reference_features=i_held, repeats=repeats, seed=seed)
         inception = {
             "features": source,
             "n": i_dist["n"],
@@ -377,10 +379,23 @@ def write_report(
         }
     step("inception", t)
 
+    # 7b. the headline: distances to held-out patients, in every feature space
+    t = time.perf_counter()
+    anchored = anchored_block(
+        spaces,
+        heldout_images,
+        train_images,
+        syn_images,
+        train_patients=train.patients,
+        repeats=repeats,
+        seed=seed,
+    )
+    step("heldout_anchored", t)
+
     # 8. metrics.json and report.html
     metrics = {
         "format": "medgan_aug.apps.report",
-        "version": 2,
+        "version": 3,
         "run": os.fspath(run_dir),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "note": EXTRACTOR_FORMAT_NOTE,
@@ -401,6 +416,7 @@ def write_report(
         },
         "synthetic": {"num_samples": int(num_samples), "seed": int(seed)},
         "extractor": {**ext_record, "heldout_auc": real_fidelity["auc"]},
+        "heldout_anchored": anchored,
         "distances": {
             "feature_space": "in-domain extractor penultimate features (not Inception)",
             "compared": "synthetic vs half A of the real training split; floor: half B vs half A; "
