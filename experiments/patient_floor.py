@@ -18,7 +18,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from medgan_aug.apps.report.instrument import split_images
