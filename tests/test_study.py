@@ -222,6 +222,10 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
     summary = (out / "summary.md").read_text()
     assert "Generators" in summary and "memorized" in summary
     assert "ΔAUC vs real" in summary and "synthetic-only" in summary and "Protocol" in summary
+    # NIH1000 knows its patients: scores carry them and the test level resamples the 53 test patients
+    assert "ΔAUC [95% CI: seeds + test patients (53)]" in summary
+    with np.load(next((out / "scores").glob("*.npz"))) as npz:
+        assert npz["patients"].tolist() == MedMNISTDataset(path=chest28_path, split="test").patients.tolist()
     for figure in ("auc_vs_fraction.png", "delta_auc_vs_fraction.png"):
         assert (out / figure).stat().st_size > 5000
 
@@ -249,7 +253,7 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
         ("classifier: {itertions: 5}\n", r"classifier: unknown key\(s\) \['itertions'\]"),
         ("gan: {iteratons: 5}\n", r"gan: unknown or study-controlled key\(s\) \['iteratons'\]"),
         ("gan: {fraction: 0.5}\n", r"gan: unknown or study-controlled key\(s\) \['fraction'\]"),
-        ("classifiers: [vgg]\n", r"classifiers must be a non-empty list from"),
+        ("classifiers: [vgg]\n", r"classifiers must be names from \('small_cnn', 'resnet18'\), got 'vgg'"),
         ("evaluation: {repeat: 2}\n", r"evaluation: unknown key\(s\) \['repeat'\]"),
     ],
 )
@@ -473,3 +477,81 @@ def test_a_gan_another_process_evaluates_is_waited_for(tmp_path, chest28_path, l
     # the free GAN first, while the other process still held its lock; the held one after it let go
     assert [name for name, _ in evaluated] == [gans[1].name, gans[0].name]
     assert evaluated[0][1] is True and holder.wait(timeout=10) == 0
+
+
+def test_a_folder_holding_other_files_is_refused_before_anything_is_written(tmp_path, chest28_path, capsys):
+    """A non-empty --out that is not a study of ours: nothing in it changes, and the first foreign file is
+    named (results.csv and summary.md of the user's own count as foreign without a study's record)."""
+    from medgan_aug.cli import main
+    from medgan_aug.utils.errors import OutputNotOursError
+
+    config = tiny_config(chest28_path, ["real"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("my,results\n")
+    (mine / "summary.md").write_text("my notes\n")
+    with pytest.raises(OutputNotOursError, match="holds results.csv but no study_config.json"):
+        run_study(config, mine, progress=False)
+    (mine / "notes.txt").write_text("x")
+    with pytest.raises(OutputNotOursError, match="does not write there: notes.txt"):
+        run_study(config, mine, progress=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "results.csv", "summary.md"]
+    assert (mine / "results.csv").read_text() == "my,results\n"
+    code = main(["study", "--config", "quick", "--out", str(mine), "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "notes.txt" in err and str(mine) in err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(OutputNotOursError, match="is a file, not a folder"):
+        run_study(config, a_file, progress=False)
+
+
+def test_what_counts_as_a_study_folder(tmp_path):
+    from medgan_aug.apps.study.folder import study_folder_problem
+    from medgan_aug.utils.temp_files import temp_name
+
+    def folder(*names: str) -> Path:
+        root = tmp_path / f"f{len(list(tmp_path.iterdir()))}"
+        root.mkdir()
+        for name in names:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text("x")
+        return root
+
+    study = ["study_config.json", "runs/0123456789ab.json", "scores/0123456789ab.npz", "results.csv"]
+    study += ["summary.md", "auc_vs_fraction.png", "gans/k/generator.pt", "gans/k/samples/x.png"]
+    study += ["extractors/e.pt", "locks/summary.lock", f"runs/{temp_name('0123456789ab.json', '.json')}"]
+    assert study_folder_problem(tmp_path / "new") is None
+    assert study_folder_problem(folder()) is None
+    assert study_folder_problem(folder(*study)) is None
+    killed_at_start = folder("locks/gan-k.lock", temp_name("study_config.json", ".json"))
+    assert study_folder_problem(killed_at_start) is None
+    assert "README.md" in study_folder_problem(folder(*study, "README.md"))
+    assert "runs/notes.txt" in study_folder_problem(folder(*study, "runs/notes.txt"))
+    assert "summary.md but no study_config.json" in study_folder_problem(folder("summary.md"))
+    assert "scores/a.npz but no study_config.json" in study_folder_problem(folder("scores/a.npz"))
+
+
+def test_a_damaged_score_file_is_named_and_its_run_recomputed(tmp_path, chest28_path, caplog):
+    """A truncated scores/<key>.npz: the summary names it in one line (no BadZipFile traceback), and the
+    study started again trains that run anew, with the same numbers."""
+    from medgan_aug.apps.study.summary import write_summary
+    from medgan_aug.utils.errors import CorruptFileError
+
+    config = tiny_config(chest28_path, ["real", "real+classical"])
+    config.fractions = [1.0]
+    out = run_study(config, tmp_path / "out", progress=False)
+    before = results_without_timings(out)
+    key = run_key(config, RunSpec(1.0, 0, "real+classical", "small_cnn"))
+    scores = out / "scores" / f"{key}.npz"
+    scores.write_bytes(scores.read_bytes()[:100])  # truncated
+    with pytest.raises(CorruptFileError) as caught:
+        write_summary(config, out)
+    message = str(caught.value)
+    assert str(scores) in message and "\n" not in message and "run the same medgan-aug study" in message
+    with caplog.at_level("WARNING", logger="medgan_aug"):
+        run_study(config, out, progress=False)
+    assert f"score file {scores} cannot be read: run {key} is trained again" in caplog.text
+    assert results_without_timings(out) == before
+    with np.load(scores) as npz:
+        assert npz["scores"].shape[0] == int(before[0]["n_test"])

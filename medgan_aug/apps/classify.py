@@ -49,7 +49,7 @@ from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import save_classifier
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.devices import resolve_device, safe_thread_count
+from medgan_aug.utils.devices import resolve_device, torch_thread_count
 from medgan_aug.utils.errors import OutputNotOursError
 from medgan_aug.utils.outputs import files_under, unknown_files
 from medgan_aug.utils.settings import setting
@@ -176,7 +176,7 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
     condition = _check_config(config)
     out = Path(config.out)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or safe_thread_count())
+    torch.set_num_threads(torch_thread_count(config.threads))
     try:
         with distributed_context(config.device) as shard:  # None unless torchrun started > 1 process
             main = shard is None or shard.is_main

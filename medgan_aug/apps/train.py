@@ -51,7 +51,7 @@ from medgan_aug.networks.model_file import save_generator
 from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.devices import resolve_device, resolve_precision, safe_thread_count
+from medgan_aug.utils.devices import resolve_device, resolve_precision, torch_thread_count
 
 __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "cap_batch_size", "build_gan_trainer", "train_gan"]
 
@@ -246,7 +246,7 @@ def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     if not isinstance(config, GANConfig):
         raise TypeError(f"config must be a GANConfig, got {type(config).__name__}")
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or safe_thread_count())
+    torch.set_num_threads(torch_thread_count(config.threads))
 
     try:
         with distributed_context(config.device) as shard:  # None unless started by torchrun with >1 process

@@ -1,11 +1,13 @@
 """Resolving a ``device`` option (``cpu``, ``cuda[:N]``, ``auto``) to a torch device, with a clear error;
-the device a module lives on; the default thread count; resolving a ``precision`` option."""
+the device a module lives on; the thread count for a ``threads`` option; resolving a ``precision`` option."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,7 +15,9 @@ __all__ = [
     "PRECISIONS",
     "resolve_device",
     "module_device",
+    "usable_cpu_count",
     "safe_thread_count",
+    "torch_thread_count",
     "native_bf16",
     "resolve_precision",
 ]
@@ -38,6 +42,14 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu") if first is None else first.device
 
 
+def usable_cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def safe_thread_count(jobs: int = 1) -> int:
     """The default number of torch CPU threads: half the CPUs this process may use, shared by ``jobs``
     processes, at least 1.
@@ -50,11 +62,36 @@ def safe_thread_count(jobs: int = 1) -> int:
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // 2 // jobs)
+    return max(1, usable_cpu_count() // 2 // jobs)
+
+
+def torch_thread_count(threads: int | None = None, jobs: int = 1) -> int:
+    """The torch CPU thread count for a ``threads`` option (``--threads``): the one place train, classify and
+    study turn the option into the number given to ``torch.set_num_threads``.
+
+    None gives :func:`safe_thread_count` ``(jobs)``. A count above the CPUs this process may use
+    (:func:`usable_cpu_count`) is bounded to them, with a warning: more threads than CPUs only make
+    torch's threads wait for each other, and a count such as 100000 makes OpenMP fail to start them.
+
+    Args:
+        threads: the option's value (None: the default).
+        jobs: processes sharing the CPUs (for the default only).
+
+    Raises:
+        ValueError: ``threads`` is not an integer >= 1 (the message names it).
+    """
+    if threads is None:
+        return safe_thread_count(jobs)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    cpus = usable_cpu_count()
+    if threads > cpus:
+        warnings.warn(
+            f"threads={threads} is more than the {cpus} CPUs this process may use: using {cpus}",
+            stacklevel=2,
+        )
+        return cpus
+    return int(threads)
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -19,12 +19,14 @@ from medgan_aug.apps.study.config import (
     expand_grid,
     finished_keys,
     gan_key,
+    gan_run_config,
     load_study_config,
     parse_condition,
     run_key,
     select_shard,
 )
 from medgan_aug.apps.study.figures import plot_study
+from medgan_aug.apps.study.folder import check_study_folder, read_scores, study_folder_problem
 from medgan_aug.apps.study.runner import (
     CLASSIFIER_DEFAULTS,
     EVALUATION_DEFAULTS,
@@ -34,6 +36,12 @@ from medgan_aug.apps.study.runner import (
     evaluate_gans,
     run_group,
     run_groups,
+)
+from medgan_aug.apps.study.sections import (
+    BootstrapSettings,
+    ClassifierBudget,
+    EvaluationSettings,
+    SyntheticBudget,
 )
 from medgan_aug.apps.study.study import run_study, torchrun_shard
 from medgan_aug.apps.study.summary import (

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from medgan_aug.apps.study.folder import read_scores
 from medgan_aug.metrics.hierarchical_bootstrap import hierarchical_paired_bootstrap_delta
 from medgan_aug.metrics.inference import (
     bootstrap_p_value,
@@ -100,9 +101,7 @@ class _Scores:
     def __call__(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         key = row["key"]
         if key not in self.cache:
-            with np.load(self.out / "scores" / f"{key}.npz") as npz:
-                patients = npz["patients"].astype(str) if "patients" in npz.files else None
-                self.cache[key] = (npz["scores"], npz["targets"], patients)
+            self.cache[key] = read_scores(self.out, key)  # a damaged file: one line naming it
         return self.cache[key]
 
 

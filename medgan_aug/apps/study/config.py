@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,21 @@ import numpy as np
 import yaml
 
 from medgan_aug.apps.study.conditions import Condition, parse_condition
+from medgan_aug.apps.study.sections import (
+    MAX_SEED,
+    SECTIONS,
+    BootstrapSettings,
+    ClassifierBudget,
+    EvaluationSettings,
+    SyntheticBudget,
+    build_section,
+    check_conditions,
+    check_data,
+    check_grid_list,
+    is_condition_name,
+    is_fraction,
+    is_seed,
+)
 from medgan_aug.apps.train import GANConfig
 from medgan_aug.data.medmnist import file_md5
 from medgan_aug.data.samples import sample_flag, sample_path
@@ -61,6 +76,7 @@ __all__ = [
     "parse_condition",
     "StudyConfig",
     "load_study_config",
+    "gan_run_config",
     "RunSpec",
     "classifier_run_seed",
     "expand_grid",
@@ -76,28 +92,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-_SECTION_KEYS = {
-    "classifier": {"iterations", "batch_size", "lr"},
-    "synthetic": {"num_samples"},
-    "bootstrap": {"n_boot"},
-    "evaluation": {"enabled", "num_samples", "repeats", "extractor_iterations"},
-}
-
-
 # The study sets these GAN settings itself, per (fraction, seed) group.
-_GAN_KEYS_SET_BY_STUDY = {
-    "path",
-    "sample",
-    "flag",
-    "root",
-    "download",
-    "size",
-    "fraction",
-    "subset_seed",
-    "seed",
-    "out",
-    "resume",
-}
+_GAN_KEYS_SET_BY_STUDY = set(
+    "path sample flag root download size fraction subset_seed seed out resume".split()
+)
 
 
 @dataclasses.dataclass
@@ -146,35 +144,15 @@ class StudyConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
-        for fraction in self.fractions:
-            if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-                raise ValueError(f"fractions must be in (0, 1], got {fraction!r}")
-        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
-            raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
-        seeds = self.classifier_seeds
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ValueError(f"classifier_seeds must be an integer >= 1, got {seeds!r}")
+        if not isinstance(self.conditions, list) or not all(isinstance(c, str) for c in self.conditions):
+            raise ValueError(f"conditions must be a list of condition names, got {self.conditions!r}")
         parsed = [parse_condition(c).name for c in self.conditions]
         if "real" not in parsed:
             parsed.insert(0, "real")
         self.conditions = parsed
-
-        if not self.classifiers or not set(self.classifiers) <= set(CLASSIFIER_NAMES):
-            raise ValueError(
-                f"classifiers must be a non-empty list from {CLASSIFIER_NAMES}, got {self.classifiers!r}"
-            )
-        for section, allowed in _SECTION_KEYS.items():
-            unknown = sorted(set(getattr(self, section) or {}) - allowed)
-            if unknown:
-                raise ValueError(f"{section}: unknown key(s) {unknown}; known: {sorted(allowed)}")
-        gan_fields = {f.name for f in dataclasses.fields(GANConfig)} - _GAN_KEYS_SET_BY_STUDY
-        unknown = sorted(set(self.gan) - gan_fields)
-        if unknown:
-            raise ValueError(
-                f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}"
-            )
+        if not isinstance(self.data, Mapping):
+            raise ValueError(f"data must be a mapping (path, sample or flag, ...), got {self.data!r}")
+        self.data = dict(self.data)
         if self.data.get("sample"):
             if self.data.get("path") or self.data.get("root") or self.data.get("download"):
                 raise ValueError("data: give one source, sample or path or flag/root/download")
@@ -182,10 +160,127 @@ class StudyConfig:
             self.data.setdefault("flag", sample_flag(sample))
             # the shipped file stands in for a local path: same identity (file name + MD5), same run keys
             self.data["path"] = str(sample_path(sample))
-        if not self.data.get("path") and not self.data.get("flag"):
-            raise ValueError("data needs a path (a MedMNIST-format .npz), a sample (nih1000) or a flag")
+        self.validate()
         if self.primary:
             self.primary = _checked_primary(self)
+
+    def validate(self) -> None:
+        """Check every value of every section, building the objects the study builds later from them.
+
+        Called when the config is made (so :func:`load_study_config` refuses a bad file before any work) and
+        again by :func:`medgan_aug.apps.study.run_study` (a config changed after loading). Builds the
+        budget sections (:mod:`medgan_aug.apps.study.sections`) and the :class:`GANConfig` of every
+        (fraction, seed) group, as the runner will.
+
+        Raises:
+            ValueError: the first bad value; the message names its key (``classifier.batch_size``,
+                ``seeds``, ``gan.iterations``).
+        """
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        check_grid_list("fractions", self.fractions, is_fraction, "in (0, 1]")
+        check_grid_list("seeds", self.seeds, is_seed, f"integers in [0, {MAX_SEED}]")
+        check_grid_list("conditions", self.conditions, is_condition_name, "condition names")
+        check_conditions(self.conditions)
+        check_grid_list(
+            "classifiers", self.classifiers, CLASSIFIER_NAMES.__contains__, f"names from {CLASSIFIER_NAMES}"
+        )
+        seeds = self.classifier_seeds
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ValueError(f"classifier_seeds must be an integer >= 1, got {seeds!r}")
+        check_data(self.data)
+        for section, kind in SECTIONS.items():
+            build_section(section, getattr(self, section), kind)
+        if not isinstance(self.gan, Mapping):
+            raise ValueError(f"gan must be a mapping of GAN settings, got {self.gan!r}")
+        gan_fields = {f.name for f in dataclasses.fields(GANConfig)} - _GAN_KEYS_SET_BY_STUDY
+        unknown = sorted(set(self.gan) - gan_fields, key=str)
+        if unknown:
+            raise ValueError(
+                f"gan: unknown or study-controlled key(s) {unknown}; known: {sorted(gan_fields)}"
+            )
+        size = self.data.get("size") or 28
+        if size not in (28, 64) and any(parse_condition(c).needs_gan for c in self.conditions):
+            raise ValueError(
+                f"data.size must be 28 or 64 where conditions use generated images, got {size!r}"
+            )
+        for fraction in self.fractions:  # the GANs the runner will configure, checked as it will check them
+            for seed in self.seeds:
+                try:
+                    gan_run_config(self, fraction, seed, size=size if size in (28, 64) else 28, out="gans")
+                except (TypeError, ValueError) as err:
+                    message = str(err)
+                    raise ValueError(
+                        message.replace("GANConfig.", "gan.")
+                        if "GANConfig." in message
+                        else f"gan: {message}"
+                    ) from err
+        if not isinstance(self.primary, Mapping):
+            raise ValueError(f"primary must be a mapping (condition, baseline, ...), got {self.primary!r}")
+        if self.primary:
+            _checked_primary(self)
+
+    @property
+    def classifier_budget(self) -> ClassifierBudget:
+        """The ``classifier:`` section as its object (defaults filled in)."""
+        return build_section("classifier", self.classifier, ClassifierBudget)
+
+    @property
+    def synthetic_budget(self) -> SyntheticBudget:
+        """The ``synthetic:`` section as its object (defaults filled in)."""
+        return build_section("synthetic", self.synthetic, SyntheticBudget)
+
+    @property
+    def bootstrap_settings(self) -> BootstrapSettings:
+        """The ``bootstrap:`` section as its object (defaults filled in)."""
+        return build_section("bootstrap", self.bootstrap, BootstrapSettings)
+
+    @property
+    def evaluation_settings(self) -> EvaluationSettings:
+        """The ``evaluation:`` section as its object (defaults filled in)."""
+        return build_section("evaluation", self.evaluation, EvaluationSettings)
+
+
+def gan_run_config(
+    config: StudyConfig,
+    fraction: float,
+    seed: int,
+    *,
+    size: int,
+    out: str | os.PathLike,
+    device: str | None = None,
+    resume: bool = False,
+) -> GANConfig:
+    """The settings the study trains the GAN of group (``fraction``, ``seed``) with: the config's ``gan:``
+    block, and the data, subset, seed and folder the study sets itself.
+
+    Args:
+        config: the study.
+        fraction, seed: the group (the seed picks the subset and initialises the GAN).
+        size: the data's image size.
+        out: the GAN's run directory.
+        device: where it trains (None: the config's device).
+        resume: continue the run in ``out``.
+    """
+    data = config.data
+    settings = dict(config.gan)
+    settings.update(
+        path=data.get("path"),
+        flag=data.get("flag", "chestmnist"),
+        root=data.get("root"),
+        download=bool(data.get("download", False)),
+        size=size,
+        fraction=fraction,
+        subset_seed=seed,
+        seed=seed,
+        out=os.fspath(out),
+        progress=False,
+        device=config.device if device is None else device,
+        resume=resume,
+    )
+    return GANConfig(**settings)
 
 
 def _checked_primary(config: StudyConfig) -> dict[str, Any]:
@@ -248,7 +343,12 @@ def load_study_config(
     if unknown:
         raise ValueError(f"study config {path}: unknown key(s) {unknown}; known: {sorted(_CONFIG_FIELDS)}")
     overrides = {k: v for k, v in data_overrides.items() if v is not None}
-    data = dict(raw.get("data") or {})
+    data = raw.get("data") or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(
+            f"study config {path}: data must be a mapping (path, sample or flag, ...), got {data!r}"
+        )
+    data = dict(data)
     if "path" in overrides or "sample" in overrides:
         for key in ("path", "sample", "root", "download"):
             data.pop(key, None)

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -34,10 +33,13 @@ from medgan_aug.apps.study.config import (
     classifier_run_seed,
     data_identity,
     gan_key,
+    gan_run_config,
     parse_condition,
     run_key,
     study_lock,
 )
+from medgan_aug.apps.study.folder import write_scores
+from medgan_aug.apps.study.sections import ClassifierBudget, EvaluationSettings, SyntheticBudget
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.apps.train_resume import recorded_training_seconds, settings_differences, trained_precision
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
@@ -49,7 +51,7 @@ from medgan_aug.handlers.checkpoint import CheckpointManager
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.metrics.extractor import EXTRACTOR_VERSION
 from medgan_aug.networks.classifiers import build_classifier
-from medgan_aug.utils.atomic import atomic_path, write_json_atomic
+from medgan_aug.utils.atomic import write_json_atomic
 from medgan_aug.utils.devices import resolve_device, resolve_precision, safe_thread_count
 from medgan_aug.utils.locks import work_lock
 
@@ -69,13 +71,14 @@ __all__ = [
 logger = logging.getLogger("medgan_aug.apps.study")
 
 
-CLASSIFIER_DEFAULTS = {"iterations": 1000, "batch_size": 64, "lr": 1e-3}
+#: The budgets a study config's sections leave out (:mod:`medgan_aug.apps.study.sections`).
+CLASSIFIER_DEFAULTS = dataclasses.asdict(ClassifierBudget())
 
 
-SYNTHETIC_DEFAULTS = {"num_samples": 5000}
+SYNTHETIC_DEFAULTS = dataclasses.asdict(SyntheticBudget())
 
 
-EVALUATION_DEFAULTS = {"enabled": True, "num_samples": 500, "repeats": 3, "extractor_iterations": 1000}
+EVALUATION_DEFAULTS = dataclasses.asdict(EvaluationSettings())
 
 
 def data_source(config: StudyConfig) -> dict[str, Any]:
@@ -114,30 +117,16 @@ def ensure_gan(
     """
 
     run_dir = out / "gans" / gan_key(config, fraction, seed)
-    data = config.data
-    settings = dict(config.gan)
-    settings.update(
-        path=data.get("path"),
-        flag=data.get("flag", "chestmnist"),
-        root=data.get("root"),
-        download=bool(data.get("download", False)),
-        size=size,
-        fraction=fraction,
-        subset_seed=seed,
-        seed=seed,
-        out=str(run_dir),
-        progress=False,
-        device=process_device(config),
-    )
+    settings = gan_run_config(config, fraction, seed, size=size, out=run_dir, device=process_device(config))
     if (run_dir / "generator.pt").is_file():
-        warn_if_trained_otherwise(run_dir, GANConfig(**settings))
+        warn_if_trained_otherwise(run_dir, settings)
         return run_dir, recorded_training_seconds(run_dir)
     resumable = (run_dir / "config.json").is_file() and bool(
         CheckpointManager(run_dir / "checkpoints").list()
     )
     if run_dir.exists() and not resumable:
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-    train_gan(GANConfig(**settings, resume=resumable))
+    train_gan(dataclasses.replace(settings, resume=resumable))
     return run_dir, recorded_training_seconds(run_dir)
 
 
@@ -168,10 +157,9 @@ def warn_if_trained_otherwise(run_dir: Path, config: GANConfig) -> None:
 
 
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
-    settings = {**SYNTHETIC_DEFAULTS, **config.synthetic}
     device = process_device(config)  # generated there, cached on the CPU (mixed into CPU batches)
     return SyntheticDataset.from_run(
-        run_dir, int(settings["num_samples"]), seed=seed, device=device
+        run_dir, config.synthetic_budget.num_samples, seed=seed, device=device
     ).materialize()
 
 
@@ -249,7 +237,7 @@ def _train_and_score(
     source = data_source(config)
     condition = parse_condition(run.condition)
     gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
-    budget = {**CLASSIFIER_DEFAULTS, **config.classifier}
+    budget = config.classifier_budget
     train = MedMNISTDataset(split="train", indices=indices, **source)
     batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed)
     model = build_classifier(
@@ -261,9 +249,9 @@ def _train_and_score(
         model,
         train,
         task=train.task,
-        iterations=int(budget["iterations"]),
-        batch_size=int(budget["batch_size"]),
-        lr=float(budget["lr"]),
+        iterations=int(budget.iterations),
+        batch_size=int(budget.batch_size),
+        lr=float(budget.lr),
         seed=classifier_seed,
         batch_transform=batch_transform,
         progress=progress,
@@ -294,8 +282,8 @@ def _train_and_score(
         "per_label_auc": metrics["auc_per_label"],
         "skipped_labels": metrics["skipped_labels"],
         "label_names": output_names(test),
-        "classifier_iterations": int(budget["iterations"]),
-        "classifier_batch_size": int(budget["batch_size"]),
+        "classifier_iterations": int(budget.iterations),
+        "classifier_batch_size": int(budget.batch_size),
         "classifier_seconds": seconds,
         "device": device,
         "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
@@ -303,8 +291,7 @@ def _train_and_score(
         "gan_iterations": config.gan.get("iterations") if uses_gan else None,
         "num_synthetic": len(synthetic) if uses_gan else 0,
     }
-    with atomic_path(out / "scores" / f"{key}.npz") as tmp:
-        np.savez_compressed(tmp, scores=scores.astype(np.float32), targets=targets.astype(np.uint8))
+    write_scores(out, key, scores, targets, test.patients)  # patients: the summary's cluster bootstrap
     write_json_atomic(out / "runs" / f"{key}.json", row)
     logger.info(
         "finished %s: fraction=%g seed=%d classifier seed %d %s %s AUC %.4f ACC %.4f (%.0f s)",
@@ -376,8 +363,8 @@ def evaluate_gans(config: StudyConfig, runs: Sequence[RunSpec], out: Path, progr
     evaluating are skipped and waited for at the end, so on return every GAN of ``runs`` is evaluated.
     """
 
-    settings = {**EVALUATION_DEFAULTS, **config.evaluation}
-    if not settings["enabled"]:
+    settings = config.evaluation_settings
+    if not settings.enabled:
         return
     groups = sorted({run.group for run in runs if parse_condition(run.condition).needs_gan})
     held_elsewhere = [group for group in groups if not _evaluate_gan(config, group, out, settings, progress)]
@@ -389,7 +376,7 @@ def _evaluate_gan(
     config: StudyConfig,
     group: tuple[float, int],
     out: Path,
-    settings: dict[str, Any],
+    settings: EvaluationSettings,
     progress: bool,
     wait: bool = False,
 ) -> bool:
@@ -402,9 +389,7 @@ def _evaluate_gan(
     data_tag = f"{identity.get('md5', identity['flag'])[:12]}_{identity.get('size') or 'file'}px"
     # the version in the name: a study resumed after an extractor change fits the new one, not the old file
     extractor = (
-        out
-        / "extractors"
-        / f"extractor_{EXTRACTOR_VERSION}_{data_tag}_{int(settings['extractor_iterations'])}it.pt"
+        out / "extractors" / f"extractor_{EXTRACTOR_VERSION}_{data_tag}_{settings.extractor_iterations}it.pt"
     )
     with work_lock(study_lock(out, f"evaluation-{run_dir.name}"), wait=wait) as held:
         if not held or (run_dir / "metrics.json").is_file():
@@ -416,10 +401,10 @@ def _evaluate_gan(
                 run_dir,
                 real=config.data.get("path"),
                 extractor=extractor,
-                num_samples=int(settings["num_samples"]),
+                num_samples=int(settings.num_samples),
                 seed=seed,
-                extractor_iterations=int(settings["extractor_iterations"]),
-                repeats=int(settings["repeats"]),
+                extractor_iterations=int(settings.extractor_iterations),
+                repeats=int(settings.repeats),
                 progress=progress,
                 device=process_device(config),
             )

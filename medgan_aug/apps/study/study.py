@@ -11,16 +11,20 @@ import time
 from pathlib import Path
 
 from medgan_aug.apps.study.config import (
+    RunSpec,
     StudyConfig,
     expand_grid,
     finished_keys,
     run_key,
     select_shard,
+    study_lock,
 )
+from medgan_aug.apps.study.folder import check_study_folder, damaged_score_files
 from medgan_aug.apps.study.runner import evaluate_gans, process_device, run_groups
 from medgan_aug.apps.study.summary import write_summary
 from medgan_aug.engines.distributed import distributed_context, single_process
 from medgan_aug.utils.atomic import write_json_atomic
+from medgan_aug.utils.locks import work_lock
 
 __all__ = ["run_study", "torchrun_shard"]
 
@@ -56,10 +60,17 @@ def run_study(
 
     Returns:
         ``out_dir``.
+
+    Raises:
+        ValueError: a bad config value (:meth:`StudyConfig.validate`), before any work.
+        OutputNotOursError: ``out_dir`` holds files a study does not write
+            (:func:`medgan_aug.apps.study.folder.check_study_folder`), before anything is written.
     """
 
     out = Path(out_dir)
+    config.validate()  # a config changed after loading is checked like a loaded one, before any work
     process_device(config)  # a device this machine lacks fails here, before any work
+    check_study_folder(out)  # a user's own files are never replaced: refused before anything is written
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return _run_study_under_torchrun(config, out, shard=shard, jobs=jobs, progress=progress)
     _run_shard(config, out, shard=shard, jobs=jobs, progress=progress)
@@ -112,9 +123,11 @@ def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: 
 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "study_config.json", dataclasses.asdict(config))
+    mine = select_shard(expand_grid(config), shard)
+    _forget_damaged_runs(config, mine, out)
     done = finished_keys(out)
-    todo = [run for run in select_shard(expand_grid(config), shard) if run_key(config, run) not in done]
-    skipped = len(select_shard(expand_grid(config), shard)) - len(todo)
+    todo = [run for run in mine if run_key(config, run) not in done]
+    skipped = len(mine) - len(todo)
     logger.info(
         "study %s: %d runs to do, %d already finished (shard %d/%d)", config.name, len(todo), skipped, *shard
     )
@@ -128,4 +141,18 @@ def _run_shard(config: StudyConfig, out: Path, *, shard: tuple[int, int], jobs: 
         )
         run_groups(config, held_elsewhere, out, jobs=jobs, progress=progress, wait=True)
     logger.info("study %s: %d runs done in %.0f s", config.name, len(todo), time.perf_counter() - started)
-    evaluate_gans(config, select_shard(expand_grid(config), shard), out, progress=progress)
+    evaluate_gans(config, mine, out, progress=progress)
+
+
+def _forget_damaged_runs(config: StudyConfig, runs: list[RunSpec], out: Path) -> None:
+    """Runs of ``runs`` whose score file cannot be read count as unfinished: their record is removed (with a
+    warning naming the file), so this pass trains them again and writes both files anew.
+
+    Each is checked again under its run's lock, so a run another process is rerunning is left to it.
+    """
+    for path in damaged_score_files(out, [run_key(config, run) for run in runs]):
+        key = path.stem
+        with work_lock(study_lock(out, f"run-{key}"), wait=True):
+            if damaged_score_files(out, [key]):
+                logger.warning("score file %s cannot be read: run %s is trained again", path, key)
+                (out / "runs" / f"{key}.json").unlink(missing_ok=True)

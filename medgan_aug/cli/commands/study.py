@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     from medgan_aug.apps.study.config import load_study_config
     from medgan_aug.apps.study.study import run_study
-    from medgan_aug.utils.devices import safe_thread_count
+    from medgan_aug.utils.devices import torch_thread_count
 
-    torch.set_num_threads(args.threads or safe_thread_count(args.jobs))
+    torch.set_num_threads(torch_thread_count(args.threads, args.jobs))
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("medgan_aug").setLevel(
         logging.INFO
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="torch threads per process (default: half the CPUs shared by the jobs, at least 1; "
-        "1 is fastest on a busy 2-core machine)",
+        "1 is fastest on a busy 2-core machine; more than the CPUs is bounded to them)",
     )
     parser.add_argument(
         "--device",
