@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from medgan_aug.apps.study.config import (
     study_lock,
 )
 from medgan_aug.apps.study.study import run_study
+from medgan_aug.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
@@ -245,6 +247,18 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
         assert np.array_equal(
             np.asarray(meta["train_labels"]), train.labels[subset]
         )  # label pool: subset only
+    # the archive: summary.md rebuilt from records and scores alone, byte for byte (GAN folders gone)
+    archive = tmp_path / "scores_archive.npz"
+    assert cli_main(["study-archive", "pack", "--study", str(out), "--archive", str(archive)]) == 0
+    shutil.rmtree(out / "gans")
+    rebuilt = tmp_path / "rebuilt"
+    args = ["study-archive", "rebuild", "--archive", str(archive), "--out", str(rebuilt)]
+    assert cli_main([*args, "--check", str(out / "summary.md")]) == 0
+    assert (rebuilt / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+    assert "Generators" in (rebuilt / "summary.md").read_text()  # the GANs' numbers came from the archive
+    (out / "summary.md").write_text(summary.replace("Protocol", "Protokoll"))
+    shutil.rmtree(rebuilt)
+    assert cli_main([*args, "--check", str(out / "summary.md")]) == 1  # a changed summary is caught
 
 
 @pytest.mark.parametrize(

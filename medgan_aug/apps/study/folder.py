@@ -47,6 +47,7 @@ STUDY_FILES = (
     "summary.md",
     "auc_vs_fraction.png",
     "delta_auc_vs_fraction.png",
+    "gan_evaluations.json",  # a study rebuilt from its archive (apps/study/archive.py)
 )
 
 #: Folders whose whole content the study writes: the GAN runs, the evaluation's extractors, the locks.

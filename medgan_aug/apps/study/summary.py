@@ -47,6 +47,8 @@ __all__ = [
     "PROTOCOL",
     "generator_table",
     "write_summary",
+    "summarise_runs",
+    "GAN_EVALUATIONS_FILE",
 ]
 
 
@@ -94,11 +96,18 @@ BASE_COLUMNS = [
 ]
 
 
+#: Evaluation numbers of a study's GANs by their folder, for a study rebuilt from an archive without its GAN
+#: folders (:mod:`medgan_aug.apps.study.archive`).
+GAN_EVALUATIONS_FILE = "gan_evaluations.json"
+
+
 def gan_evaluation(out: Path, gan_dir: str | None) -> dict[str, float]:
-    """The generator's evaluation numbers for a run's GAN (empty when it has none or was not evaluated)."""
+    """The generator's evaluation numbers for a run's GAN (empty when it has none or was not evaluated):
+    from its ``metrics.json``, else from ``out/gan_evaluations.json`` where a rebuilt study keeps them."""
     path = out / gan_dir / "metrics.json" if gan_dir else None
     if path is None or not path.is_file():
-        return {}
+        kept = out / GAN_EVALUATIONS_FILE
+        return json.loads(kept.read_text()).get(gan_dir, {}) if gan_dir and kept.is_file() else {}
     metrics = json.loads(path.read_text())
     distances, pixel = metrics["distances"], metrics["memorization"]["pixel"]
     return {
@@ -301,6 +310,12 @@ def _write_summary(config: Any, out: Path) -> Path:
     foreign = len(list((out / "runs").glob("*.json"))) - len(rows) if (out / "runs").is_dir() else 0
     if foreign:
         logger.info("summary of %s: left out %d runs of other configs found in %s", config.name, foreign, out)
+    return summarise_runs(config, out, rows)
+
+
+def summarise_runs(config: Any, out: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``results.csv``, ``summary.md`` and the figures of the finished runs ``rows`` (scores read from
+    ``out/scores``); ``config`` gives the study's name, GAN budget, bootstrap and primary comparison."""
     if not rows:
         raise ValueError(f"no finished runs of study {config.name!r} in {out / 'runs'}: nothing to summarise")
     write_results_csv(rows, out / "results.csv")
