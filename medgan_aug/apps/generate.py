@@ -45,7 +45,7 @@ from medgan_aug.utils.npz_stream import (
     ArraySpec,
     NpzStreamWriter,
     npz_size,
-    npz_writer,
+    signed_by,
     writer_spec,
 )
 from medgan_aug.utils.outputs import check_output_file
@@ -94,15 +94,7 @@ class GeneratedFile:
 def generated_npz_problem(path: Path) -> str | None:
     """None when the file ``path`` is a ``.npz`` that ``generate`` wrote (it carries :data:`GENERATE_WRITER`),
     else why it is not, for messages."""
-    try:
-        writer = npz_writer(path)
-    except OSError as err:
-        return f"cannot be read ({err.strerror or err})"
-    if writer == GENERATE_WRITER:
-        return None
-    if writer is not None:
-        return f"was written by {writer}, not by medgan-aug generate"
-    return "was not written by medgan-aug generate (it has no medgan_aug_writer member)"
+    return signed_by(path, GENERATE_WRITER, "medgan-aug generate")
 
 
 def _check_out(path: Path, overwrite: bool, what: str) -> None:

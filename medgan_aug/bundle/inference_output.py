@@ -19,7 +19,7 @@ from medgan_aug.utils.npz_stream import (
     ArraySpec,
     NpzStreamWriter,
     npz_size,
-    npz_writer,
+    signed_by,
     writer_spec,
 )
 from medgan_aug.utils.outputs import check_output_file, check_output_folder
@@ -79,15 +79,7 @@ def _blocks(dataset: SyntheticDataset) -> range:
 
 def _inference_npz_problem(path: Path) -> str | None:
     """None when ``path`` is a ``.npz`` this module wrote (signed :data:`INFERENCE_WRITER`), else why not."""
-    try:
-        writer = npz_writer(path)
-    except OSError as err:
-        return f"cannot be read ({err.strerror or err})"
-    if writer == INFERENCE_WRITER:
-        return None
-    if writer is not None:
-        return f"was written by {writer}, not by a bundle's inference"
-    return "was not written by a medgan_aug bundle's inference (it has no medgan_aug_writer member)"
+    return signed_by(path, INFERENCE_WRITER, "a medgan_aug bundle's inference")
 
 
 def _check_npz(output: Path, overwrite: bool) -> None:

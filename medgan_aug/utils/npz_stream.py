@@ -35,6 +35,7 @@ __all__ = [
     "ArrayStream",
     "NpzStreamWriter",
     "npz_writer",
+    "signed_by",
     "writer_spec",
 ]
 
@@ -227,3 +228,23 @@ def npz_writer(path: str | os.PathLike) -> str | None:
     if value.dtype.kind != "U" or value.shape != ():
         return None
     return str(value)
+
+
+def signed_by(path: str | os.PathLike, writer: str, writer_name: str) -> str | None:
+    """None when the ``.npz`` at ``path`` is signed by ``writer`` (:func:`npz_writer`), else why not (for the
+    ``ours`` check of :func:`medgan_aug.utils.outputs.check_output_file`).
+
+    Args:
+        path: the file.
+        writer: the expected :data:`WRITER_MEMBER` value.
+        writer_name: how messages name that writer (``"medgan-aug generate"``).
+    """
+    try:
+        found = npz_writer(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if found == writer:
+        return None
+    if found is not None:
+        return f"was written by {found}, not by {writer_name}"
+    return f"was not written by {writer_name} (it has no {WRITER_MEMBER} member)"
