@@ -15,6 +15,9 @@ of every milestone; ``evaluate`` scores every milestone on the training and vali
         --out experiments/results/recipe_ablation
     PYTHONPATH=. python experiments/recipe_ablation.py table --out experiments/results/recipe_ablation
 
+Several GAN training seeds per (data set, recipe), scored by the held-out-anchored instrument of issue 20:
+``experiments/recipe_ablation_seeds.py``, which reuses this module's recipes, budgets and evaluation.
+
 A later recipe joins the first round's clock with ``calibrate --recipes <reference> <new> --base <first
 calibration.json>`` (its budget = the reference's seconds times the ratio measured side by side today).
 """
@@ -43,8 +46,12 @@ SHARED = Path(
 )
 
 #: the study's GAN settings (base 32, batch 64, conditional), what every recipe starts from; float32 and the
-#: standard memory format, as every recipe of rounds 1 and 2 was measured before the speed settings existed
+#: standard memory format, as every recipe of rounds 1 and 2 was measured before the speed settings existed;
+#: AC-GAN and ADA off, as GANConfig's defaults were then (they are on since ADA + AC-GAN became the default,
+#: so a recipe that does not name them would otherwise get both)
 BASE = dict(
+    aux_weight=0.0,
+    ada_target=0.0,
     conditional=True,
     base_channels=32,
     batch_size=64,
@@ -67,6 +74,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ada_acgan": dict(ada_target=0.6, aux_weight=1.0),
     # the winner with the speed settings (bf16 autocast, channels-last): today's GANConfig defaults on this CPU
     "ada_acgan_fast": dict(ada_target=0.6, aux_weight=1.0, precision="bf16", channels_last=True),
+    # its two halves alone at the same speed settings (issue 20: is the combination better beyond seed noise?)
+    "ada_fast": dict(ada_target=0.6, precision="bf16", channels_last=True),
+    "acgan_fast": dict(aux_weight=1.0, precision="bf16", channels_last=True),
 }
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -81,18 +91,33 @@ DATASETS: dict[str, dict[str, Any]] = {
 #: linear head, a per-image blend): their measured times differ by less than this machine's noise (~10%),
 #: so they share one budget, the median of their measurements
 SAME_COST_AS_DEFAULT = ("default", "ttur", "lecam", "ada", "acgan", "acgan_lecam", "ada_acgan")
+#: the same cost class at the speed settings: ADA alone and AC-GAN alone drop one of ada_acgan_fast's tiny
+#: ops (the per-image blend, the linear head), so without a measurement of their own they get its seconds
+#: per iteration (cpu_round3/calibration.json: 82 ms, 5 minutes = 3,658 iterations), not a new calibration
+SAME_COST_AS_FAST = ("ada_acgan_fast", "ada_fast", "acgan_fast")
 
 MILESTONES = (2.5, 5.0, 10.0, 15.0)  # minutes of 1-thread CPU training
 TABLE_MINUTES = 5.0  # the ablation table's budget: about what one study GAN can get
 
 
-def _config(dataset: str, recipe: str, out: Path, iterations: int, device: str, resume: bool) -> Any:
+def _config(
+    dataset: str,
+    recipe: str,
+    out: Path,
+    iterations: int,
+    device: str,
+    resume: bool,
+    seed: int = 0,
+    **overrides: Any,
+) -> Any:
+    """The GAN settings of one run; ``seed`` is the GAN's training seed only: the low-data subset of a
+    fraction is always that of subset seed 0, whatever ``seed``."""
     from medgan_aug.apps.train import GANConfig
 
     data = dict(DATASETS[dataset])
     data["path"] = str(SHARED / data["path"])
     return GANConfig(
-        **{**BASE, **RECIPES[recipe]},
+        **{**BASE, **RECIPES[recipe], **overrides},
         **data,
         iterations=iterations,
         out=str(out),
@@ -100,7 +125,8 @@ def _config(dataset: str, recipe: str, out: Path, iterations: int, device: str, 
         resume=resume,
         threads=1 if device == "cpu" else None,
         progress=False,
-        seed=0,
+        seed=seed,
+        subset_seed=0,
     )
 
 
@@ -171,7 +197,12 @@ def calibrate(out: Path, rounds: int, steps: int, recipes: list[str], base: Path
 
 
 def milestone_iterations(calibration: dict[str, Any], recipe: str) -> dict[float, int]:
-    seconds = calibration["seconds_per_iteration"][recipe]
+    """Iterations of every milestone of ``recipe``: M minutes at its calibrated seconds per iteration (a
+    recipe of :data:`SAME_COST_AS_FAST` that was not measured takes ``ada_acgan_fast``'s)."""
+    per_iteration = calibration["seconds_per_iteration"]
+    if recipe not in per_iteration and recipe in SAME_COST_AS_FAST:
+        recipe = SAME_COST_AS_FAST[0]
+    seconds = per_iteration[recipe]
     return {m: max(1, int(round(m * 60 / seconds))) for m in MILESTONES}
 
 
@@ -274,9 +305,11 @@ def evaluate_generator(
     num_samples: int,
     classifier_iterations: int,
     device: str,
+    extra: Any = None,
 ) -> dict[str, Any]:
     """In-domain FD and recall against the held-out split (``splits["heldout"]``: val, or test for the final
-    report), label faithfulness, synthetic-only AUC on the held-out split."""
+    report), label faithfulness, synthetic-only AUC on the held-out split; ``extra(images)`` (the generated
+    images in [0, 1]), when given, returns more columns of the row."""
     from medgan_aug.data.synthetic import SyntheticDataset
     from medgan_aug.engines.classifier_trainer import train_classifier
     from medgan_aug.metrics.extractor import extractor_features, validation_auc
@@ -316,6 +349,8 @@ def evaluate_generator(
     }
     for name in FAITHFULNESS_FINDINGS:
         row[f"shift_{name}"] = faith["per_label"].get(name, {}).get("shift")
+    if extra is not None:
+        row.update(extra(images.cpu()))
     if classifier_iterations:
         clf = build_classifier("small_cnn", train.num_channels, train.num_labels, train.size, seed=0)
         train_classifier(
@@ -488,7 +523,8 @@ def table(out: Path) -> None:
 
     metrics = (("fd_ratio", "FD / held-out FD"), ("recall", "recall"), ("target_shift", "label shift"))
     fig, axes = plt.subplots(len(metrics), len(DATASETS), figsize=(4 * len(DATASETS), 3 * len(metrics)))
-    colors = dict(zip(RECIPES, plt.get_cmap("tab10").colors + ("black",)))  # one colour per recipe
+    # one colour per recipe (ada_acgan_fast black, as round 3's curve; the seed study's two in greys)
+    colors = dict(zip(RECIPES, plt.get_cmap("tab10").colors + ("black", "0.45", "0.7")))
     for j, dataset in enumerate(DATASETS):
         for i, (key, label) in enumerate(metrics):
             ax = axes[i, j]
