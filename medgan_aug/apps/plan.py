@@ -16,18 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from medgan_aug.apps.study.comparisons import comparison_pairs
 from medgan_aug.metrics.power import minimum_detectable_effect, seeds_needed
 
 __all__ = ["pilot_comparisons", "seed_plan"]
-
-
-def _comparisons(conditions: set[str]) -> list[tuple[str, str]]:
-    pairs = [(c, "real") for c in sorted(conditions) if c != "real" and "real" in conditions]
-    for c in sorted(conditions):
-        placebo = c.replace("real+synthetic@", "real+shuffled@", 1)
-        if c.startswith("real+synthetic@") and placebo in conditions:
-            pairs.append((c, placebo))
-    return pairs
 
 
 def pilot_comparisons(results: str | os.PathLike) -> list[dict[str, Any]]:
@@ -58,7 +50,7 @@ def pilot_comparisons(results: str | os.PathLike) -> list[dict[str, Any]]:
     found = []
     for fraction, classifier in sorted({(f, k) for f, k, _ in auc}, key=lambda x: (float(x[0]), x[1])):
         conditions = {c for f, k, c in auc if (f, k) == (fraction, classifier)}
-        for condition, baseline in _comparisons(conditions):
+        for condition, baseline, _ in comparison_pairs(sorted(conditions)):
             arm, base = auc[(fraction, classifier, condition)], auc[(fraction, classifier, baseline)]
             seeds = sorted(set(arm) & set(base))
             if len(seeds) < 2:

@@ -114,6 +114,11 @@ def detectable_effect(per_seed: list[float]) -> float:
     return minimum_detectable_effect(float(values.std(ddof=1)), int(values.size), alpha=ALPHA)
 
 
+def _same_ids(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Both runs without patient ids, or both with the same ones."""
+    return (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+
+
 def _compare(
     scores: _Scores, baseline: dict[int, dict[int, dict]], arm: dict[int, dict[int, dict]], n_boot: int
 ) -> dict[str, Any] | None:
@@ -130,10 +135,7 @@ def _compare(
                 s, t, p = scores(row)
                 if targets is None:
                     targets, patients, first = t, p, row["key"]
-                elif not np.array_equal(targets, t) or not (
-                    (patients is None and p is None)
-                    or (patients is not None and p is not None and np.array_equal(patients, p))
-                ):
+                elif not np.array_equal(targets, t) or not _same_ids(patients, p):
                     raise ValueError(f"runs {first} and {row['key']} were scored on different test sets")
                 runs.append(s)
             nested[side].append(runs)
