@@ -15,7 +15,7 @@ awk -v a=$start -v b=$EPOCHREALTIME "BEGIN{print \"train seconds:\", b-a}"
 cp $OUT/gan/samples/iter_00000400.png $OUT/gan_cuda_iter400.png 2>/dev/null
 echo "== 3. classify on cuda: ResNet-18, real+synthetic@0.5 from that GAN"
 start=$EPOCHREALTIME
-python3 -m medgan_aug classify --sample nih1000 --fraction 1.0 --condition real+synthetic@0.5 --gan-run $OUT/gan \
+python3 -m medgan_aug classify --sample nih1000 --fraction 1.0 --condition real+synthetic@0.5 --run $OUT/gan \
   --classifier resnet18 --iterations 200 --device cuda --out $OUT/cls --no-progress 2>&1 | tail -3
 awk -v a=$start -v b=$EPOCHREALTIME "BEGIN{print \"classify seconds:\", b-a}"
 python3 -c "import json; m = json.load(open('$OUT/cls/metrics.json')); print({k: v for k, v in m.items() if not isinstance(v, (dict, list))})"

@@ -28,8 +28,11 @@ _EXPORTS = {
     ],
     "medgan_aug.data.stratify": ["low_data_indices"],
     "medgan_aug.networks.dcgan": ["DCGANDiscriminator", "DCGANGenerator", "to_unit_range"],
+    "medgan_aug.networks.diffusion": ["DiffusionGenerator"],
     "medgan_aug.networks.model_file": [
+        "load_any_generator",
         "load_classifier",
+        "load_diffusion_generator",
         "load_generator",
         "load_model",
         "save_classifier",

@@ -36,6 +36,9 @@ TRAIN_OPTIONS = f"""{DATA_OPTIONS} --conditional --latent-dim --base-channels --
     --threads --no-progress""".split()
 CLASSIFY_OPTIONS = f"""{DATA_OPTIONS} --condition --gan-run --num-synthetic --classifier --iterations --batch-size
     --lr --seed --out --device --threads --no-progress""".split()
+# Added since: --tensorboard on both; classify's run folder is --run (--gan-run still parses, unlisted).
+TRAIN_OPTIONS += ["--tensorboard"]
+CLASSIFY_OPTIONS += ["--run", "--tensorboard"]
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -106,7 +109,8 @@ def test_every_config_field_is_an_option_and_no_option_was_lost(command, config_
     assert all(f.metadata["help"] and f.metadata["group"] for f in fields)  # every field is documented
     dests = {a.dest for a in _subparser(command)._actions if a.dest != "help"}
     assert dests == {f.name for f in option_fields(config_cls)}
-    assert sorted(_option_strings(command)) == sorted(historical)
+    missing = set(historical) - set(_option_strings(command))
+    assert not missing, missing
 
 
 def test_train_options_parse_into_the_config(tmp_path):
@@ -242,8 +246,9 @@ def test_train_missing_data_and_existing_run_are_one_line_errors(chest28_path, t
 @pytest.mark.parametrize(
     "extra, mentions",
     [
-        (["--condition", "real+synthetic@0.5"], ["--gan-run"]),
-        (["--condition", "real", "--gan-run", "runs/gan"], ["runs/gan"]),
+        (["--condition", "real+synthetic@0.5"], ["--run"]),
+        (["--condition", "real", "--run", "runs/gan"], ["runs/gan"]),
+        (["--condition", "real", "--gan-run", "runs/gan"], ["runs/gan"]),  # the former name still parses
         (["--condition", "real+flip"], ["real+flip"]),
         (["--num-synthetic", "0"], ["num_synthetic"]),
     ],
@@ -307,7 +312,7 @@ def test_every_project_error_is_one_line(cls, monkeypatch, capsys):
     def fail(config):
         raise cls("runs/gan/checkpoints/ckpt_10.pt: something is wrong\nsecond line of detail")
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", fail)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", fail)
     err = _assert_one_line_error(capsys, main(["train", "--out", "runs/gan"]), "train", "ckpt_10.pt")
     assert err.endswith("something is wrong; second line of detail")
 
@@ -381,7 +386,7 @@ def test_an_os_error_without_a_file_name_names_out(monkeypatch, capsys):
     def full(config):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", full)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", full)
     _assert_one_line_error(capsys, main(["train", "--out", "runs/x"]), "train", "ENOSPC", "--out is runs/x")
 
 
@@ -412,7 +417,7 @@ def test_interrupt_is_one_line_and_exit_130(monkeypatch, capsys):
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", interrupted)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", interrupted)
     assert main(["train", "--out", "runs/x"]) == 130
     assert capsys.readouterr().err == "medgan-aug train: interrupted\n"
 
@@ -421,14 +426,14 @@ def test_bugs_keep_their_traceback(monkeypatch, capsys):
     def bug(config):
         raise RuntimeError("a real bug")
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", bug)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", bug)
     with pytest.raises(RuntimeError, match="a real bug"):
         main(["train", "--out", "runs/x"])
 
     def bad_value(config):
         raise ValueError("bad input")
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", bad_value)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", bad_value)
     with pytest.raises(ValueError, match="bad input"):  # --traceback asks for the traceback of any error
         main(["--traceback", "train", "--out", "runs/x"])
     assert capsys.readouterr().err == ""
@@ -445,7 +450,7 @@ def test_warnings_are_one_line_without_source_lines(monkeypatch, capsys):
         warnings.warn("a third-party notice", FutureWarning, stacklevel=1)
         return Path("runs/x")
 
-    monkeypatch.setattr("medgan_aug.cli.commands.train.train_gan", warn)
+    monkeypatch.setattr("medgan_aug.apps.train.train_gan", warn)
     assert main(["train", "--out", "runs/x"]) == 0
     err = capsys.readouterr().err
     assert err.splitlines() == [
@@ -484,3 +489,86 @@ def test_an_error_inside_the_engine_is_one_line_without_ignite_logs(tmp_path):
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("medgan-aug train: error: GAN training diverged"), lines
+
+
+# ----------------------------------------------------------------------------- one consistent, instant CLI
+
+
+def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command path, parser) for every subcommand, nested ones (``data info``) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _parsers(sub, (*path, name))
+
+
+_HELP_WITHOUT_TORCH = """
+import argparse, contextlib, io, sys
+from medgan_aug.cli import build_parser
+
+def commands(parser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name)
+                yield from commands(sub, (*path, name))
+
+for path in [(), *commands(build_parser())]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        build_parser().parse_args([*path, "--help"])
+heavy = ("torch", "monai", "ignite", "medgan_aug.metrics", "medgan_aug.engines", "matplotlib", "sklearn")
+print(sorted(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_help_imports_no_torch():
+    """``medgan-aug --help`` and every ``medgan-aug CMD --help`` answer without torch, MONAI or the metrics (a
+    fresh interpreter: this test process has them imported already)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+# a concept and the one flag every command names it with; the other names must not be listed in any --help
+_SAME_CONCEPT = {"--no-progress": ("--quiet", "--progress", "--verbose"), "--run": ("--gan-run", "--run-dir")}
+
+
+def test_every_subcommand_help_is_consistent(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option, so the checks see whole help texts
+    parsers = list(_parsers(build_parser()))
+    assert {path for path, _ in parsers} >= {
+        ("train",),
+        ("classify",),
+        ("generate",),
+        ("study",),
+        ("data", "info"),
+    }
+    for path, parser in parsers:
+        name = " ".join(path)
+        assert (parser.description or "").strip(), f"`medgan-aug {name}` has no description"
+        text = parser.format_help()
+        listed = {s for a in parser._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
+        for flag, others in _SAME_CONCEPT.items():
+            assert not listed & set(others), (name, flag, listed & set(others))
+        for shown in ("(default: True)", "(default: False)", "(default: None)"):
+            assert shown not in text, (name, shown)
+        assert not re.search(r"\(default(?!: )", text), (name, "a default not written '(default: X)'")
+        if "--device" in listed:  # a command that computes takes both
+            assert "--threads" in listed, name
+    for command in ("train", "classify", "generate", "report", "study"):
+        assert "--no-progress" in _option_strings(command), command
+
+
+def test_former_option_names_still_parse():
+    args = build_parser().parse_args(["classify", "--out", "o", "--gan-run", "runs/gan"])
+    assert args.gan_run == "runs/gan"
+    assert build_parser().parse_args(["classify", "--out", "o", "--run", "runs/g2"]).gan_run == "runs/g2"
+    assert build_parser().parse_args(["classify", "--out", "o"]).gan_run is None
+    generate = ["generate", "--run", "r", "--num", "1", "--out", "o.npz"]
+    assert build_parser().parse_args([*generate, "--quiet"]).no_progress is True
+    assert build_parser().parse_args([*generate, "--no-progress"]).no_progress is True
+    assert build_parser().parse_args(generate).no_progress is False
+    assert build_parser().parse_args(["study", "--config", "quick", "--out", "o"]).shard == (0, 1)

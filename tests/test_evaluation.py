@@ -16,7 +16,6 @@ from medgan_aug.metrics.extractor import (
     data_fingerprint,
     extractor_features,
     fit_feature_extractor,
-    inception_features,
     load_or_fit_extractor,
     validation_auc,
     weights_fingerprint,
@@ -176,18 +175,6 @@ def test_random_noise_generator_has_low_precision(extractor, splits):
     held = extractor_features(model, _images(splits["test"]))
     ok = distribution_metrics(real, held, repeats=2, seed=0)
     assert ok["precision"]["value"] > 0.5
-
-
-def test_inception_hook_never_downloads(tmp_path, extractor):
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
-        inception_features(torch.zeros(2, 1, 28, 28), tmp_path / "missing.pth")
-    weights = tmp_path / "weights.pth"
-    weights.write_bytes(b"x")
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="torch-fidelity"):
-            inception_features(torch.zeros(2, 1, 28, 28), weights)
 
 
 # --------------------------------------------------------------------------- conditional fidelity

@@ -13,6 +13,7 @@ import torch
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.networks.classifiers import ResNet18Classifier, SmallCNN, build_classifier
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_aug.networks.diffusion import DiffusionGenerator
 from medgan_aug.networks.model_file import (
     MODEL_FORMAT,
     MODEL_VERSION,
@@ -96,11 +97,18 @@ def test_generator_file_roundtrip(tmp_path):
         DCGANDiscriminator(64, base_channels=4),
         SmallCNN(1, 3, 28, embedding_dim=16, dropout=0.1),
         ResNet18Classifier(3, 2, 64),
+        DiffusionGenerator(28, num_labels=3, base_channels=4, num_inference_steps=7, guidance_scale=0.5),
     ],
     ids=lambda m: type(m).__name__,
 )
 def test_every_network_round_trips(model, tmp_path):
-    assert set(NETWORKS) == {"DCGANGenerator", "DCGANDiscriminator", "SmallCNN", "ResNet18Classifier"}
+    assert set(NETWORKS) == {
+        "DCGANGenerator",
+        "DCGANDiscriminator",
+        "SmallCNN",
+        "ResNet18Classifier",
+        "DiffusionGenerator",
+    }
     model.eval()
     path = save_model(model, tmp_path / "m.pt", meta={"seed": np.int64(3), "where": tmp_path})
     state = torch.get_rng_state()
@@ -111,7 +119,7 @@ def test_every_network_round_trips(model, tmp_path):
     assert list(loaded.state_dict()) == list(model.state_dict())
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
-    if isinstance(model, DCGANGenerator):
+    if isinstance(model, (DCGANGenerator, DiffusionGenerator)):
         x, labels = (torch.randn(2, model.latent_dim),), torch.eye(3)[:2]
     else:
         c = model.arch.get("in_channels", 1)

@@ -77,5 +77,7 @@ def test_medmnist_dataset_carries_its_items_patients(chest28_path, tmp_path):
     subset = MedMNISTDataset(sample="nih1000", split="train", indices=[5, 0, 690])
     assert subset.patients.tolist() == [nih1000_patient_ids("train")[i] for i in (5, 0, 690)]
     assert MedMNISTDataset(path=_write(tmp_path / "plain.npz"), split="train").patients is None
-    given = MedMNISTDataset(path=_write(tmp_path / "ids.npz", train_patients=np.array([3, 3, 4])), split="train")
+    given = MedMNISTDataset(
+        path=_write(tmp_path / "ids.npz", train_patients=np.array([3, 3, 4])), split="train"
+    )
     assert given.patients.tolist() == ["3", "3", "4"]

@@ -3,7 +3,7 @@
 The study's single run, on its own and from the command line, in one process or many::
 
     medgan-aug classify --path ../shared/data/nih1000_chestmnist.npz --fraction 0.25 \
-        --condition real+synthetic@0.5 --gan-run runs/gan --iterations 500 --out runs/cls
+        --condition real+synthetic@0.5 --run runs/gan --iterations 500 --out runs/cls
     torchrun --nproc_per_node 2 -m medgan_aug classify ...   # the same options; data parallel
 
 Conditions are the study's (:func:`medgan_aug.apps.parse_condition`): ``real``, ``real+classical``,
@@ -31,13 +31,13 @@ import dataclasses
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from medgan_aug.apps.data_settings import subset_data_setting
+from medgan_aug.apps.classify_config import ClassifierRunConfig
 from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.sources import dataset_source, require_images
@@ -45,6 +45,7 @@ from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
 from medgan_aug.engines.distributed import distributed_context, run_on_main
+from medgan_aug.handlers.tensorboard import TensorBoardRun, classifier_scalars
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import save_classifier
@@ -52,7 +53,6 @@ from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device, torch_thread_count
 from medgan_aug.utils.errors import OutputNotOursError
 from medgan_aug.utils.outputs import files_under, unknown_files
-from medgan_aug.utils.settings import setting
 from medgan_aug.utils.temp_files import orphan_temp_files, remove_orphan_temp_files
 
 __all__ = ["ClassifierRunConfig", "train_classifier_run"]
@@ -62,54 +62,13 @@ _OUTPUTS = ("config.json", "classifier.pt", "losses.csv", "metrics.json")
 _OUTPUT_PATTERNS = [re.escape(name) for name in _OUTPUTS]  # their temporary files' targets
 
 
-@dataclass
-class ClassifierRunConfig:
-    """Settings of :func:`train_classifier_run`, one field per ``medgan-aug classify`` option.
-
-    Each field's ``help`` metadata says what it does (also ``medgan-aug classify --help``); the data fields are
-    :class:`~medgan_aug.data.MedMNISTDataset`'s and :func:`~medgan_aug.data.low_data_indices`' arguments.
-    """
-
-    out: str = setting(help="run folder to create (must not hold a run already)", group="run")
-    path: str | None = subset_data_setting("path")
-    sample: str | None = subset_data_setting("sample")
-    flag: str = subset_data_setting("flag", "chestmnist")
-    root: str | None = subset_data_setting("root")
-    download: bool = subset_data_setting("download", False)
-    size: int | None = subset_data_setting("size", None, note=" (None: the file's)")
-    fraction: float = subset_data_setting("fraction", 1.0)
-    subset_seed: int = subset_data_setting("subset_seed", 0)
-    condition: str = setting(
-        "real",
-        "real, real+classical, real+synthetic@R, real+shuffled@R, real+mixup, real+cutmix "
-        "(each optionally +classical) or synthetic-only",
-        group="condition",
-    )
-    gan_run: str | None = setting(
-        None, "run folder (or generator.pt) of `medgan-aug train` (synthetic conditions)", group="condition"
-    )
-    num_synthetic: int = setting(5000, "generated images in the pool batches draw from", group="condition")
-    classifier: str = setting("small_cnn", "classifier network", group="classifier", choices=CLASSIFIER_NAMES)
-    iterations: int = setting(500, "optimiser steps", group="classifier")
-    batch_size: int = setting(64, "the global batch", group="classifier")
-    lr: float = setting(1e-3, "learning rate", group="classifier")
-    seed: int = setting(0, "seed of the classifier, its batches and the synthetic pool", group="classifier")
-    device: str = setting(
-        "cpu", "cpu, cuda[:N] or auto (under torchrun on GPUs: cuda:LOCAL_RANK)", group="run"
-    )
-    threads: int | None = setting(
-        None, "torch CPU threads (None: half this machine's CPUs, at least 1)", group="run"
-    )
-    progress: bool = setting(True, "show a progress bar (rank 0)", group="run")
-
-
 def _check_config(config: ClassifierRunConfig) -> Any:
     condition = parse_condition(config.condition)
     if config.classifier not in CLASSIFIER_NAMES:
         raise ValueError(f"classifier must be one of {CLASSIFIER_NAMES}, got {config.classifier!r}")
     if condition.needs_gan and not config.gan_run:
         raise ValueError(
-            f"condition {config.condition!r} mixes in generated images: give gan_run (--gan-run), "
+            f"condition {config.condition!r} mixes in generated images: give gan_run (--run), "
             "a run folder written by `medgan-aug train`"
         )
     if not condition.needs_gan and config.gan_run:
@@ -184,7 +143,11 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
             found: dict[str, Any] = {}  # rank 0's test split, opened and checked before training
             run_on_main(shard, lambda: _open_test_split(_data_kwargs(config), found))
             device = shard.device if shard is not None else resolve_device(config.device)
-            result = _train_and_score(config, condition, device, shard is not None, found.get("test"))
+            handlers = []  # TensorBoard on the main process only
+            if main and config.tensorboard is not None:
+                handlers.append(TensorBoardRun(config.tensorboard, classifier_scalars))
+            test = found.get("test")
+            result = _train_and_score(config, condition, device, shard is not None, test, handlers)
             if main:
                 _write_run(out, config, *result, world_size=1 if shard is None else shard.world_size)
             if shard is not None:
@@ -195,9 +158,15 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
 
 
 def _train_and_score(
-    config: ClassifierRunConfig, condition: Any, device: torch.device, distributed: bool, test: Any
+    config: ClassifierRunConfig,
+    condition: Any,
+    device: torch.device,
+    distributed: bool,
+    test: Any,
+    handlers: Sequence[Any] = (),
 ) -> tuple[Any, list[int], dict, dict | None, list[str]]:
-    """Train on the subset; score ``test`` (rank 0's test split; None on the other ranks)."""
+    """Train on the subset (``handlers`` attached to the training engine); score ``test`` (rank 0's test
+    split; None on the other ranks)."""
     data = _data_kwargs(config)
     train_all = MedMNISTDataset(split="train", **data)
     require_images(train_all, "training the classifier")
@@ -215,7 +184,7 @@ def _train_and_score(
     history = train_classifier(
         model, train, task=train.task, iterations=config.iterations, batch_size=config.batch_size, lr=config.lr,
         seed=config.seed, batch_transform=batch_transform, device=device, progress=config.progress,
-        distributed=distributed,
+        distributed=distributed, handlers=handlers,
     )  # fmt: skip
     metrics = None
     if test is not None:  # the test split is scored once, by rank 0

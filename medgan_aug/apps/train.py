@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from medgan_aug.apps.train_config import GANConfig
+from medgan_aug.apps.train_diffusion import build_diffusion_trainer
 from medgan_aug.apps.train_resume import (
     check_iterations,
     check_resume_record,
@@ -46,8 +47,9 @@ from medgan_aug.handlers.checkpoint import CheckpointManager, PeriodicCheckpoint
 from medgan_aug.handlers.loss_log import LossCSV
 from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.handlers.sample_grid import SampleGrid
+from medgan_aug.handlers.tensorboard import TensorBoardRun, generator_scalar_tags, output_scalars
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, standing_batchnorm_stats
-from medgan_aug.networks.model_file import save_generator
+from medgan_aug.networks.model_file import save_generator, save_model
 from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
@@ -205,7 +207,8 @@ def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int, precisi
 
 
 def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
-    """Train a (conditional) DCGAN on the configured low-data subset; return the run directory.
+    """Train a (conditional) DCGAN, or with ``model="ddpm"`` a diffusion generator
+    (:mod:`medgan_aug.apps.train_diffusion`), on the configured low-data subset; return the run directory.
 
     The run directory gets ``config.json`` (resolved config, data, subset record), ``checkpoints/``,
     ``samples/iter_*.png``, ``losses.csv`` and, when all iterations are done, ``generator.pt`` (the EMA
@@ -286,7 +289,14 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     if config.conditional and subset.info["num_labels"] == 0:
         raise ValueError("conditional=True but the data has no labels")
     config = cap_batch_size(config, len(subset.indices), main)
-    trainer = build_gan_trainer(config, subset, shard=shard)
+    if config.model == "ddpm":
+        if shard is not None:
+            raise ValueError(
+                "--model ddpm does not train data-parallel under torchrun yet: run it in one process"
+            )
+        trainer: Any = build_diffusion_trainer(config, subset)
+    else:
+        trainer = build_gan_trainer(config, subset, shard=shard)
     trainer.session_started = started  # this session's time includes loading the data
     record = _run_record(config, subset, trainer.state.epoch_length, trainer.precision)
     start: int | None = None
@@ -323,7 +333,8 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
 
     seeds = run_seeds(config.seed)
     fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
-    z = torch.randn(config.n_samples, config.latent_dim, generator=fixed)
+    latent_dim = config.latent_dim if config.model == "dcgan" else trainer.generator.latent_dim
+    z = torch.randn(config.n_samples, latent_dim, generator=fixed)
     pool = subset.targets if config.conditional else None
     fixed_labels = None
     if pool is not None:
@@ -331,7 +342,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     own = []
     if main:
         own += [
-            LossCSV(run_dir / "losses.csv", start),
+            LossCSV(run_dir / "losses.csv", start, getattr(trainer, "loss_columns", None)),
             PeriodicCheckpoint(manager, config.checkpoint_every),
             SampleGrid(
                 run_dir / "samples",
@@ -343,6 +354,9 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
                 seeds["standing"],
             ),
         ]
+        if config.tensorboard is not None:  # after SampleGrid: it adds the grids SampleGrid saves
+            scalars = output_scalars(generator_scalar_tags(trainer))
+            own.append(TensorBoardRun(config.tensorboard, scalars, run_dir / "samples"))
     if config.progress and main:
         own.append(IterationProgress())  # total, start and label from the trainer
     for handler in [*own, *(handlers or [])]:
@@ -364,9 +378,12 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
         shard.barrier()  # wait for rank 0 to write generator.pt
         return run_dir
 
-    ema = standing_batchnorm_stats(
-        copy.deepcopy(trainer.generator_ema), pool, config.standing_stats_batches, seed=seeds["standing"]
-    ).cpu()
+    if config.model == "dcgan":
+        ema = standing_batchnorm_stats(
+            copy.deepcopy(trainer.generator_ema), pool, config.standing_stats_batches, seed=seeds["standing"]
+        ).cpu()
+    else:  # no BatchNorm in the diffusion UNet (GroupNorm): nothing to re-estimate
+        ema = copy.deepcopy(trainer.generator_ema).cpu().eval()
     meta = {
         "flag": subset.info["flag"],
         "task": subset.info["task"],
@@ -388,7 +405,16 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
         seconds  # config.json first: a kill before generator.pt just redoes the export
     )
     atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
-    save_generator(ema, run_dir / "generator.pt", meta)
+    if config.model == "dcgan":
+        save_generator(ema, run_dir / "generator.pt", meta)
+    else:
+        meta.update(
+            model=config.model,
+            sampling_steps=config.sampling_steps,
+            guidance_scale=ema.guidance_scale,
+            label_dropout=config.label_dropout,
+        )
+        save_model(ema, run_dir / "generator.pt", meta)
     if shard is not None:
         shard.barrier()
     return run_dir

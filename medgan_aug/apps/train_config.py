@@ -15,12 +15,19 @@ from typing import Any
 import numpy as np
 
 from medgan_aug.apps.data_settings import subset_data_setting
-from medgan_aug.engines.gan_trainer import LOSSES, LR_SCHEDULES
-from medgan_aug.transforms.diffaugment import DiffAugment
-from medgan_aug.utils.devices import PRECISIONS
+from medgan_aug.utils.choices import LOSSES, LR_SCHEDULES, PRECISIONS
 from medgan_aug.utils.settings import setting
 
-__all__ = ["GANConfig"]
+__all__ = ["GANConfig", "MODELS", "DIFFUSION_SETTINGS"]
+
+
+#: The generator families of ``GANConfig.model``.
+MODELS = ("dcgan", "ddpm")
+
+#: The settings that only a diffusion run (``model="ddpm"``) has. A DCGAN run keeps them at their defaults
+#: and leaves them, and ``model``, out of :meth:`GANConfig.to_dict` (its ``config.json``), so DCGAN run
+#: records and resume checks are those of runs written before the diffusion generator existed.
+DIFFUSION_SETTINGS = ("model", "sampling_steps", "guidance_scale", "label_dropout")
 
 
 @dataclass
@@ -51,6 +58,29 @@ class GANConfig:
         32, "network width c (G's layers 8c/4c/2c/c, D's c/2c/4c[/8c])", group="model"
     )
     spectral_norm: bool = setting(False, "spectral normalisation in D", group="model")
+    model: str = setting(
+        "dcgan",
+        "generator family: dcgan (G and D, Radford et al. 2016) or ddpm (MONAI's diffusion UNet with channels "
+        "c/2c/2c, trained as a DDPM, Ho et al. 2020, sampled with DDIM, Song et al. 2021; latent_dim and the "
+        "D, loss and augmentation settings do not apply to it, lr_g is its learning rate)",
+        group="model",
+        choices=MODELS,
+    )
+    sampling_steps: int = setting(
+        50, "ddpm: DDIM steps per generated image (each one UNet pass)", group="model"
+    )
+    guidance_scale: float = setting(
+        1.0,
+        "ddpm, conditional: classifier-free guidance scale w (Ho & Salimans 2022; 0 = the plain conditional "
+        "model, > 0 doubles the sampling cost)",
+        group="model",
+    )
+    label_dropout: float = setting(
+        0.1,
+        "ddpm, conditional: share of training images whose labels are replaced by the null context (what "
+        "guidance needs)",
+        group="model",
+    )
     iterations: int = setting(2000, "number of G steps", group="optimisation")
     batch_size: int = setting(
         64, "real images per D step (the global batch under torchrun)", group="optimisation"
@@ -123,6 +153,12 @@ class GANConfig:
         group="run",
     )
     progress: bool = setting(True, "show a progress bar", group="run")
+    tensorboard: str | None = setting(
+        None,
+        "folder for TensorBoard event files: G and D losses, learning rates, ADA probability, sample grids "
+        "(None: none; not part of the run's settings: --resume may add or change it)",
+        group="run",
+    )
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -193,6 +229,8 @@ class GANConfig:
             raise TypeError(
                 f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"
             )
+        from medgan_aug.transforms.diffaugment import DiffAugment  # torch: not needed for ``--help``
+
         DiffAugment(self.diffaugment)  # validates the policy names
         if not self.diffaugment.strip() and self.bcr_weight > 0:
             raise ValueError("GANConfig.bcr_weight compares two DiffAugment views, but diffaugment='' (off)")
@@ -200,11 +238,47 @@ class GANConfig:
             positive_int("threads")
         if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):
             raise ValueError(f"GANConfig.device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device!r}")
+        self._check_model_settings()
         if self.path is not None:
             self.path = os.fspath(self.path)
         if self.root is not None:
             self.root = os.fspath(self.root)
         self.out = os.fspath(self.out)
+        if self.tensorboard is not None:
+            self.tensorboard = os.fspath(self.tensorboard)
+
+    def _check_model_settings(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"GANConfig.model must be one of {MODELS}, got {self.model!r}")
+        steps = self.sampling_steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
+            raise ValueError(f"GANConfig.sampling_steps must be an integer in [1, 1000], got {steps!r}")
+        self.sampling_steps = int(steps)
+        scale = self.guidance_scale
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not math.isfinite(scale)
+            or scale < 0
+        ):
+            raise ValueError(f"GANConfig.guidance_scale must be a number >= 0, got {scale!r}")
+        dropout = self.label_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"GANConfig.label_dropout must be in [0, 1), got {dropout!r}")
+        if self.model == "dcgan":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            changed = [n for n in DIFFUSION_SETTINGS if getattr(self, n) != defaults[n]]
+            if changed:
+                raise ValueError(
+                    f"GANConfig.{changed[0]} applies to model='ddpm' (--model ddpm) only; this run's model is "
+                    "'dcgan'"
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as plain data (a run's ``config.json``); a DCGAN run leaves out
+        :data:`DIFFUSION_SETTINGS` (all at their defaults)."""
+        settings = dataclasses.asdict(self)
+        if self.model == "dcgan":
+            for name in DIFFUSION_SETTINGS:
+                del settings[name]
+        return settings

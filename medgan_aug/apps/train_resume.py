@@ -43,7 +43,18 @@ __all__ = [
 #: Settings a resumed run may change: how it runs, and where the run folder and the data file are (a moved
 #: folder or a differently spelled path resumes; the data itself is checked by its MD5 and subset hash).
 #: ``iterations`` is checked on its own (:func:`check_iterations`).
-RESUME_FREE = ("resume", "progress", "device", "threads", "out", "path", "sample", "root", "download")
+RESUME_FREE = (
+    "resume",
+    "progress",
+    "tensorboard",
+    "device",
+    "threads",
+    "out",
+    "path",
+    "sample",
+    "root",
+    "download",
+)
 
 
 #: Final names of the files a run writes, per sub-folder (regular expressions; checkpoints: the manager's).
@@ -78,9 +89,13 @@ def settings_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[
     free = (*RESUME_FREE, "iterations", "precision")
     defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)} | ADDED_SETTINGS_OFF
     diff = sorted(
-        k for k in set(old) | set(config) if k not in free and old.get(k, defaults.get(k)) != config.get(k)
+        k
+        for k in set(old) | set(config)
+        if k not in free and old.get(k, defaults.get(k)) != config.get(k, defaults.get(k))
     )
-    return [f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {config.get(k)!r}" for k in diff]
+    return [
+        f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {config.get(k, defaults.get(k))!r}" for k in diff
+    ]
 
 
 def trained_precision(saved: dict[str, Any]) -> str:

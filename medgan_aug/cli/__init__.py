@@ -6,6 +6,10 @@ user can fix into one line on stderr, warnings into one line each (``medgan-aug 
 source line), and keeps ignite's "Engine run is terminating due to exception" log lines from repeating the
 error before it (:mod:`medgan_aug.cli.errors`).
 
+Building the parser imports no torch (nor MONAI, ignite, the metrics): each command imports what it runs
+inside its ``run_*`` function, so ``medgan-aug --help`` and ``medgan-aug COMMAND --help`` answer at once. Every
+command's help shows defaults one way (:class:`~medgan_aug.cli.options.HelpFormatter`).
+
 Exit codes: 0 done, 1 an error with a one-line message, 2 a usage error (argparse), 130 interrupted.
 """
 
@@ -20,13 +24,23 @@ from collections.abc import Sequence
 
 from medgan_aug.cli import commands
 from medgan_aug.cli.errors import one_line_message, one_line_warnings, quiet_engine_errors
+from medgan_aug.cli.options import HelpFormatter
 
 __all__ = ["build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help is :class:`HelpFormatter`'s; its subcommands' parsers are of this class
+    too (argparse makes subparsers of the parent's class), so every command's ``--help`` looks the same."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand found in :mod:`medgan_aug.cli.commands`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="medgan-aug",
         description="DCGAN data augmentation for MONAI: train, generate, mix, measure.",
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import logging
 import os
+import pkgutil
 import sys
 import warnings
 from collections.abc import Iterator
@@ -105,9 +107,14 @@ class _EngineErrorEcho(logging.Filter):
 
 
 def _engine_loggers() -> list[logging.Logger]:
-    """The loggers of every ignite ``Engine`` class imported so far (ignite names them
-    ``ignite.engine.engine.<class name>``)."""
+    """The loggers of every ignite ``Engine`` class: the project's trainers and MONAI's, imported here because
+    the commands import them only when they run (ignite names them ``ignite.engine.engine.<class name>``)."""
     from ignite.engine import Engine, engine
+
+    from medgan_aug import engines
+
+    for module in pkgutil.iter_modules(engines.__path__):  # the trainers the commands run (and MONAI's)
+        importlib.import_module(f"{engines.__name__}.{module.name}")
 
     found, todo = set(), [Engine]
     while todo:

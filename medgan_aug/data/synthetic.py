@@ -62,7 +62,11 @@ from medgan_aug.data.label_samplers import (
     resolve_labels,
 )
 from medgan_aug.networks.dcgan import to_unit_range
-from medgan_aug.networks.model_file import check_generator_protocol, load_generator, resolve_generator_file
+from medgan_aug.networks.model_file import (
+    check_generator_protocol,
+    load_any_generator,
+    resolve_generator_file,
+)
 
 __all__ = ["CHUNK_SIZE", "SyntheticDataset"]
 
@@ -439,6 +443,10 @@ class SyntheticDataset(Dataset):
     ) -> SyntheticDataset:
         """Build the dataset from a training run's EMA generator (``<run>/generator.pt``, weights only).
 
+        Both generator families load (``--model dcgan`` or ``ddpm``, :data:`~medgan_aug.networks.model_file.GENERATOR_FAMILIES`);
+        a diffusion generator samples with the DDIM steps and guidance scale its file records (change them on
+        ``dataset.generator.set_sampling`` before the first item is read).
+
         For a conditional generator without ``labels`` or a sampler object, labels are resampled from the
         run's training subset (generator meta ``train_labels``): jointly by default, or with
         ``label_sampler="balanced"``.
@@ -453,7 +461,7 @@ class SyntheticDataset(Dataset):
             ValueError: the file is not a generator file, or its meta lacks the labels to resample.
         """
         path = resolve_generator_file(run_dir_or_file)
-        generator, meta = load_generator(path, map_location=device)
+        generator, meta = load_any_generator(path, map_location=device)  # a DCGAN or a diffusion generator
         meta = dict(meta or {})
         pool = None
         if (

@@ -1,10 +1,11 @@
-"""Training engines: the GAN trainer (a MONAI ``Trainer``), the classifier trainer (a MONAI ``SupervisedTrainer``)
+"""Training engines: the GAN and diffusion trainers (MONAI ``Trainer``s), the classifier trainer (a MONAI ``SupervisedTrainer``)
 and distributed helpers."""
 
 from __future__ import annotations
 
 from medgan_aug.engines.classifier_engine import ClassifierTrainer
 from medgan_aug.engines.classifier_trainer import extract_features, predict, train_classifier
+from medgan_aug.engines.diffusion_trainer import DIFFUSION_LOSS_COLUMNS, DiffusionTrainer
 from medgan_aug.engines.distributed import (
     Shard,
     ShardedBatches,

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from medgan_aug.utils.choices import LOSSES
+
 __all__ = [
     "LOSSES",
     "discriminator_loss",
@@ -38,9 +40,6 @@ __all__ = [
     "consistency_penalty",
     "auxiliary_classification_loss",
 ]
-
-
-LOSSES = ("bce", "hinge")
 
 
 def _check_kind(kind: str) -> None:

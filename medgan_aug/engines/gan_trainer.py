@@ -91,13 +91,11 @@ from medgan_aug.handlers.finite_loss import check_finite_loss
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.choices import LR_SCHEDULES
 from medgan_aug.utils.errors import GANDivergenceError
 from medgan_aug.utils.serialization import get_rng_states, set_rng_states
 
 __all__ = ["LOSSES", "LR_SCHEDULES", "GANTrainer", "run_seeds"]
-
-
-LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 def lr_lambda(kind: str, total: int):

@@ -15,24 +15,32 @@ __all__ = ["LossCSV", "LossHistory"]
 
 
 class LossCSV:
-    """Append one row per iteration to ``losses.csv`` (flushed, so a killed run keeps its rows)."""
+    """Append one row per iteration to ``losses.csv`` (flushed, so a killed run keeps its rows).
+
+    Args:
+        path: the CSV file.
+        resume_from: the iteration a resumed run continues from (rows after it are dropped), or None.
+        columns: the header; ``iteration`` and ``epoch`` first, then entries of ``engine.state.output``
+            (default :attr:`COLUMNS`, the GAN's; a diffusion run passes its trainer's ``loss_columns``).
+    """
 
     COLUMNS = (
         "iteration", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "r1", "lecam", "bcr", "aux_d", "aux_g",
         "ada_p", "lr_g", "lr_d",
     )  # fmt: skip
 
-    def __init__(self, path: Path, resume_from: int | None) -> None:
+    def __init__(self, path: Path, resume_from: int | None, columns: tuple[str, ...] | None = None) -> None:
         self.path = path
-        self.columns = self.COLUMNS
+        known = self.COLUMNS if columns is None else tuple(columns)
+        self.columns = known
         if resume_from is not None and path.is_file():  # drop rows past the checkpoint we resume from
             rows = path.read_text().splitlines()
             # a run started by an older version keeps its header (a subset of COLUMNS)
-            self.columns = tuple(c for c in rows[0].split(",") if c in self.COLUMNS) or self.COLUMNS
+            self.columns = tuple(c for c in rows[0].split(",") if c in known) or known
             kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",", 1)[0]) <= resume_from]
             atomic_write_text(path, "\n".join(kept) + "\n")
         else:
-            atomic_write_text(path, ",".join(self.COLUMNS) + "\n")
+            atomic_write_text(path, ",".join(known) + "\n")
         self.fh: io.TextIOBase | None = None
 
     def attach(self, engine: Engine) -> None:

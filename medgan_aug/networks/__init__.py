@@ -1,4 +1,5 @@
-"""DCGAN generator/discriminator, downstream classifiers, and the one model-file format for all of them."""
+"""DCGAN generator/discriminator, the diffusion generator, downstream classifiers, and the one model-file
+format for all of them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from medgan_aug.networks.dcgan import (
     standing_batchnorm_stats,
     to_unit_range,
 )
+from medgan_aug.networks.diffusion import DiffusionGenerator, LabelContext
 from medgan_aug.networks.model_file import (
+    GENERATOR_FAMILIES,
     GENERATOR_FILE,
     GENERATOR_FORMAT,
     GENERATOR_VERSION,
@@ -27,7 +30,10 @@ from medgan_aug.networks.model_file import (
     MODEL_VERSION,
     NETWORKS,
     check_generator_protocol,
+    generator_family,
+    load_any_generator,
     load_classifier,
+    load_diffusion_generator,
     load_generator,
     load_model,
     resolve_generator_file,

@@ -14,6 +14,7 @@ import torch
 from monai.networks.nets import ResNet
 from torch import nn
 
+from medgan_aug.utils.choices import CLASSIFIER_NAMES
 from medgan_aug.utils.tasks import is_softmax_task
 
 __all__ = [
@@ -25,9 +26,6 @@ __all__ = [
     "loss_for_task",
     "scores_from_logits",
 ]
-
-
-CLASSIFIER_NAMES = ("small_cnn", "resnet18")
 
 
 class SmallCNN(nn.Module):

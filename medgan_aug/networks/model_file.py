@@ -28,6 +28,7 @@ from torch import nn
 
 from medgan_aug.networks.classifiers import CLASSIFIERS, ResNet18Classifier, SmallCNN
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_aug.networks.diffusion import DiffusionGenerator
 from medgan_aug.utils.errors import CheckpointError, ModelFileError
 from medgan_aug.utils.serialization import atomic_torch_save, safe_torch_load
 
@@ -39,6 +40,10 @@ __all__ = [
     "load_model",
     "save_generator",
     "load_generator",
+    "load_diffusion_generator",
+    "load_any_generator",
+    "GENERATOR_FAMILIES",
+    "generator_family",
     "save_classifier",
     "load_classifier",
     "GENERATOR_FILE",
@@ -52,8 +57,14 @@ __all__ = [
 #: The networks a model file can hold, by the name it records; each has an ``arch`` property (its
 #: constructor arguments).
 NETWORKS: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (DCGANGenerator, DCGANDiscriminator, SmallCNN, ResNet18Classifier)
+    cls.__name__: cls
+    for cls in (DCGANGenerator, DCGANDiscriminator, SmallCNN, ResNet18Classifier, DiffusionGenerator)
 }
+
+
+#: The generator families (``GANConfig.model``) and the network a model file of each holds. Every one follows
+#: the generator protocol (:func:`check_generator_protocol`), so :func:`load_any_generator` serves both.
+GENERATOR_FAMILIES: dict[str, type[nn.Module]] = {"dcgan": DCGANGenerator, "ddpm": DiffusionGenerator}
 
 
 MODEL_FORMAT = "medgan_aug.model"
@@ -71,6 +82,7 @@ _LEGACY_FORMATS = ("medgan_aug.generator", "medgan_aug.classifier")  # version 1
 
 _LOADER_OF = {
     "DCGANGenerator": "load_generator",
+    "DiffusionGenerator": "load_diffusion_generator",
     "SmallCNN": "load_classifier",
     "ResNet18Classifier": "load_classifier",
 }
@@ -208,9 +220,12 @@ def load_model(
     cls = NETWORKS[network]
     if expect is not None and not issubclass(cls, expect):
         wanted = expect if isinstance(expect, tuple) else (expect,)
+        generators = tuple(GENERATOR_FAMILIES.values())
+        family_clash = issubclass(cls, generators) and all(issubclass(c, generators) for c in wanted)
+        described = _described if family_clash else (lambda name: name)
         raise ModelFileError(
-            f"{path} holds a {network}, not a {' or '.join(c.__name__ for c in wanted)}; load it with "
-            f"{_LOADER_OF.get(network, 'load_model')}"
+            f"{path} holds a {described(network)}, not a {' or '.join(described(c.__name__) for c in wanted)}; "
+            f"load it with {_LOADER_OF.get(network, 'load_model')}"
         )
     try:
         with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG
@@ -222,6 +237,22 @@ def load_model(
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     return model.eval(), meta
+
+
+def _described(network: str) -> str:
+    """A generator's network name with its family: ``"DCGANGenerator (a --model dcgan generator)"``."""
+    family = next((f for f, cls in GENERATOR_FAMILIES.items() if cls.__name__ == network), None)
+    return network if family is None else f"{network} (a --model {family} generator)"
+
+
+def generator_family(generator: nn.Module) -> str:
+    """The family (``"dcgan"`` or ``"ddpm"``) of a generator; TypeError for any other module."""
+    for family, cls in GENERATOR_FAMILIES.items():
+        if type(generator) is cls:
+            return family
+    raise TypeError(
+        f"{type(generator).__name__} is none of the generator families {', '.join(GENERATOR_FAMILIES)}"
+    )
 
 
 def save_generator(generator: DCGANGenerator, path: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -242,6 +273,23 @@ def load_generator(
 ) -> tuple[DCGANGenerator, dict]:
     """Load a generator's model file; a file holding another network is refused (:func:`load_model`)."""
     return load_model(path, map_location, expect=DCGANGenerator)  # type: ignore[return-value]
+
+
+def load_diffusion_generator(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[DiffusionGenerator, dict]:
+    """Load a diffusion generator's model file (``--model ddpm``); any other network is refused."""
+    return load_model(path, map_location, expect=DiffusionGenerator)  # type: ignore[return-value]
+
+
+def load_any_generator(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
+    """Load the generator of a run of either family (:data:`GENERATOR_FAMILIES`); other networks are refused.
+
+    What :meth:`medgan_aug.data.SyntheticDataset.from_run` uses: both families follow the generator protocol.
+    """
+    return load_model(path, map_location, expect=tuple(GENERATOR_FAMILIES.values()))
 
 
 def save_classifier(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> Path:

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from medgan_aug.utils.choices import PRECISIONS
+
 __all__ = [
     "PRECISIONS",
     "resolve_device",
@@ -21,9 +23,6 @@ __all__ = [
     "native_bf16",
     "resolve_precision",
 ]
-
-#: values of a ``precision`` option
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:

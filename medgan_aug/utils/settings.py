@@ -8,7 +8,9 @@ command's options. Metadata keys:
 * ``group``: the ``--help`` section it is listed under;
 * ``choices``: the allowed values (argparse checks them);
 * ``cli``: ``False`` keeps a field off the command line (a derived or internal setting);
-* ``required``: ``True`` makes the option required on the command line although the dataclass has a default.
+* ``required``: ``True`` makes the option required on the command line although the dataclass has a default;
+* ``option``: the option's name where it is not the field's (``--run`` for ``gan_run``);
+* ``aliases``: former option names that still parse but are not listed in ``--help``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def setting(
     choices: Sequence[Any] | None = None,
     cli: bool = True,
     required: bool = False,
+    option: str | None = None,
+    aliases: Sequence[str] = (),
 ) -> Any:
     """A ``dataclasses.field`` carrying its help text and command-line details as metadata.
 
@@ -38,6 +42,9 @@ def setting(
         choices: the allowed values.
         cli: ``False`` if the field is not a command-line option.
         required: the option is required on the command line even though the dataclass has a default.
+        option: the option's name (``--run``) where it is not derived from the field's name.
+        aliases: deprecated option names that still parse, hidden from ``--help``.
     """
     metadata = {"help": help, "group": group, "choices": None if choices is None else tuple(choices)}
-    return dataclasses.field(default=default, metadata={**metadata, "cli": cli, "required": required})
+    metadata.update(cli=cli, required=required, option=option, aliases=tuple(aliases))
+    return dataclasses.field(default=default, metadata=metadata)

