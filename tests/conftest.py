@@ -21,8 +21,8 @@ import torch
 
 from medgan_aug.data import sample_path
 
-# Two torch threads per process on a 2-core machine shared with other processes thrash (measured ~1 s
-# per small-CNN step against 45 ms with one thread); tests are small, so one thread is the fast choice.
+# Two torch threads per process on a 2-core machine shared with other processes thrash (docs/performance.md,
+# "Threads"); tests are small, so one thread is the fast choice.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ Two forms of the same family, with the same parameter ranges:
   ``RandAdjustContrastd``, ``RandGaussianNoised``) for a dataset's ``transform``;
 * :class:`BatchClassicalAugmentation` / :class:`BatchClassicalAugmentationd`: on a collated batch
   tensor, with every item's parameters drawn per item from ``self.R`` but applied in one
-  ``affine_grid``/``grid_sample`` call and vectorised contrast and noise (about the cost of a few
-  element-wise operations on the batch instead of ~0.6 ms per item). The study uses this one.
+  ``affine_grid``/``grid_sample`` call and vectorised contrast and noise (the cost of a few element-wise
+  operations on the batch instead of a MONAI transform call per item). The study uses this one.
 
 No left-right flip in either (see :func:`classical_augmentation`).
 """

@@ -54,10 +54,8 @@ def safe_thread_count(jobs: int = 1) -> int:
     processes, at least 1.
 
     Why not torch's default (every core): its OpenMP threads spin while they wait for each other, so when
-    anything else runs on the machine they starve. Measured on the 2-core development VM: GAN training at
-    2 threads next to one other process fell to 0.09x its speed, and the quick study at torch's default took
-    1,070 s instead of ~420 s at 1 thread. Half the cores bounds that loss on a shared machine (on 2 cores
-    it is the 1 thread that measured fastest there); pass ``threads`` explicitly for a dedicated machine.
+    anything else runs on the machine they starve (measurements: docs/performance.md, "Threads"). Half the
+    cores bounds that loss on a shared machine; pass ``threads`` explicitly for a dedicated machine.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
