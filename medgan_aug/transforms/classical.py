@@ -33,6 +33,8 @@ from monai.transforms import (
     ScaleIntensityRanged,
 )
 
+from medgan_aug.utils.tensors import plain_tensor
+
 __all__ = ["classical_augmentation", "BatchClassicalAugmentation", "BatchClassicalAugmentationd"]
 
 
@@ -322,12 +324,7 @@ class BatchClassicalAugmentationd(MapTransform, Randomizable):
 
 def _batch_tensor(x: Any, name: str) -> torch.Tensor:
     """A plain floating ``(B, C, H, W)`` tensor, or a ValueError/TypeError naming ``name``."""
-    if hasattr(x, "as_tensor"):
-        x = x.as_tensor()
-    elif isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor or numpy array, got {type(x).__name__}")
+    x = plain_tensor(x, name)
     if x.ndim != 4:
         raise ValueError(f"{name} must be a (B, C, H, W) batch, got shape {tuple(x.shape)}")
     if not x.is_floating_point():

@@ -29,6 +29,7 @@ from torch.utils.data import get_worker_info
 
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.networks.dcgan import to_unit_range
+from medgan_aug.utils.tensors import plain_tensor
 
 __all__ = [
     "MODES",
@@ -61,15 +62,14 @@ def _check_ratio(name: str, value: Any, upper_open: bool = False) -> float:
     return value
 
 
-def _plain(x: Any) -> torch.Tensor:
-    """A plain ``torch.Tensor`` (MetaTensor -> its data; numpy -> tensor)."""
-    if hasattr(x, "as_tensor"):
-        return x.as_tensor()
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a tensor or numpy array, got {type(x).__name__}")
-    return x
+def _is_item_source(source: Any) -> bool:
+    """A source of stored items: a SyntheticDataset, or any dataset with its batch interface (``get_batch``,
+    ``has_labels``, ``num_labels``, ``num_channels``, ``image_size``), e.g. a
+    :class:`~medgan_aug.data.teacher_labelled.TeacherLabelledDataset`."""
+    if isinstance(source, SyntheticDataset):
+        return True
+    wanted = ("get_batch", "has_labels", "num_labels", "num_channels", "image_size", "__len__")
+    return not isinstance(source, nn.Module) and all(hasattr(source, name) for name in wanted)
 
 
 class _GeneratorSource:
@@ -132,7 +132,9 @@ class MixSynthetic(RandomizableTransform):
 
     Args:
         source: a :class:`~medgan_aug.data.SyntheticDataset` (its items are drawn uniformly with
-            replacement; a materialized/cached one costs no generator forward), or a generator module
+            replacement; a materialized/cached one costs no generator forward), a dataset with its batch
+            interface (e.g. a :class:`~medgan_aug.data.teacher_labelled.TeacherLabelledDataset`: teacher-labelled
+            generated or unlabelled real images), or a generator module
             following the medgan_aug protocol (fresh images each call, seeded from ``self.R``).
         ratio: share of the batch to make synthetic, in [0, 1]; ``round(ratio * B)`` rows (half up).
         prob: probability of acting on a batch at all (else the batch passes with an all-False mask).
@@ -159,12 +161,12 @@ class MixSynthetic(RandomizableTransform):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        if isinstance(source, SyntheticDataset):
+        if _is_item_source(source):
             if label_sampler is not None:
                 raise ValueError(
                     "label_sampler is for a generator source; a SyntheticDataset has its own labels"
                 )
-            self.source: SyntheticDataset | _GeneratorSource = source
+            self.source: Any = source
             self._has_labels = source.has_labels
             self._image_shape = (source.num_channels, source.image_size, source.image_size)
         elif isinstance(source, nn.Module):
@@ -200,7 +202,7 @@ class MixSynthetic(RandomizableTransform):
             rows = torch.from_numpy(np.sort(self.R.choice(batch, size=n, replace=False))).long()
         else:
             rows = torch.arange(batch, batch + n)
-        if isinstance(self.source, SyntheticDataset):
+        if _is_item_source(self.source):
             draw: Any = self.R.randint(0, len(self.source), size=n)
         else:
             draw = int(self.R.randint(0, 2**31 - 1))
@@ -209,7 +211,7 @@ class MixSynthetic(RandomizableTransform):
     def _synthetic(self, device: torch.device) -> dict[str, torch.Tensor]:
         assert self._params is not None
         _, n, _, draw = self._params
-        if isinstance(self.source, SyntheticDataset):
+        if _is_item_source(self.source):
             out = self.source.get_batch(draw)
             return {k: v.to(device) for k, v in out.items() if k in ("image", "label")}
         source_device = self.source.device()
@@ -284,8 +286,8 @@ class MixSynthetic(RandomizableTransform):
     def __call__(  # type: ignore[override]
         self, images: Any, labels: Any = None, randomize: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        images = _plain(images)
-        labels = None if labels is None else _plain(labels)
+        images = plain_tensor(images, "images")
+        labels = None if labels is None else plain_tensor(labels, "labels")
         self.check(images, labels)
         if randomize:
             self._reseed_in_worker()
@@ -373,12 +375,14 @@ class MixSyntheticd(MapTransform, RandomizableTransform):
         missing = [k for k in self.keys if k not in d]
         if image_key in missing or (missing and not self.allow_missing_keys):
             raise ValueError(f"batch lacks key(s) {missing}; it has {sorted(map(str, d))}")
-        images = _plain(d[image_key])
-        labels = _plain(d[label_key]) if label_key is not None and label_key in d else None
+        images = plain_tensor(d[image_key], f"batch[{image_key!r}]")
+        labels = None
+        if label_key is not None and label_key in d:
+            labels = plain_tensor(d[label_key], f"batch[{label_key!r}]")
         batch = images.shape[0] if images.ndim else 0
         old_mask = d.get(self.mask_key)
         if old_mask is not None:
-            old_mask = _plain(old_mask)
+            old_mask = plain_tensor(old_mask, "the synthetic mask")
             if old_mask.shape != (batch,):
                 raise ValueError(
                     f"existing {self.mask_key!r} entry has shape {tuple(old_mask.shape)}, expected ({batch},)"

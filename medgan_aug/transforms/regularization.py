@@ -30,16 +30,13 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import CutMix, MapTransform, MixUp, Randomizable
 
+from medgan_aug.utils.tensors import plain_tensor
+
 __all__ = ["MixUpBatchd", "CutMixBatchd", "cutmix_kept_share"]
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
-    if hasattr(x, "as_tensor"):
-        x = x.as_tensor()
-    elif isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor or numpy array, got {type(x).__name__}")
+    x = plain_tensor(x, name)
     if not x.is_floating_point():
         raise TypeError(f"{name} must be floating point, got {x.dtype}")
     return x
