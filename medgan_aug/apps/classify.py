@@ -7,10 +7,18 @@ The study's single run, on its own and from the command line, in one process or 
     torchrun --nproc_per_node 2 -m medgan_aug classify ...   # the same options; data parallel
 
 Conditions are the study's (:func:`medgan_aug.apps.parse_condition`): ``real``, ``real+classical``,
-``real+synthetic@R``, ``real+shuffled@R`` (the placebo), ``real+mixup``, ``real+cutmix``, those with
-``+classical``, and ``synthetic-only``, built by the study's own
+``real+synthetic@R``, ``real+shuffled@R`` (the placebo), ``real+pseudo@R``, ``real+mixup``, ``real+cutmix``,
+those with ``+classical``, and ``synthetic-only``, built by the study's own
 :func:`~medgan_aug.apps.study.conditions.condition_batch_transform`; synthetic ones mix images from
 ``gan_run``'s EMA generator into every batch with ``MixSyntheticd`` (a share R of the rows replaced).
+
+``real+pseudo@R`` (pseudo-labelling, Lee 2013) and ``synthetic_labels="teacher"`` (``--synthetic-labels
+teacher``: generated images labelled with soft scores, what an unconditional generator needs) take a teacher
+(:mod:`medgan_aug.apps.teacher`): by default it is trained here first, exactly as ``--condition real`` with the
+same options would train it (same seed, so the same classifier), so one command is a whole comparison; or
+``teacher`` (``--teacher RUN``) names a finished ``real`` run on the same subset, whose ``classifier.pt`` is
+loaded instead of training it again (every classify run keeps its weights). Its training time and weights'
+fingerprint are recorded in ``metrics.json`` (``teacher``).
 Under ``torchrun`` the classifier trains data-parallel (:func:`medgan_aug.engines.train_classifier`:
 ``batch_size`` is the global batch) and only rank 0 scores the test split and writes the run folder:
 
@@ -39,6 +47,14 @@ import torch
 
 from medgan_aug.apps.classify_config import ClassifierRunConfig
 from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
+from medgan_aug.apps.teacher import (
+    SYNTHETIC_LABELS,
+    pseudo_labelled_pool,
+    teacher_labelled_synthetic,
+    teacher_labeller,
+    train_teacher,
+    weights_fingerprint,
+)
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
 from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices
@@ -48,7 +64,7 @@ from medgan_aug.engines.distributed import distributed_context, run_on_main
 from medgan_aug.handlers.tensorboard import TensorBoardRun, classifier_scalars
 from medgan_aug.metrics.classification import evaluate_scores
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
-from medgan_aug.networks.model_file import save_classifier
+from medgan_aug.networks.model_file import load_classifier, save_classifier
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.devices import resolve_device, torch_thread_count
 from medgan_aug.utils.errors import OutputNotOursError
@@ -82,7 +98,50 @@ def _check_config(config: ClassifierRunConfig) -> Any:
         or config.num_synthetic < 1
     ):
         raise ValueError(f"num_synthetic must be a positive integer, got {config.num_synthetic!r}")
+    if config.synthetic_labels not in SYNTHETIC_LABELS:
+        raise ValueError(f"synthetic_labels must be one of {SYNTHETIC_LABELS}, got {config.synthetic_labels!r}")
+    if config.synthetic_labels == "teacher" and not condition.needs_gan:
+        raise ValueError(
+            f"synthetic_labels 'teacher' labels generated images, and condition {config.condition!r} has none"
+        )
+    if condition.needs_pool and float(config.fraction) >= 1.0:
+        raise ValueError(
+            f"condition {config.condition!r} mixes in training images outside the labelled subset, and "
+            "fraction 1.0 leaves none: use a fraction below 1"
+        )
+    if config.teacher and not _needs_teacher(config, condition):
+        raise ValueError(
+            f"teacher {config.teacher!r} is only used by real+pseudo@R and --synthetic-labels teacher, not by "
+            f"condition {config.condition!r}"
+        )
     return condition
+
+
+def _needs_teacher(config: ClassifierRunConfig, condition: Any) -> bool:
+    return condition.needs_pool or (condition.needs_gan and config.synthetic_labels == "teacher")
+
+
+def _run_teacher(run: str, indices: list[int], device: torch.device) -> torch.nn.Module:
+    """The classifier of a finished ``real`` classify run on the subset ``indices`` (the ``--teacher``)."""
+    folder = Path(run)
+    try:
+        record = json.loads((folder / "config.json").read_text())
+        condition, subset = record["config"]["condition"], record["subset_indices"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FileNotFoundError(
+            f"--teacher {run}: no readable config.json of a finished classify run ({err})"
+        ) from err
+    if condition != "real":
+        raise ValueError(f"--teacher {run} is a {condition!r} run; a teacher is a run of condition 'real'")
+    if [int(i) for i in subset] != indices:
+        raise ValueError(
+            f"--teacher {run} was trained on another subset ({len(subset)} images) than this run's "
+            f"({len(indices)}): it would see other labels; use the same data, --fraction and --subset-seed"
+        )
+    if not (folder / "classifier.pt").is_file():
+        raise FileNotFoundError(f"--teacher {run} has no classifier.pt: has the run finished?")
+    model, _ = load_classifier(folder / "classifier.pt", map_location=device)
+    return model.to(device).eval()
 
 
 def _check_new_run(out: Path) -> None:
@@ -177,7 +236,36 @@ def _train_and_score(
         source = SyntheticDataset.from_run(
             config.gan_run, config.num_synthetic, seed=config.seed
         ).materialize()
-    batch_transform = condition_batch_transform(condition, source, shuffle_labels_seed=config.seed)
+        if config.synthetic_labels == "conditional" and not source.has_labels:
+            raise ValueError(
+                f"--run {config.gan_run} holds an unconditional generator, whose images have no labels: "
+                "use --synthetic-labels teacher to label them with the teacher"
+            )
+    pseudo, teacher_record = None, None
+    if _needs_teacher(config, condition):
+        teacher_indices = [int(i) for i in indices]
+        if config.teacher:
+            teacher, seconds = _run_teacher(config.teacher, teacher_indices, device), None
+        else:
+            teacher, teacher_history = train_teacher(
+                train, config.classifier, iterations=config.iterations, batch_size=config.batch_size,
+                lr=config.lr, seed=config.seed, device=device, progress=config.progress, distributed=distributed,
+            )  # fmt: skip
+            seconds = teacher_history["seconds"]
+        labeller = teacher_labeller(teacher, train.task, device)
+        if condition.needs_pool:
+            pseudo = pseudo_labelled_pool(data, indices, labeller)
+        if condition.needs_gan:
+            source = teacher_labelled_synthetic(source, labeller)
+        teacher_record = {
+            "source": config.teacher or "trained in this run",
+            "train_seconds": seconds,
+            "fingerprint": weights_fingerprint(teacher),
+            "num_pseudo": 0 if pseudo is None else len(pseudo),
+        }
+    batch_transform = condition_batch_transform(
+        condition, source, shuffle_labels_seed=config.seed, pseudo=pseudo
+    )
     model = build_classifier(
         config.classifier, train.num_channels, train.num_labels, train.size, seed=config.seed
     )
@@ -186,6 +274,7 @@ def _train_and_score(
         seed=config.seed, batch_transform=batch_transform, device=device, progress=config.progress,
         distributed=distributed, handlers=handlers,
     )  # fmt: skip
+    history["teacher"] = teacher_record
     metrics = None
     if test is not None:  # the test split is scored once, by rank 0
         scores, targets = predict(model, test, task=train.task, device=device)
@@ -221,6 +310,7 @@ def _write_run(
         "iterations": history["iterations"],
         "examples_seen": history["examples_seen"],
         "train_seconds": history["seconds"],
+        "teacher": history.get("teacher"),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")

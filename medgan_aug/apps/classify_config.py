@@ -36,7 +36,7 @@ class ClassifierRunConfig:
     subset_seed: int = subset_data_setting("subset_seed", 0)
     condition: str = setting(
         "real",
-        "real, real+classical, real+synthetic@R, real+shuffled@R, real+mixup, real+cutmix "
+        "real, real+classical, real+synthetic@R, real+shuffled@R, real+pseudo@R, real+mixup, real+cutmix "
         "(each optionally +classical) or synthetic-only",
         group="condition",
     )
@@ -48,6 +48,20 @@ class ClassifierRunConfig:
         aliases=("--gan-run",),
     )
     num_synthetic: int = setting(5000, "generated images in the pool batches draw from", group="condition")
+    synthetic_labels: str = setting(
+        "conditional",
+        "labels of the generated images: the generator's conditioning labels, or the teacher's soft scores "
+        "(needed for an unconditional generator)",
+        group="condition",
+        choices=("conditional", "teacher"),
+    )
+    teacher: str | None = setting(
+        None,
+        "a finished `medgan-aug classify --condition real` run folder on the same subset whose classifier is "
+        "the teacher (real+pseudo@R, --synthetic-labels teacher); None: train the teacher here, as `real` "
+        "with these options",
+        group="condition",
+    )
     classifier: str = setting("small_cnn", "classifier network", group="classifier", choices=CLASSIFIER_NAMES)
     iterations: int = setting(500, "optimiser steps", group="classifier")
     batch_size: int = setting(64, "the global batch", group="classifier")

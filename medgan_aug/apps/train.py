@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from medgan_aug.apps.train_resume import (
 )
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.data.medmnist import MedMNISTDataset, file_md5
+from medgan_aug.data.pools import POOL_LABELLED, load_generator_pool
 from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.engines.distributed import (
@@ -63,20 +65,65 @@ logger = logging.getLogger("medgan_aug.apps.train")
 
 @dataclass
 class GANSubset:
+    """The labelled subset of a run and the pool its generator trains on (:mod:`medgan_aug.data.pools`).
+
+    ``images``/``targets``/``labels``/``indices``: the labelled subset (its labels are the generator's label
+    pool: sample grids, exported ``train_labels``). ``pool_images``/``pool_targets``/``pool_labelled``: what
+    the generator trains on (the same tensors as the subset's for ``pool="labelled"``); ``pool_targets`` is
+    zero on unlabelled rows, which ``pool_labelled`` marks False. ``pool_info``: the pool's record.
+    """
+
     images: torch.Tensor  # (n, C, H, W) in [-1, 1]
     targets: torch.Tensor  # (n, L') float label vectors
     labels: np.ndarray  # (n, L) as stored in the file
     indices: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    pool_images: torch.Tensor | None = None  # (N, C, H, W) in [-1, 1]
+    pool_targets: torch.Tensor | None = None  # (N, L'), zeros on unlabelled rows
+    pool_labelled: torch.Tensor | None = None  # (N,) bool
+    pool_info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pool_images is None:  # no pool given: the labelled subset
+            self.pool_images, self.pool_targets = self.images, self.targets
+            self.pool_labelled = torch.ones(len(self.images), dtype=torch.bool)
+            self.pool_info = self.pool_info or {"pool": POOL_LABELLED, "num_images": len(self.images)}
+
+    @property
+    def unlabelled_pool(self) -> bool:
+        """Whether the pool is another than the labelled subset (``pool != "labelled"``: recorded in the run,
+        and a conditional generator gets the labelled mask)."""
+        return bool(self.pool_info.get("pool", POOL_LABELLED) != POOL_LABELLED)
+
+
+def _generator_images(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W[, C])`` -> float ``(N, C, H, W)`` in G's range [-1, 1]."""
+    raw = torch.from_numpy(np.ascontiguousarray(images))
+    raw = raw.unsqueeze(1) if raw.ndim == 3 else raw.permute(0, 3, 1, 2)
+    return raw.float().div_(127.5).sub_(1.0).contiguous()
 
 
 def load_gan_subset(config: GANConfig) -> GANSubset:
+    """The labelled subset of ``config``'s data and the generator's pool (``config.pool``).
+
+    Raises:
+        medgan_aug.utils.MedMNISTFileError: an unusable data or pool file (one line naming it); nothing
+            is written before this returns.
+    """
     ds = MedMNISTDataset(split="train", **dataset_source(config.to_dict()))
     require_images(ds, "training a GAN")
     idx = low_data_indices(ds.labels, fraction=config.fraction, seed=config.subset_seed)
-    raw = torch.from_numpy(np.ascontiguousarray(ds.images[idx]))
-    raw = raw.unsqueeze(1) if raw.ndim == 3 else raw.permute(0, 3, 1, 2)
-    images = raw.float().div_(127.5).sub_(1.0).contiguous()
+    images = _generator_images(ds.images[idx])
+    targets = torch.from_numpy(ds.targets[idx].copy())
+    pool = load_generator_pool(config.pool, ds, idx)
+    if config.pool == POOL_LABELLED:
+        pool_tensors: tuple[Any, ...] = (images, targets, torch.from_numpy(pool.labelled.copy()))
+    else:
+        pool_tensors = (
+            _generator_images(pool.images),
+            torch.from_numpy(pool.targets(ds.targets[idx])),
+            torch.from_numpy(pool.labelled.copy()),
+        )
     digest = hashlib.sha256(np.asarray(idx, dtype="<i8").tobytes()).hexdigest()
     info = {
         "source": os.fspath(ds.source),
@@ -95,7 +142,7 @@ def load_gan_subset(config: GANConfig) -> GANSubset:
             "indices": [int(i) for i in idx] if len(idx) <= 20000 else None,
         },
     }
-    return GANSubset(images, torch.from_numpy(ds.targets[idx].copy()), ds.labels[idx], idx, info)
+    return GANSubset(images, targets, ds.labels[idx], idx, info, *pool_tensors, pool.info)
 
 
 def cap_batch_size(config: GANConfig, num_images: int, warn: bool = True) -> GANConfig:
@@ -148,11 +195,20 @@ def build_gan_trainer(
         d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, fn)
     augment = DiffAugment(config.diffaugment, seed=seeds["augment"]) if config.diffaugment.strip() else None
     batch_args = (
-        subset.images.to(device),
-        subset.targets.to(device) if num_labels else None,
+        subset.pool_images.to(device),
+        subset.pool_targets.to(device) if num_labels else None,
         config.batch_size,
         seeds["data"],
     )
+    semi_supervised = {}
+    if num_labels and subset.unlabelled_pool:  # AC-GAN's auxiliary loss and projection on labelled rows only
+        if "labelled" not in inspect.signature(GANTrainer).parameters:
+            raise ValueError(
+                f"pool {config.pool!r} with a conditional DCGAN needs the semi-supervised trainer (GANTrainer's "
+                "labelled mask), which this version lacks: train it unconditional, as a ddpm, or on the "
+                "labelled pool"
+            )
+        semi_supervised["labelled"] = subset.pool_labelled.to(device)
     if shard is None:
         batches = SeededBatches(*batch_args)
     else:
@@ -183,6 +239,7 @@ def build_gan_trainer(
         shard=shard,
         precision=resolve_precision(config.precision, torch.device(device)),
         channels_last=config.channels_last,
+        **semi_supervised,
     )
     if shard is not None:
         shard.unsync(trainer.generator_ema)  # the EMA copy only ever runs on rank 0
@@ -192,7 +249,7 @@ def build_gan_trainer(
 def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int, precision: str) -> dict[str, Any]:
     import monai
 
-    return {
+    record = {
         "config": config.to_dict(),
         "precision_used": precision,  # what precision="auto" resolved to on this machine
         "data": {k: v for k, v in subset.info.items() if k != "subset"},
@@ -204,11 +261,15 @@ def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int, precisi
             "python": platform.python_version(),
         },
     }
+    if subset.unlabelled_pool:  # the labelled pool is the subset: its record is the one runs always had
+        record["pool"] = subset.pool_info
+    return record
 
 
 def train_gan(config: GANConfig, handlers: Sequence | None = None) -> Path:
     """Train a (conditional) DCGAN, or with ``model="ddpm"`` a diffusion generator
-    (:mod:`medgan_aug.apps.train_diffusion`), on the configured low-data subset; return the run directory.
+    (:mod:`medgan_aug.apps.train_diffusion`), on the configured low-data subset, or on a pool of images around
+    it (``config.pool``, :mod:`medgan_aug.data.pools`); return the run directory.
 
     The run directory gets ``config.json`` (resolved config, data, subset record), ``checkpoints/``,
     ``samples/iter_*.png``, ``losses.csv`` and, when all iterations are done, ``generator.pt`` (the EMA
@@ -288,7 +349,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     subset = load_gan_subset(config)
     if config.conditional and subset.info["num_labels"] == 0:
         raise ValueError("conditional=True but the data has no labels")
-    config = cap_batch_size(config, len(subset.indices), main)
+    config = cap_batch_size(config, len(subset.pool_images), main)
     if config.model == "ddpm":
         if shard is not None:
             raise ValueError(
@@ -335,10 +396,10 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
     latent_dim = config.latent_dim if config.model == "dcgan" else trainer.generator.latent_dim
     z = torch.randn(config.n_samples, latent_dim, generator=fixed)
-    pool = subset.targets if config.conditional else None
+    label_pool = subset.targets if config.conditional else None  # the labelled subset's labels only
     fixed_labels = None
-    if pool is not None:
-        fixed_labels = pool[torch.arange(config.n_samples) % len(pool)]
+    if label_pool is not None:
+        fixed_labels = label_pool[torch.arange(config.n_samples) % len(label_pool)]
     own = []
     if main:
         own += [
@@ -349,7 +410,7 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
                 config.sample_every,
                 z,
                 fixed_labels,
-                pool,
+                label_pool,
                 config.standing_stats_batches,
                 seeds["standing"],
             ),
@@ -380,7 +441,10 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
 
     if config.model == "dcgan":
         ema = standing_batchnorm_stats(
-            copy.deepcopy(trainer.generator_ema), pool, config.standing_stats_batches, seed=seeds["standing"]
+            copy.deepcopy(trainer.generator_ema),
+            label_pool,
+            config.standing_stats_batches,
+            seed=seeds["standing"],
         ).cpu()
     else:  # no BatchNorm in the diffusion UNet (GroupNorm): nothing to re-estimate
         ema = copy.deepcopy(trainer.generator_ema).cpu().eval()
@@ -401,6 +465,8 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
         "source": subset.info["source"],
         "training_seconds": seconds,
     }
+    if subset.unlabelled_pool:
+        meta.update(pool=config.pool, pool_images=int(len(subset.pool_images)))
     record["training_seconds"] = (
         seconds  # config.json first: a kill before generator.pt just redoes the export
     )

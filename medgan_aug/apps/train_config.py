@@ -18,7 +18,7 @@ from medgan_aug.apps.data_settings import subset_data_setting
 from medgan_aug.utils.choices import LOSSES, LR_SCHEDULES, PRECISIONS
 from medgan_aug.utils.settings import setting
 
-__all__ = ["GANConfig", "MODELS", "DIFFUSION_SETTINGS"]
+__all__ = ["GANConfig", "MODELS", "DIFFUSION_SETTINGS", "OMITTED_AT_DEFAULT"]
 
 
 #: The generator families of ``GANConfig.model``.
@@ -28,6 +28,10 @@ MODELS = ("dcgan", "ddpm")
 #: and leaves them, and ``model``, out of :meth:`GANConfig.to_dict` (its ``config.json``), so DCGAN run
 #: records and resume checks are those of runs written before the diffusion generator existed.
 DIFFUSION_SETTINGS = ("model", "sampling_steps", "guidance_scale", "label_dropout")
+
+#: Settings left out of :meth:`GANConfig.to_dict` (a run's ``config.json``) at their default, so the record
+#: and resume checks of a run that does not use them are those of runs written before they existed.
+OMITTED_AT_DEFAULT = ("pool",)
 
 
 @dataclass
@@ -52,6 +56,14 @@ class GANConfig:
     size: int = subset_data_setting("size", 28)
     fraction: float = subset_data_setting("fraction", 1.0)
     subset_seed: int = subset_data_setting("subset_seed", 0)
+    pool: str = setting(
+        "labelled",
+        "images the generator trains on: labelled (the labelled subset only), train (every train-split image "
+        "of the data file; labels only on the labelled subset) or PATH (the labelled subset plus an .npz of "
+        "unlabelled X-rays: 'images' (N, H, W) uint8, or a MedMNIST file's train_images; its labels are "
+        "ignored). Val and test images never enter a pool",
+        group="data",
+    )
     conditional: bool = setting(False, "condition G and D on the label vector", group="model")
     latent_dim: int = setting(100, "length of G's noise vector z", group="model")
     base_channels: int = setting(
@@ -239,6 +251,7 @@ class GANConfig:
         if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):
             raise ValueError(f"GANConfig.device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device!r}")
         self._check_model_settings()
+        self._check_pool()
         if self.path is not None:
             self.path = os.fspath(self.path)
         if self.root is not None:
@@ -274,11 +287,31 @@ class GANConfig:
                     "'dcgan'"
                 )
 
+    def _check_pool(self) -> None:
+        from medgan_aug.data.pools import POOL_LABELLED, check_pool_setting  # numpy/torch: not for ``--help``
+
+        self.pool = check_pool_setting(self.pool, "GANConfig.pool")
+        if self.pool != POOL_LABELLED and self.conditional and self.model == "dcgan":
+            import inspect
+
+            from medgan_aug.engines.gan_trainer import GANTrainer
+
+            if "labelled" not in inspect.signature(GANTrainer).parameters:
+                raise ValueError(
+                    f"GANConfig.pool={self.pool!r} with a conditional DCGAN needs the semi-supervised trainer "
+                    "(GANTrainer's labelled mask), which this version lacks: train an unconditional DCGAN "
+                    "(--no-conditional), a ddpm (--model ddpm), or use --pool labelled"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (a run's ``config.json``); a DCGAN run leaves out
-        :data:`DIFFUSION_SETTINGS` (all at their defaults)."""
+        :data:`DIFFUSION_SETTINGS` (all at their defaults), every run :data:`OMITTED_AT_DEFAULT` at default."""
         settings = dataclasses.asdict(self)
         if self.model == "dcgan":
             for name in DIFFUSION_SETTINGS:
+                del settings[name]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in OMITTED_AT_DEFAULT:
+            if settings[name] == defaults[name]:
                 del settings[name]
         return settings

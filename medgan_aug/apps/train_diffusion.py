@@ -8,6 +8,11 @@ UNet's c/2c/2c), ``iterations``, ``batch_size``, ``lr_g`` (Adam's learning rate,
 (0.9, 0.999); Ho et al. 2020), ``lr_schedule``, ``ema_decay``, ``precision``, ``channels_last``, ``seed``, the
 run settings, and its own ``sampling_steps``, ``guidance_scale`` and ``label_dropout``; ``latent_dim``, the
 discriminator, loss and augmentation settings and ``beta1``/``beta2`` are the GAN's.
+
+It trains on the run's pool (``config.pool``, :mod:`medgan_aug.data.pools`). A conditional model on a pool
+with unlabelled images gets :class:`~medgan_aug.data.pools.PoolBatches`: their unlabelled rows train with
+the null context, the one classifier-free guidance's label dropout uses, so the model learns the unlabelled
+X-rays as its unconditional half (as semi-supervised diffusion does; Ho & Salimans 2022).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 
 from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.data.batches import SeededBatches
+from medgan_aug.data.pools import PoolBatches
 from medgan_aug.engines.diffusion_trainer import DiffusionTrainer
 from medgan_aug.engines.gan_trainer import lr_lambda, run_seeds
 from medgan_aug.networks.diffusion import DiffusionGenerator
@@ -60,12 +66,19 @@ def build_diffusion_trainer(
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=DIFFUSION_BETAS)
     fn = lr_lambda(config.lr_schedule, config.iterations)
     scheduler = None if fn is None else torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
-    batches = SeededBatches(
-        subset.images.to(device),
-        subset.targets.to(device) if num_labels else None,
-        config.batch_size,
-        seeds["data"],
-    )
+    images = subset.pool_images.to(device)
+    if num_labels and subset.unlabelled_pool:  # unlabelled pool images train with the null context
+        batches: SeededBatches = PoolBatches(
+            images,
+            subset.pool_targets.to(device),
+            subset.pool_labelled.to(device),
+            config.batch_size,
+            seeds["data"],
+        )
+    else:
+        batches = SeededBatches(
+            images, subset.pool_targets.to(device) if num_labels else None, config.batch_size, seeds["data"]
+        )
     return DiffusionTrainer(
         device,
         generator,

@@ -3,7 +3,7 @@
 * :func:`check_run_folder`: whose the ``--out`` folder is: no run yet (missing, empty, or only temporary
   files of a run's killed writes), a GAN run, or someone else's files (refused, the first of them named).
 * :func:`check_resume_record`: the saved run record (``config.json``) against the new one: same settings
-  (except how and where it runs), same data file, same subset.
+  (except how and where it runs), same data file, same subset, same generator pool (by its fingerprint).
 * :func:`check_iterations`: a changed ``iterations`` is allowed when the trained part is exactly the start of
   a run trained to the new total directly (the learning-rate schedule does not depend on the total, or
   nothing has been trained yet) and the new total is not below the resume point.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medgan_aug.apps.train_config import GANConfig
+from medgan_aug.data.pools import POOL_NAMES
 from medgan_aug.handlers.checkpoint import CheckpointManager
 from medgan_aug.utils.errors import OutputNotOursError, ResumeError
 from medgan_aug.utils.outputs import files_under, unknown_files
@@ -91,11 +92,20 @@ def settings_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[
     diff = sorted(
         k
         for k in set(old) | set(config)
-        if k not in free and old.get(k, defaults.get(k)) != config.get(k, defaults.get(k))
+        if k not in free
+        and _compared(k, old.get(k, defaults.get(k))) != _compared(k, config.get(k, defaults.get(k)))
     )
     return [
         f"{k}: saved {old.get(k, defaults.get(k))!r} vs now {config.get(k, defaults.get(k))!r}" for k in diff
     ]
+
+
+def _compared(name: str, value: Any) -> Any:
+    """The part of a setting a resume compares: a pool file's path may move (like ``path``), its content is
+    compared by the pool's fingerprint (:func:`check_resume_record`)."""
+    if name == "pool" and value not in POOL_NAMES:
+        return "<pool file>"
+    return value
 
 
 def trained_precision(saved: dict[str, Any]) -> str:
@@ -153,7 +163,7 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
     Raises:
         FileNotFoundError: no ``config.json``.
         ResumeError: it is not JSON, or a setting (other than :data:`RESUME_FREE` and ``iterations``), the
-            data file's MD5 or the subset differs.
+            data file's MD5, the subset or the generator pool's images differ.
     """
     path = run_dir / "config.json"
     if not path.is_file():
@@ -182,6 +192,13 @@ def check_resume_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]
     if saved.get("subset", {}).get("indices_sha256") != record["subset"]["indices_sha256"]:
         raise ResumeError(
             f"--resume: the training subset differs from the one recorded in {path} (data file changed?)"
+        )
+    old_pool, new_pool = saved.get("pool") or {}, record.get("pool") or {}
+    if old_pool.get("images_sha256") != new_pool.get("images_sha256"):
+        raise ResumeError(
+            f"--resume: the generator's pool ({new_pool.get('num_images', 'the labelled subset')} images, "
+            f"{new_pool.get('source') or new_pool.get('pool', 'labelled')}) differs from the one recorded in "
+            f"{path} ({old_pool.get('num_images', 'the labelled subset')} images): the pool file changed?"
         )
     return saved
 

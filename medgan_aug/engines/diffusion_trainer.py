@@ -3,7 +3,8 @@
 What one iteration does (:meth:`DiffusionTrainer._iteration`), for a real batch ``x`` (in [-1, 1]) with
 labels ``y``: pad ``x`` to the UNet's size, draw a timestep ``t`` uniformly from the training schedule and
 Gaussian noise ``eps``, drop the labels of a ``label_dropout`` share of the batch to the null context
-(classifier-free guidance; Ho & Salimans 2022), and take one Adam step on the DDPM noise-prediction loss
+(classifier-free guidance; Ho & Salimans 2022) and every image a batch marks unlabelled (a ``"labelled"`` bool
+entry, :class:`~medgan_aug.data.pools.PoolBatches`), and take one Adam step on the DDPM noise-prediction loss
 ``|| eps - eps_theta(sqrt(abar_t) x + sqrt(1 - abar_t) eps, t, y) ||^2`` (Ho et al., NeurIPS 2020,
 the "simple" loss). MONAI's ``DiffusionInferer`` adds the noise (its ``DDPMScheduler``) and calls the UNet;
 then the weight EMA (:class:`~medgan_aug.handlers.WeightEMA` on ``IterationEvents.MODEL_COMPLETED``, as in the
@@ -61,7 +62,8 @@ class DiffusionTrainer(Trainer):
         device: torch device.
         generator: the :class:`DiffusionGenerator` (its UNet and label context are trained).
         optimizer: its optimiser.
-        batches: a :class:`SeededBatches` of images in [-1, 1] at the generator's ``image_size`` (bound here).
+        batches: a :class:`SeededBatches` of images in [-1, 1] at the generator's ``image_size`` (bound here);
+            batches with a ``"labelled"`` (B,) bool entry train their unlabelled rows with the null context.
         iterations: total number of iterations; the engine stops there.
         label_dropout: share of each batch trained with the null context (classifier-free guidance; 0 for
             an unconditional generator).
@@ -157,6 +159,8 @@ class DiffusionTrainer(Trainer):
             x = x.contiguous(memory_format=torch.channels_last)
         y = batchdata["label"].to(self.state.device) if self.conditional else None
         noise, timesteps, drop = self._draws(x)
+        if self.conditional and "labelled" in batchdata:  # unlabelled pool images: the null context
+            drop = drop | ~batchdata["labelled"].to(self.state.device)
         if self.channels_last:
             noise = noise.contiguous(memory_format=torch.channels_last)
         G.train()

@@ -18,6 +18,9 @@
   the requested findings in its fakes. D's head is trained on real images only: scoring fakes with their
   requested labels rewards D for fitting whatever G draws early in training (the bias Gong et al.,
   "Twin Auxiliary Classifiers GAN", NeurIPS 2019, describe), while real images carry the true labels.
+  In semi-supervised training (unlabelled real images in the pool) the trainer passes only the labelled
+  real rows; a batch without any gives an exact 0 that is still connected to the logits, so every
+  parameter gets a (zero) gradient and data-parallel ranks stay in step.
 
 ``tests/test_gan_losses.py`` checks every term against values computed by hand.
 """
@@ -110,9 +113,12 @@ def consistency_penalty(logits: torch.Tensor, logits_other_view: torch.Tensor) -
 
 def auxiliary_classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """AC-GAN's classification loss for label vectors: binary cross-entropy per finding (multi-label and
-    binary tasks; for one-hot multi-class targets it is the one-vs-rest form), averaged over findings."""
+    binary tasks; for one-hot multi-class targets it is the one-vs-rest form), averaged over findings and
+    rows. No rows (a batch without a labelled real image): exactly 0, with zero gradients, not NaN."""
     if logits.shape != targets.shape:
         raise ValueError(
             f"auxiliary_classification_loss: logits {tuple(logits.shape)} and targets {tuple(targets.shape)}"
         )
+    if logits.shape[0] == 0:
+        return logits.sum()  # 0.0, in the graph (the mean of nothing would be NaN)
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))

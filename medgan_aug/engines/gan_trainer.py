@@ -26,6 +26,11 @@ What one iteration does (:meth:`GANTrainer._iteration`), for a real batch ``x`` 
    BigGAN, ICLR 2019), so eval-mode samples match the averaged weights.
 4. Optional per-iteration learning-rate schedule (linear or cosine decay to 0).
 
+Semi-supervised conditional training (``labelled``: a flag per training image; issue 21): every real
+image enters D's adversarial loss, unlabelled ones without their projection term, and AC-GAN's auxiliary
+loss on reals averages over the labelled ones only (Odena, Olah & Shlens 2017; Salimans et al. 2016); fakes
+are conditioned on labels of labelled rows. :mod:`medgan_aug.engines.semi_supervised` has the details.
+
 Speed (``precision``, ``channels_last``; measured in ``benchmarks/bench_gan_speed.py``): with
 ``precision="bf16"`` every forward pass of G and D runs under ``torch.autocast(dtype=torch.bfloat16)``
 (Kalamkar et al., "A Study of BFLOAT16 for Deep Learning Training", 2019): convolutions and linear layers
@@ -85,6 +90,7 @@ from medgan_aug.engines.gan_losses import (
     generator_loss,
     lecam_penalty,
 )
+from medgan_aug.engines.semi_supervised import labelled_rows
 from medgan_aug.handlers.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from medgan_aug.handlers.ema import WeightEMA
 from medgan_aug.handlers.finite_loss import check_finite_loss
@@ -133,6 +139,10 @@ class GANTrainer(Trainer):
         precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast of the forward passes; see the module
             docstring).
         channels_last: give real batches channels-last strides (for networks converted to it).
+        labelled: a 1-D bool tensor, one flag per training image of ``batches`` (same order, any device):
+            False marks an unlabelled image, whose label row is ignored (semi-supervised training, see the
+            module docstring). None (or all True): every image labelled, today's training bit for bit. An
+            unconditional trainer accepts and ignores it; a conditional one needs a labelled image.
 
     Output per iteration (``engine.state.output``): ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (mean
     logits of the last D step), ``r1``, ``lecam``, ``bcr``, ``aux_d``, ``aux_g`` (0 where off), ``ada_p``
@@ -145,6 +155,9 @@ class GANTrainer(Trainer):
         session_started: ``time.perf_counter()`` when this session started (construction; callers that
             did work for the run before, such as loading its data, may set it earlier).
         progress_label, progress_keys: what :class:`~medgan_aug.handlers.IterationProgress` shows.
+        labelled: the flags on the CPU; None when every image is labelled or G is unconditional.
+        conditioning_labels: the labelled rows of ``batches``' labels, which G is conditioned on (what
+            sample grids and standing statistics should draw from); None when unconditional.
     """
 
     progress_label = "GAN"
@@ -175,6 +188,7 @@ class GANTrainer(Trainer):
         shard: Any = None,
         precision: str = "fp32",
         channels_last: bool = False,
+        labelled: torch.Tensor | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -225,6 +239,10 @@ class GANTrainer(Trainer):
         self.conditional = generator.num_labels > 0
         self.shard = shard
         self.precision, self.channels_last = precision, bool(channels_last)
+        self.semi = labelled_rows(labelled, batches, self.conditional, shard)  # None: every row labelled
+        self.labelled = None if self.semi is None else self.semi.flags
+        self.conditioning_labels = batches.labels if self.semi is None else self.semi.conditioning_labels
+        self.conditioning_labels = self.conditioning_labels if self.conditional else None
         self.device_type = torch.device(device).type
         self.prior_seconds, self.session_started = 0.0, time.perf_counter()
         self.add_event_handler(Events.ITERATION_COMPLETED, GANTrainer._stop_when_done)
@@ -262,11 +280,11 @@ class GANTrainer(Trainer):
             return self.generator(z, y).float()
 
     def _discriminate(
-        self, x: torch.Tensor, y: torch.Tensor | None
+        self, x: torch.Tensor, y: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``D.forward_with_aux(x, y)`` in float32 (computed under autocast when ``precision`` is bf16)."""
+        """``D.forward_with_aux(x, y[, rows])`` in float32 (under autocast when ``precision`` is bf16)."""
         with self._autocast():
-            logits, aux = self.discriminator.forward_with_aux(x, y)
+            logits, aux = self.discriminator.forward_with_aux(*((x, y) if rows is None else (x, y, rows)))
         return logits.float(), (None if aux is None else aux.float())
 
     def _check_finite(self, name: str, value: float, **context: float) -> float:
@@ -290,6 +308,10 @@ class GANTrainer(Trainer):
             real = real.contiguous(memory_format=torch.channels_last)
         y = batchdata["label"].to(self.state.device) if self.conditional else None
         b = real.shape[0]
+        rows = None  # this batch's labelled flags (None: all labelled) and the fakes' labels
+        if self.semi is not None:  # ignite fetched this batch before counting the iteration
+            rows = self.semi.rows(engine.state.iteration - 1, b, self.state.device)
+        y_fake = y if rows is None else self.semi.fake_labels(y, rows, self.noise_rng)
         G.train()
         D.train()
 
@@ -298,13 +320,16 @@ class GANTrainer(Trainer):
         terms = {"r1": 0.0, "lecam": 0.0, "bcr": 0.0, "aux_d": 0.0, "aux_g": 0.0}
         for _ in range(self.d_steps):
             with torch.no_grad():
-                fake = self._generate(self._noise(b), y)
+                fake = self._generate(self._noise(b), y_fake)
             real_in = real.detach().requires_grad_(self.r1_gamma > 0)
-            d_real, aux_real = self._discriminate(self._aug(real_in), y)
-            d_fake = self._discriminate(self._aug(fake), y)[0]
+            d_real, aux_real = self._discriminate(self._aug(real_in), y, rows)
+            d_fake = self._discriminate(self._aug(fake), y_fake, rows)[0]  # fake i mirrors real i
             loss_d = discriminator_loss(self.loss, d_real, d_fake)
             if self.aux_weight > 0:
-                aux = auxiliary_classification_loss(aux_real, y)
+                if rows is None:
+                    aux = auxiliary_classification_loss(aux_real, y)
+                else:  # the labelled real rows only
+                    aux = self.semi.real_aux_loss(aux_real, y, rows)
                 loss_d = loss_d + self.aux_weight * aux
                 terms["aux_d"] = self._mean(aux)
             if self.lecam is not None:
@@ -314,8 +339,8 @@ class GANTrainer(Trainer):
                 terms["lecam"] = self._mean(lecam)
             if self.bcr_weight > 0:
                 bcr = consistency_penalty(
-                    d_real, self._discriminate(self._aug(real_in), y)[0]
-                ) + consistency_penalty(d_fake, self._discriminate(self._aug(fake), y)[0])
+                    d_real, self._discriminate(self._aug(real_in), y, rows)[0]
+                ) + consistency_penalty(d_fake, self._discriminate(self._aug(fake), y_fake, rows)[0])
                 loss_d = loss_d + self.bcr_weight * bcr
                 terms["bcr"] = self._mean(bcr)
             if self.r1_gamma > 0:
@@ -333,11 +358,11 @@ class GANTrainer(Trainer):
 
         # 2. generator
         D.requires_grad_(False)
-        fake = self._generate(self._noise(b), y)
-        g_logits, aux_fake = self._discriminate(self._aug(fake), y)
+        fake = self._generate(self._noise(b), y_fake)
+        g_logits, aux_fake = self._discriminate(self._aug(fake), y_fake, rows)
         loss_g = generator_loss(self.loss, g_logits)
         if self.aux_weight > 0:
-            aux = auxiliary_classification_loss(aux_fake, y)
+            aux = auxiliary_classification_loss(aux_fake, y_fake)  # every fake, with its requested labels
             loss_g = loss_g + self.aux_weight * aux
             terms["aux_g"] = self._mean(aux)
         lg = self._check_finite("loss_g", self._mean(loss_g), loss_d=ld)

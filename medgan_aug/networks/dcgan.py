@@ -15,7 +15,9 @@ Conditioning on a finding vector (``num_labels > 0``; multi-hot for ChestMNIST's
   ``logit = w . h(x) + <E y, h(x)>`` with ``h(x)`` the flattened last feature map and ``E`` a bias-free
   linear embedding of the label vector. For a multi-hot ``y`` the projection is the sum of the active
   findings' embeddings, the natural multi-label extension; an all-zero ("no finding") vector leaves the
-  unconditional term.
+  unconditional term. Rows whose label is unknown (semi-supervised training on unlabelled images) are
+  marked with ``labelled`` and get no projection term at all, whatever their label row holds: their logit
+  is the unconditional term ``w . h(x)`` alone, Miyato & Koyama's estimate of ``log q(x) / p(x)``.
 
 Optional spectral normalisation in D (Miyato et al., "Spectral Normalization for GANs", ICLR 2018)
 wraps every convolution, the output layer and the embedding; D's BatchNorm layers are then left out, as
@@ -95,6 +97,15 @@ def _check_labels(labels: torch.Tensor | None, num_labels: int, batch: int, who:
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ValueError(f"{who}: labels must be a tensor of shape ({batch}, {num_labels}), got {shape}")
     return labels.float()
+
+
+def _check_rows(labelled: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+    if labelled is None:
+        return None
+    if not isinstance(labelled, torch.Tensor) or labelled.dtype != torch.bool or labelled.shape != (batch,):
+        got = labelled if not isinstance(labelled, torch.Tensor) else (labelled.dtype, tuple(labelled.shape))
+        raise ValueError(f"DCGANDiscriminator: labelled must be a bool tensor of shape ({batch},), got {got}")
+    return labelled
 
 
 class LatentConvTranspose2d(nn.ConvTranspose2d):
@@ -285,13 +296,19 @@ class DCGANDiscriminator(nn.Module):
             "auxiliary_classifier": self.auxiliary_classifier,
         }
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_aux(x, labels)[0]
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, labelled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.forward_with_aux(x, labels, labelled)[0]
 
     def forward_with_aux(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, labelled: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The logits and, with ``auxiliary_classifier``, the auxiliary per-label logits (else None)."""
+        """The logits and, with ``auxiliary_classifier``, the auxiliary per-label logits (else None).
+
+        ``labelled``: optional ``(B,)`` bool tensor; rows where it is False get no projection term (their
+        label row is ignored), rows where it is True the same logit as without it. None: every row labelled.
+        """
         expected = (self.in_channels, self.image_size, self.image_size)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -299,10 +316,14 @@ class DCGANDiscriminator(nn.Module):
                 f"DCGANDiscriminator: x must have shape (B, {', '.join(map(str, expected))}), got {shape}"
             )
         y = _check_labels(labels, self.num_labels, x.shape[0], "DCGANDiscriminator")
+        rows = _check_rows(labelled, x.shape[0])
         h = self.features(x).flatten(1)
         logit = self.fc(h).squeeze(1)
         if y is not None and self.embed is not None:
-            logit = logit + (self.embed(y.to(h.dtype)) * h).sum(dim=1)
+            projection = (self.embed(y.to(h.dtype)) * h).sum(dim=1)
+            if rows is not None:  # unlabelled rows: no term (and no gradient through it)
+                projection = torch.where(rows.to(projection.device), projection, projection.new_zeros(()))
+            logit = logit + projection
         return logit, (None if self.aux is None else self.aux(h))
 
 

@@ -10,6 +10,8 @@ dict; a condition only changes what a batch transform does to that batch before 
   generated items;
 * ``+shuffled@R``: the same, from the same generated images with their labels permuted among the
   generated items (:meth:`~medgan_aug.data.SyntheticDataset.with_shuffled_labels`): the placebo;
+* ``+pseudo@R``: the same transform, drawing from the real training images outside the labelled subset
+  with a teacher's soft scores as labels (:class:`~medgan_aug.data.teacher_labelled.TeacherLabelledDataset`; Lee 2013);
 * ``+mixup`` / ``+cutmix``: :class:`~medgan_aug.transforms.MixUpBatchd` /
   :class:`~medgan_aug.transforms.CutMixBatchd` (MONAI's ``MixUp`` / ``CutMix``, targets mixed alike).
 """
@@ -22,6 +24,7 @@ from typing import Any, Callable
 from monai.transforms import Compose
 
 from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.data.teacher_labelled import TeacherLabelledDataset
 from medgan_aug.transforms.classical import BatchClassicalAugmentationd
 from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.transforms.regularization import CutMixBatchd, MixUpBatchd
@@ -33,8 +36,9 @@ __all__ = ["MIXERS", "Condition", "parse_condition", "condition_batch_transform"
 MIXERS = ("mixup", "cutmix")
 
 _FORMS = (
-    "real, real+classical, real+synthetic@R, real+shuffled@R (0<R<1), real+mixup, real+cutmix "
-    "(each of the last four at most once, one of them, optionally with +classical) or synthetic-only"
+    "real, real+classical, real+synthetic@R, real+shuffled@R, real+pseudo@R (0<R<1), real+mixup, "
+    "real+cutmix (each of the last five at most once, one of them, optionally with +classical) or "
+    "synthetic-only"
 )
 
 
@@ -53,6 +57,11 @@ class Condition:
       generated items (a fixed permutation seeded by the study seed), so the images carry no label
       information; a gain of ``synthetic@R`` over ``shuffled@R`` is what the labels of the generated
       images add;
+    * ``real+pseudo@R``: pseudo-labelling (Lee, "Pseudo-Label", ICML 2013 workshop): a share R of every
+      batch replaced by real training-split images outside the labelled subset (never val or test images),
+      labelled with the soft scores (probabilities, never rounded) of the cell's teacher, the classifier
+      the ``real`` arm trains (:mod:`medgan_aug.apps.teacher`); the control a generator trained on
+      unlabelled images must beat. A subset that is the whole training split (fraction 1.0) has no pool;
     * ``real+mixup``, ``real+cutmix``: the regularisers users already have, MixUp (Zhang et al., ICLR
       2018) and CutMix (Yun et al., ICCV 2019) on the real batches;
     * any of the above with ``+classical`` (e.g. ``real+synthetic@R+classical``): classical augmentation
@@ -65,6 +74,7 @@ class Condition:
         classical: classical augmentation of the real rows.
         shuffled_labels: the generated rows carry permuted labels (the placebo).
         mixer: ``"mixup"``, ``"cutmix"`` or None.
+        pseudo_ratio: share of rows replaced by teacher-labelled unlabelled real images (0 without).
     """
 
     name: str
@@ -72,10 +82,16 @@ class Condition:
     classical: bool = False
     shuffled_labels: bool = False
     mixer: str | None = None
+    pseudo_ratio: float = 0.0
 
     @property
     def needs_gan(self) -> bool:
         return self.synthetic_ratio > 0
+
+    @property
+    def needs_pool(self) -> bool:
+        """Whether the arm draws unlabelled real training images (``real+pseudo@R``), labelled by a teacher."""
+        return self.pseudo_ratio > 0
 
 
 def parse_condition(name: str) -> Condition:
@@ -97,13 +113,16 @@ def parse_condition(name: str) -> Condition:
             fields["classical"] = True
         elif "mix" in fields:  # one way of mixing a batch
             ok = False
-        elif kind in ("synthetic", "shuffled") and value:
+        elif kind in ("synthetic", "shuffled", "pseudo") and value:
             try:
                 ratio = float(value)
             except ValueError:
                 ratio = float("nan")
             ok = ok and 0.0 < ratio < 1.0
-            fields.update(mix=kind, synthetic_ratio=ratio, shuffled_labels=kind == "shuffled")
+            if kind == "pseudo":
+                fields.update(mix=kind, pseudo_ratio=ratio)
+            else:
+                fields.update(mix=kind, synthetic_ratio=ratio, shuffled_labels=kind == "shuffled")
         elif part in MIXERS:
             fields.update(mix=part, mixer=part)
         else:
@@ -115,25 +134,33 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_batch_transform(
-    condition: Condition, synthetic: SyntheticDataset | None = None, *, shuffle_labels_seed: int = 0
+    condition: Condition,
+    synthetic: SyntheticDataset | TeacherLabelledDataset | None = None,
+    *,
+    shuffle_labels_seed: int = 0,
+    pseudo: TeacherLabelledDataset | None = None,
 ) -> Callable[[dict], dict] | None:
     """The batch transform of ``condition`` for :func:`~medgan_aug.engines.train_classifier` (None for ``real``).
 
     ``train_classifier`` seeds it from the run's seed (``set_random_state``). A condition with generated
     rows alone is a bare :class:`~medgan_aug.transforms.MixSyntheticd` (``mode="replace"``), exactly as
     the study has always built it (same random stream, so earlier runs stay reproducible); with
-    ``+classical`` the two are chained in a MONAI ``Compose``, classical first.
+    ``+classical`` the two are chained in a MONAI ``Compose``, classical first. ``real+pseudo@R`` is the
+    same ``MixSyntheticd``, drawing from ``pseudo`` (unlabelled real images with a teacher's soft scores).
 
     Args:
         condition: the arm (:func:`parse_condition`).
-        synthetic: the group's generated items (conditions with a GAN); for ``shuffled@R`` the labels
-            are permuted here, with ``shuffle_labels_seed``.
+        synthetic: the group's generated items (conditions with a GAN), with their conditioning labels
+            or, wrapped in a :class:`~medgan_aug.data.teacher_labelled.TeacherLabelledDataset`, a teacher's soft scores;
+            for ``shuffled@R`` the labels are permuted here, with ``shuffle_labels_seed``.
         shuffle_labels_seed: seed of the placebo's label permutation.
+        pseudo: for ``real+pseudo@R``: the teacher-labelled unlabelled real images
+            (:func:`medgan_aug.apps.teacher.pseudo_labelled_pool`).
 
     Raises:
         TypeError: ``condition`` is not a :class:`Condition`.
         ValueError: a condition with generated rows without ``synthetic``, or ``synthetic`` given for one
-            without.
+            without; likewise ``pseudo`` for ``real+pseudo@R``.
     """
     if not isinstance(condition, Condition):
         raise TypeError(
@@ -143,6 +170,12 @@ def condition_batch_transform(
         raise ValueError(f"condition {condition.name!r} mixes in generated images: give synthetic=")
     if not condition.needs_gan and synthetic is not None:
         raise ValueError(f"synthetic= is only used by conditions with generated rows, not {condition.name!r}")
+    if condition.needs_pool != (pseudo is not None):
+        raise ValueError(
+            f"condition {condition.name!r} mixes in pseudo-labelled real images: give pseudo="
+            if condition.needs_pool
+            else f"pseudo= is only used by real+pseudo@R conditions, not {condition.name!r}"
+        )
     steps: list[Callable] = [BatchClassicalAugmentationd(keys="image")] if condition.classical else []
     if condition.needs_gan:
         assert synthetic is not None
@@ -150,6 +183,8 @@ def condition_batch_transform(
             synthetic.with_shuffled_labels(shuffle_labels_seed) if condition.shuffled_labels else synthetic
         )
         steps.append(MixSyntheticd(source=source, ratio=condition.synthetic_ratio, mode="replace"))
+    elif condition.needs_pool:
+        steps.append(MixSyntheticd(source=pseudo, ratio=condition.pseudo_ratio, mode="replace"))
     elif condition.mixer is not None:
         steps.append({"mixup": MixUpBatchd, "cutmix": CutMixBatchd}[condition.mixer](keys=("image", "label")))
     if not steps:

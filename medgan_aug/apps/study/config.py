@@ -58,12 +58,14 @@ from medgan_aug.apps.study.sections import (
     check_conditions,
     check_data,
     check_grid_list,
+    check_pseudo_fractions,
     is_condition_name,
     is_fraction,
     is_seed,
 )
 from medgan_aug.apps.train import GANConfig
 from medgan_aug.data.medmnist import file_md5
+from medgan_aug.data.pools import POOL_LABELLED, POOL_NAMES
 from medgan_aug.data.samples import sample_flag, sample_path
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES
 
@@ -82,6 +84,7 @@ __all__ = [
     "expand_grid",
     "select_shard",
     "data_identity",
+    "gan_identity",
     "gan_key",
     "run_key",
     "finished_keys",
@@ -110,7 +113,9 @@ class StudyConfig:
         seeds: seeds; seed s picks the subset, initialises the GAN and the classifier.
         conditions: condition names (:func:`parse_condition`); ``real`` is added if missing (the reference).
         classifiers: ``small_cnn`` and/or ``resnet18``.
-        gan: keyword arguments of the GAN trainer's config (iterations, batch_size, ...).
+        gan: keyword arguments of the GAN trainer's config (iterations, batch_size, ...); ``pool`` (labelled,
+            train or a pool file, :mod:`medgan_aug.data.pools`) is the images the generator trains on: part of
+            its key (:func:`gan_identity`) and the ``pool`` column of results.csv.
         classifier: ``iterations``, ``batch_size``, ``lr`` of classifier training.
         synthetic: ``num_samples`` generated per GAN (the cached source mixed into batches).
         bootstrap: ``n_boot`` resamples of the paired bootstrap.
@@ -217,6 +222,10 @@ class StudyConfig:
                         if "GANConfig." in message
                         else f"gan: {message}"
                     ) from err
+        check_pseudo_fractions(self.conditions, self.fractions)
+        pool = self.gan.get("pool", POOL_LABELLED)
+        if pool not in POOL_NAMES and not Path(pool).is_file():  # a GANConfig checked its form above
+            raise ValueError(f"gan.pool: pool file {pool} does not exist (or: labelled, train)")
         if not isinstance(self.primary, Mapping):
             raise ValueError(f"primary must be a mapping (condition, baseline, ...), got {self.primary!r}")
         if self.primary:
@@ -454,9 +463,30 @@ def data_identity(config: StudyConfig) -> dict[str, Any]:
     return {"flag": data["flag"], "size": data.get("size"), "official": True}
 
 
+def gan_identity(config: StudyConfig) -> dict[str, Any]:
+    """The GAN settings a GAN's key hashes: the ``gan:`` block, its ``pool`` as what it holds: left out when
+    ``labelled`` (the default, so such GANs keep their keys), ``train``, or a pool file's name and MD5 (as
+    :func:`data_identity` names the data file: a moved file keeps its GANs, a changed one gets new ones)."""
+    settings = dict(config.gan)
+    pool = settings.pop("pool", POOL_LABELLED)
+    if pool != POOL_LABELLED:
+        if pool in POOL_NAMES:
+            settings["pool"] = pool
+        else:
+            path = Path(pool)
+            if not path.is_file():
+                raise FileNotFoundError(f"gan.pool: pool file {path} does not exist")
+            stat = path.stat()
+            md5 = _cached_md5(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            settings["pool"] = {"file": path.name, "md5": md5}
+    return settings
+
+
 def gan_key(config: StudyConfig, fraction: float, seed: int) -> str:
-    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings."""
-    return _digest({"data": data_identity(config), "fraction": fraction, "seed": seed, "gan": config.gan})
+    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings (:func:`gan_identity`)."""
+    return _digest(
+        {"data": data_identity(config), "fraction": fraction, "seed": seed, "gan": gan_identity(config)}
+    )
 
 
 def run_key(config: StudyConfig, run: RunSpec) -> str:
@@ -484,7 +514,8 @@ def study_lock(out_dir: str | os.PathLike, name: str) -> Path:
     """The lock file of one piece of work in a study folder: ``locks/<name>.lock``.
 
     Taken with :func:`medgan_aug.utils.locks.work_lock`. Names: ``gan-<gan key>`` (training the GAN),
-    ``run-<run key>`` (a classifier run), ``evaluation-<gan key>`` (evaluating a GAN),
+    ``run-<run key>`` (a classifier run), ``teacher-<teacher key>`` (a cell's teacher),
+    ``evaluation-<gan key>`` (evaluating a GAN),
     ``extractor-<file name>`` (fitting the evaluation's extractor) and ``summary`` (results.csv,
     summary.md and the figures).
     """

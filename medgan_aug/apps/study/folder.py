@@ -50,8 +50,9 @@ STUDY_FILES = (
     "gan_evaluations.json",  # a study rebuilt from its archive (apps/study/archive.py)
 )
 
-#: Folders whose whole content the study writes: the GAN runs, the evaluation's extractors, the locks.
-STUDY_FOLDERS = ("gans", "extractors", "locks")
+#: Folders whose whole content the study writes: the GAN runs, the evaluation's extractors, the locks, the
+#: cells' teachers (:mod:`medgan_aug.apps.teacher`).
+STUDY_FOLDERS = ("gans", "extractors", "locks", "teachers")
 
 # per-run files: runs/<key>.json, scores/<key>.npz
 _RUN_FILES = {"runs": r"[^/]+\.json", "scores": r"[^/]+\.npz"}

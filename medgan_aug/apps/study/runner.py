@@ -2,8 +2,11 @@
 
 A group shares its training subset, its GAN (trained once, on that subset only, and cached under
 ``gans/<gan key>/``) and its synthetic source; each run then trains one classifier under one condition
-and scores the test split once. Results are files, so groups can run in separate processes; processes
-that share a folder (even on the same groups) train each GAN and run once, under its lock (:func:`run_group`).
+and scores the test split once. In a study with ``real+pseudo@R`` or teacher labels for generated images, the
+``real`` classifier of each (fraction, seed, classifier, classifier seed) cell is kept as the cell's teacher
+(``teachers/<key>.pt``, :mod:`medgan_aug.apps.teacher`), trained once and used by every condition of the cell.
+Results are files, so groups can run in separate processes; processes that share a folder (even on the same
+groups) train each GAN, teacher and run once, under its lock (:func:`run_group`).
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ from medgan_aug.apps.study.config import (
 )
 from medgan_aug.apps.study.folder import write_scores
 from medgan_aug.apps.study.sections import ClassifierBudget, EvaluationSettings, SyntheticBudget
+from medgan_aug.apps.study.teachers import cell_teacher, check_synthetic_labels, uses_cell_teacher
+from medgan_aug.apps.teacher import pseudo_labelled_pool, teacher_labelled_synthetic, teacher_labeller
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.apps.train_resume import recorded_training_seconds, settings_differences, trained_precision
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
+from medgan_aug.data.pools import POOL_LABELLED, pool_label
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
@@ -199,6 +205,7 @@ def run_group(
     conditions = {run.condition: parse_condition(run.condition) for run in runs}
     gan = None  # the group's GAN: (folder, training seconds, synthetic source)
     if any(c.needs_gan for c in conditions.values()):
+        check_synthetic_labels(config)  # before a GAN is trained for images that could have no labels
         key = gan_key(config, fraction, seed)
         with work_lock(study_lock(out, f"gan-{key}"), wait=wait) as held:
             # under the lock, a GAN folder without a generator is one a dead process left, not one being made
@@ -211,18 +218,36 @@ def run_group(
         else:
             gan = (*trained, _synthetic_source(trained[0], config, seed))
     rows = []
+    teachers: dict[tuple[str, int], Any] = {}  # the cell's teacher by (classifier, classifier seed)
     for run in runs:
         key = run_key(config, run)
+        teacher = None
+        if uses_cell_teacher(config, conditions[run.condition]):
+            cell = (run.classifier, run.classifier_seed)
+            teacher = teachers.get(cell) or cell_teacher(
+                config, run, out, data=source, indices=indices, device=process_device(config), wait=wait,
+                progress=progress,
+            )  # fmt: skip
+            if teacher is None:
+                logger.info("the teacher of run %s is being trained by another process: skipped for now", key)
+                continue
+            teachers[cell] = teacher
         with work_lock(study_lock(out, f"run-{key}"), wait=wait) as held:
             if not held:
                 logger.info("run %s is being trained by another process: skipped for now", key)
             elif not (out / "runs" / f"{key}.json").is_file():  # another process may have finished it
-                rows.append(_train_and_score(config, run, out, (indices, test, gan), progress=progress))
+                group = (indices, test, gan)
+                rows.append(_train_and_score(config, run, out, group, progress=progress, teacher=teacher))
     return rows
 
 
 def _train_and_score(
-    config: StudyConfig, run: RunSpec, out: Path, group: tuple[Any, Any, Any], progress: bool
+    config: StudyConfig,
+    run: RunSpec,
+    out: Path,
+    group: tuple[Any, Any, Any],
+    progress: bool,
+    teacher: tuple[Any, dict, Path] | None = None,
 ) -> dict[str, Any]:
     """Train one run's classifier, score the test split, write its scores and record; returns the record.
 
@@ -230,6 +255,8 @@ def _train_and_score(
     arm draws the same real batches; the condition is its batch transform
     (:func:`~medgan_aug.apps.study.conditions.condition_batch_transform`). The placebo's labels are
     permuted with the study seed, so ``shuffled@R`` and ``synthetic@R`` of a group share their images.
+    ``teacher`` (model, file meta, file): the cell's teacher, which labels the pool of ``real+pseudo@R``
+    and, with ``synthetic.labels: teacher``, the generated images; for ``real`` it is the run's classifier.
     """
     indices, test, gan = group
     fraction, seed = run.group
@@ -239,25 +266,36 @@ def _train_and_score(
     gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
     budget = config.classifier_budget
     train = MedMNISTDataset(split="train", indices=indices, **source)
-    batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed)
-    model = build_classifier(
-        run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
-    )
     device = process_device(config)
-    started = time.perf_counter()
-    train_classifier(
-        model,
-        train,
-        task=train.task,
-        iterations=int(budget.iterations),
-        batch_size=int(budget.batch_size),
-        lr=float(budget.lr),
-        seed=classifier_seed,
-        batch_transform=batch_transform,
-        progress=progress,
-        device=device,
-    )
-    seconds = time.perf_counter() - started
+    labels = config.synthetic_budget.labels if condition.needs_gan else None
+    pseudo = None
+    if teacher is not None:
+        labeller = teacher_labeller(teacher[0], train.task, device)
+        if condition.needs_pool:
+            pseudo = pseudo_labelled_pool(source, indices, labeller)
+        if labels == "teacher":
+            synthetic = teacher_labelled_synthetic(synthetic, labeller)
+    batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed, pseudo=pseudo)
+    if batch_transform is None and teacher is not None:  # the real arm is the cell's teacher, trained once
+        model, seconds = teacher[0], float(teacher[1]["training_seconds"])
+    else:
+        model = build_classifier(
+            run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
+        )
+        started = time.perf_counter()
+        train_classifier(
+            model,
+            train,
+            task=train.task,
+            iterations=int(budget.iterations),
+            batch_size=int(budget.batch_size),
+            lr=float(budget.lr),
+            seed=classifier_seed,
+            batch_transform=batch_transform,
+            progress=progress,
+            device=device,
+        )
+        seconds = time.perf_counter() - started
     scores, targets = predict(model, test, task=train.task, device=device)
     metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
     key = run_key(config, run)
@@ -287,9 +325,15 @@ def _train_and_score(
         "classifier_seconds": seconds,
         "device": device,
         "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
+        "pool": pool_label(config.gan.get("pool", POOL_LABELLED)) if uses_gan else None,
         "gan_seconds": gan_seconds if uses_gan else None,
         "gan_iterations": config.gan.get("iterations") if uses_gan else None,
         "num_synthetic": len(synthetic) if uses_gan else 0,
+        "synthetic_labels": labels,
+        "pseudo_ratio": condition.pseudo_ratio,
+        "num_pseudo": len(pseudo) if pseudo is not None else 0,
+        "teacher": str(teacher[2].relative_to(out)) if teacher is not None else None,
+        "teacher_fingerprint": teacher[1]["fingerprint"] if teacher is not None else None,
     }
     write_scores(out, key, scores, targets, test.patients)  # patients: the summary's cluster bootstrap
     write_json_atomic(out / "runs" / f"{key}.json", row)

@@ -31,6 +31,7 @@ __all__ = [
     "is_condition_name",
     "check_grid_list",
     "check_conditions",
+    "check_pseudo_fractions",
     "check_data",
     "ClassifierBudget",
     "SyntheticBudget",
@@ -70,12 +71,22 @@ class ClassifierBudget:
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticBudget:
-    """``synthetic:``: ``num_samples`` images generated per GAN, the cached source mixed into batches (>= 1)."""
+    """``synthetic:``: the generated images mixed into batches.
+
+    Attributes:
+        num_samples: images generated per GAN, the cached source mixed into batches (>= 1).
+        labels: their labels: ``conditional`` (the generator's conditioning labels; a conditional generator)
+            or ``teacher`` (the soft scores of the cell's teacher, the ``real`` arm's classifier:
+            :mod:`medgan_aug.apps.teacher`; what an unconditional generator needs).
+    """
 
     num_samples: int = 5000
+    labels: str = "conditional"
 
     def __post_init__(self) -> None:
         _integer("synthetic", "num_samples", self.num_samples, 1)
+        if self.labels not in ("conditional", "teacher"):
+            raise ValueError(f"synthetic.labels must be 'conditional' or 'teacher', got {self.labels!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +180,17 @@ def check_conditions(names: list[str]) -> None:
                 f"conditions: {name!r} is the same condition as {seen[what]!r}; list each condition once"
             )
         seen[what] = name
+
+
+def check_pseudo_fractions(conditions: list[str], fractions: list[float]) -> None:
+    """Refuse ``real+pseudo@R`` where a fraction is 1.0: the labelled subset is the whole training split, and
+    there are no images outside it to pseudo-label."""
+    pseudo = [name for name in conditions if parse_condition(name).needs_pool]
+    if pseudo and any(float(f) == 1.0 for f in fractions):
+        raise ValueError(
+            f"conditions: {pseudo[0]} mixes in training images outside the labelled subset, and fraction 1.0 "
+            "has none: drop 1.0 from fractions or the pseudo condition"
+        )
 
 
 def check_data(data: Mapping[str, Any]) -> None:

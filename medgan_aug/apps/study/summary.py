@@ -41,6 +41,7 @@ __all__ = [
     "BASE_COLUMNS",
     "gan_evaluation",
     "collect_runs",
+    "pool_of",
     "write_results_csv",
     "condition_table",
     "compare_to_real",
@@ -143,24 +144,39 @@ def collect_runs(out: str | os.PathLike, keys: set[str] | None = None) -> list[d
     )
 
 
+def pool_of(row: dict[str, Any]) -> str | None:
+    """The pool the generator of a run record or ``results.csv`` row trained on (``labelled``, ``train`` or a
+    pool file's name); None (or empty) for a run without a generator. Records and tables written before
+    pools existed have no ``pool``: their generators trained on the labelled subset."""
+    if "pool" in row:
+        return row["pool"] or None
+    return "labelled" if row.get("gan_dir") else None
+
+
 def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped),
-    timings, and the generator's evaluation numbers (``gan_*``)."""
+    timings, and the generator's evaluation numbers (``gan_*``). ``pool`` (after ``gan_dir``: the images the
+    generator trained on, :func:`pool_of`) is a column where a record carries it (every run written since)."""
     labels: list[str] = []
     for row in rows:
         labels += [name for name in row["label_names"] if name not in labels]
     columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
+    if any("pool" in row for row in rows):  # records written before pools existed rebuild their old table
+        columns.insert(columns.index("gan_dir") + 1, "pool")
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             flat = dict(
-                row, skipped_labels=";".join(row["skipped_labels"]), classifier_seed=classifier_seed_of(row)
+                row,
+                skipped_labels=";".join(row["skipped_labels"]),
+                classifier_seed=classifier_seed_of(row),
+                pool=pool_of(row),
             )
             if row["synthetic_ratio"] > 0:
                 flat.update(gan_evaluation(path.parent, row["gan_dir"]))
             else:  # a run without synthetic images has no generator, whatever its group trained
-                flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0)
+                flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0, pool=None)
             flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
             writer.writerow(flat)
 
