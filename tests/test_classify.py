@@ -328,3 +328,32 @@ def test_classify_writes_only_into_a_new_or_empty_folder(chest28_path, tmp_path,
         "losses.csv",
         "metrics.json",
     ]
+
+
+def test_score_split_val_scores_the_val_split_and_leaves_test_unread(chest28_path, tmp_path, monkeypatch):
+    """``--score-split val``: the same training, scored on val (for choices made before a study); the test
+    split is never opened."""
+    import json
+
+    from medgan_aug.apps.classify import train_classifier_run
+    from medgan_aug.apps.classify_config import ClassifierRunConfig
+
+    common = dict(path=chest28_path, fraction=0.1, iterations=5, batch_size=16, progress=False, threads=1)
+    test_run = train_classifier_run(ClassifierRunConfig(out=str(tmp_path / "test"), **common))
+    opened = []
+    original = MedMNISTDataset.__init__
+
+    def spy(self, *args, **kwargs):
+        opened.append(kwargs.get("split"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MedMNISTDataset, "__init__", spy)
+    val_run = train_classifier_run(ClassifierRunConfig(out=str(tmp_path / "val"), score_split="val", **common))
+    assert "test" not in opened and "val" in opened
+    on_test = json.loads((test_run / "metrics.json").read_text())
+    on_val = json.loads((val_run / "metrics.json").read_text())
+    n_val = len(MedMNISTDataset(path=chest28_path, split="val"))
+    assert (on_test["split"], on_test["n_test"]) == ("test", 233)
+    assert (on_val["split"], on_val["n_test"]) == ("val", n_val) and n_val != 233
+    with pytest.raises(ValueError, match="score_split must be 'test' or 'val'"):
+        train_classifier_run(ClassifierRunConfig(out=str(tmp_path / "bad"), score_split="train", **common))

@@ -82,6 +82,8 @@ def _check_config(config: ClassifierRunConfig) -> Any:
     condition = parse_condition(config.condition)
     if config.classifier not in CLASSIFIER_NAMES:
         raise ValueError(f"classifier must be one of {CLASSIFIER_NAMES}, got {config.classifier!r}")
+    if config.score_split not in ("test", "val"):
+        raise ValueError(f"score_split must be 'test' or 'val', got {config.score_split!r}")
     if condition.needs_gan and not config.gan_run:
         raise ValueError(
             f"condition {config.condition!r} mixes in generated images: give gan_run (--run), "
@@ -164,10 +166,11 @@ def _check_new_run(out: Path) -> None:
         )
 
 
-def _open_test_split(data: dict[str, Any], found: dict[str, Any]) -> None:
-    """Open the test split into ``found["test"]`` and refuse an empty one, before any training."""
-    found["test"] = MedMNISTDataset(split="test", **data)
-    require_images(found["test"], "scoring the classifier")
+def _open_test_split(data: dict[str, Any], found: dict[str, Any], split: str = "test") -> None:
+    """Open the scored split (``test``, or ``val`` with ``--score-split val``) into ``found["test"]`` and
+    refuse an empty one, before any training."""
+    found["test"] = MedMNISTDataset(split=split, **data)
+    require_images(found["test"], f"scoring the classifier on the {split} split")
 
 
 def _data_kwargs(config: ClassifierRunConfig) -> dict[str, Any]:
@@ -200,7 +203,7 @@ def train_classifier_run(config: ClassifierRunConfig) -> Path:
             main = shard is None or shard.is_main
             run_on_main(shard, lambda: _check_new_run(out))
             found: dict[str, Any] = {}  # rank 0's test split, opened and checked before training
-            run_on_main(shard, lambda: _open_test_split(_data_kwargs(config), found))
+            run_on_main(shard, lambda: _open_test_split(_data_kwargs(config), found, config.score_split))
             device = shard.device if shard is not None else resolve_device(config.device)
             handlers = []  # TensorBoard on the main process only
             if main and config.tensorboard is not None:
@@ -280,6 +283,7 @@ def _train_and_score(
         scores, targets = predict(model, test, task=train.task, device=device)
         metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
         metrics["n_test"] = len(test)
+        metrics["split"] = config.score_split
     return model, [int(i) for i in indices], history, metrics, list(train.label_names)
 
 

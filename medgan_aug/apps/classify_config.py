@@ -6,6 +6,7 @@ itself is :func:`medgan_aug.apps.classify.train_classifier_run` (which re-export
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from medgan_aug.apps.data_settings import subset_data_setting
@@ -73,7 +74,22 @@ class ClassifierRunConfig:
     threads: int | None = setting(
         None, "torch CPU threads (None: half this machine's CPUs, at least 1)", group="run"
     )
+    score_split: str = setting(
+        "test",
+        "the split scored once after training: test (the number to report) or val (for choices made before a "
+        "study, which must not look at test)",
+        group="run",
+        choices=("test", "val"),
+    )
     progress: bool = setting(True, "show a progress bar (rank 0)", group="run")
     tensorboard: str | None = setting(
         None, "folder for TensorBoard event files: loss and learning rate per step (None: none)", group="run"
     )
+
+    def __post_init__(self) -> None:
+        """Paths given as ``os.PathLike`` (``pathlib.Path``) are kept as strings, so the run's config.json
+        can record them."""
+        for name in ("out", "path", "root", "gan_run", "teacher", "tensorboard"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
