@@ -4,13 +4,18 @@ Each condition trains the study's classifier (:func:`medgan_aug.engines.train_cl
 default, Adam, BCE) for ``--steps`` steps on the real NIH sample (the packaged ``nih1000``, 28 px) with the
 batch transform the study builds for it (:func:`medgan_aug.apps.study.conditions.condition_batch_transform`);
 the generated images come from a materialized :class:`SyntheticDataset` of an untrained DCGAN (the cost of
-mixing does not depend on the weights). One more arm, ``real+classical (per item)``, is the previous
-per-item MONAI ``classical_augmentation`` on the dataset, for reference.
+mixing does not depend on the weights); ``real+pseudo@0.5`` draws the training images outside a 25% subset,
+labelled by an untrained classifier (:func:`medgan_aug.apps.teacher.pseudo_labelled_pool`; the teacher's
+training is a cost of its own, not per step). ``synthetic-pretrain+real`` runs both of its phases
+(:func:`medgan_aug.apps.study.pretraining.train_arm`: ``--steps`` synthetic steps, then ``--steps`` real ones),
+and its seconds are divided by the real steps: its cost per step of the ``real`` budget, about 2x by
+construction. One more arm, ``real+classical (per item)``, is the previous per-item MONAI
+``classical_augmentation`` on the dataset, for reference.
 
 The conditions run in turn within each of ``--rounds`` rounds, so load from other processes hits all of
 them alike; the table gives each condition's median seconds per step over the rounds and the median over
 rounds of its ratio to ``real`` in the same round (paired, so slow drifts of the machine's load cancel).
-The study's target: every condition <= 1.1x ``real``.
+The study's target: every mixing condition <= 1.1x ``real``.
 
 Usage::
 
@@ -27,9 +32,12 @@ import numpy as np
 import torch
 
 from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
+from medgan_aug.apps.study.pretraining import train_arm
+from medgan_aug.apps.teacher import pseudo_labelled_pool, teacher_labeller
 from medgan_aug.data.medmnist import MedMNISTDataset
+from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
-from medgan_aug.engines.classifier_trainer import train_classifier
+from medgan_aug.data.teacher_labelled import TeacherLabelledDataset
 from medgan_aug.networks.classifiers import build_classifier
 from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.transforms.classical import classical_augmentation
@@ -43,23 +51,32 @@ CONDITIONS = (
     "real+mixup",
     "real+cutmix",
     "synthetic-only",
+    "real+pseudo@0.5",
+    "synthetic-pretrain+real",
 )
 PER_ITEM = "real+classical (per item, before)"
 
 
-def seconds_per_step(arm: str, args: argparse.Namespace, source: SyntheticDataset) -> float:
-    """Wall seconds per step of ``args.steps`` steps of one arm (DataLoader, transform, forward, backward)."""
+def seconds_per_step(
+    arm: str, args: argparse.Namespace, source: SyntheticDataset, pseudo: TeacherLabelledDataset
+) -> float:
+    """Wall seconds per real step of ``args.steps`` real steps of one arm (DataLoader, transform, forward,
+    backward; for ``synthetic-pretrain+real`` its synthetic steps too)."""
     per_item = arm == PER_ITEM
     train = MedMNISTDataset(sample="nih1000", transform=classical_augmentation(28) if per_item else None)
     condition = parse_condition("real+classical" if per_item else arm)
     batch_transform = None
     if not per_item:
-        batch_transform = condition_batch_transform(condition, source if condition.needs_gan else None)
+        batch_transform = condition_batch_transform(
+            condition,
+            source if condition.needs_gan else None,
+            pseudo=pseudo if condition.needs_pool else None,
+        )
     model = build_classifier(args.classifier, 1, train.num_labels, 28, seed=0)
     started = time.perf_counter()
-    train_classifier(
-        model, train, task=train.task, iterations=args.steps, batch_size=args.batch_size, seed=0,
-        batch_transform=batch_transform,
+    train_arm(
+        model, train, condition, synthetic=source, task=train.task, iterations=args.steps,
+        batch_size=args.batch_size, lr=1e-3, seed=0, batch_transform=batch_transform,
     )  # fmt: skip
     return (time.perf_counter() - started) / args.steps
 
@@ -78,13 +95,16 @@ def main() -> None:
     torch.manual_seed(0)
     generator = DCGANGenerator(28, num_labels=real.num_labels, base_channels=32)
     source = SyntheticDataset(generator, 5000, label_pool=real.targets, seed=0).materialize()
+    teacher = build_classifier(args.classifier, 1, real.num_labels, 28, seed=1)  # untrained: same cost
+    labelled = low_data_indices(real.labels, fraction=0.25, seed=0)
+    pseudo = pseudo_labelled_pool({"sample": "nih1000"}, labelled, teacher_labeller(teacher, real.task))
     arms = (*CONDITIONS, PER_ITEM)
     for arm in arms:  # warm-up: first-call costs out of the timings
-        seconds_per_step(arm, argparse.Namespace(**{**vars(args), "steps": 2}), source)
+        seconds_per_step(arm, argparse.Namespace(**{**vars(args), "steps": 2}), source, pseudo)
     timings: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(args.rounds):
         for arm in arms:
-            timings[arm].append(seconds_per_step(arm, args, source))
+            timings[arm].append(seconds_per_step(arm, args, source, pseudo))
 
     reference = np.asarray(timings["real"])
     print(

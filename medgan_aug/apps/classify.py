@@ -8,9 +8,13 @@ The study's single run, on its own and from the command line, in one process or 
 
 Conditions are the study's (:func:`medgan_aug.apps.parse_condition`): ``real``, ``real+classical``,
 ``real+synthetic@R``, ``real+shuffled@R`` (the placebo), ``real+pseudo@R``, ``real+mixup``, ``real+cutmix``,
-those with ``+classical``, and ``synthetic-only``, built by the study's own
+those with ``+classical``, ``synthetic-only`` and ``synthetic-pretrain[@N]+real``, built by the study's own
 :func:`~medgan_aug.apps.study.conditions.condition_batch_transform`; synthetic ones mix images from
 ``gan_run``'s EMA generator into every batch with ``MixSyntheticd`` (a share R of the rows replaced).
+``synthetic-pretrain[@N]+real`` instead trains N steps (default ``iterations``) on those images alone, then
+exactly as ``real`` (:func:`~medgan_aug.apps.study.pretraining.train_arm`); ``losses.csv`` and TensorBoard
+hold the real phase, ``metrics.json`` both (``iterations``: real steps, ``synthetic_pretraining``: the
+synthetic phase's steps, images, seconds and last loss; ``train_seconds``: both phases).
 
 ``real+pseudo@R`` (pseudo-labelling, Lee 2013) and ``synthetic_labels="teacher"`` (``--synthetic-labels
 teacher``: generated images labelled with soft scores, what an unconditional generator needs) take a teacher
@@ -47,6 +51,7 @@ import torch
 
 from medgan_aug.apps.classify_config import ClassifierRunConfig
 from medgan_aug.apps.study.conditions import condition_batch_transform, parse_condition
+from medgan_aug.apps.study.pretraining import train_arm
 from medgan_aug.apps.teacher import (
     SYNTHETIC_LABELS,
     pseudo_labelled_pool,
@@ -272,10 +277,11 @@ def _train_and_score(
     model = build_classifier(
         config.classifier, train.num_channels, train.num_labels, train.size, seed=config.seed
     )
-    history = train_classifier(
-        model, train, task=train.task, iterations=config.iterations, batch_size=config.batch_size, lr=config.lr,
-        seed=config.seed, batch_transform=batch_transform, device=device, progress=config.progress,
-        distributed=distributed, handlers=handlers,
+    history = train_arm(  # synthetic-pretrain[@N]+real: generated images first, then exactly as real
+        model, train, condition, synthetic=source, task=train.task, iterations=config.iterations,
+        batch_size=config.batch_size, lr=config.lr, seed=config.seed, batch_transform=batch_transform,
+        device=device, progress=config.progress, distributed=distributed, handlers=handlers,
+        trainer=train_classifier,
     )  # fmt: skip
     history["teacher"] = teacher_record
     metrics = None
@@ -314,6 +320,7 @@ def _write_run(
         "iterations": history["iterations"],
         "examples_seen": history["examples_seen"],
         "train_seconds": history["seconds"],
+        "synthetic_pretraining": history.get("synthetic_pretraining"),
         "teacher": history.get("teacher"),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -38,7 +38,8 @@ class ClassifierRunConfig:
     condition: str = setting(
         "real",
         "real, real+classical, real+synthetic@R, real+shuffled@R, real+pseudo@R, real+mixup, real+cutmix "
-        "(each optionally +classical) or synthetic-only",
+        "(each optionally +classical), synthetic-only, or synthetic-pretrain[@N]+real[+classical] (N steps on "
+        "generated images, default --iterations, then exactly real)",
         group="condition",
     )
     gan_run: str | None = setting(

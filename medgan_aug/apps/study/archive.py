@@ -61,7 +61,8 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
         arrays[f"scores_{i}"], arrays[f"targets_{i}"] = scores, targets
         if patients is not None:
             arrays[f"patients_{i}"] = patients
-        if record.get("gan_dir") and record["synthetic_ratio"] > 0:
+        pretrained = record.get("synthetic_pretrain_iterations", 0) > 0
+        if record.get("gan_dir") and (record["synthetic_ratio"] > 0 or pretrained):
             evaluations[record["gan_dir"]] = gan_evaluation(out, record["gan_dir"])
     meta = {
         "format": ARCHIVE_FORMAT,

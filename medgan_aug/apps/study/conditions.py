@@ -14,6 +14,10 @@ dict; a condition only changes what a batch transform does to that batch before 
   with a teacher's soft scores as labels (:class:`~medgan_aug.data.teacher_labelled.TeacherLabelledDataset`; Lee 2013);
 * ``+mixup`` / ``+cutmix``: :class:`~medgan_aug.transforms.MixUpBatchd` /
   :class:`~medgan_aug.transforms.CutMixBatchd` (MONAI's ``MixUp`` / ``CutMix``, targets mixed alike).
+
+One condition adds a phase before the real batches instead: ``synthetic-pretrain[@N]+real`` trains first on
+generated images only, then exactly as ``real`` (its real phase's transform is built here, the two phases
+are run by :func:`medgan_aug.apps.study.pretraining.train_arm`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from medgan_aug.transforms.classical import BatchClassicalAugmentationd
 from medgan_aug.transforms.mix import MixSyntheticd
 from medgan_aug.transforms.regularization import CutMixBatchd, MixUpBatchd
 
-__all__ = ["MIXERS", "Condition", "parse_condition", "condition_batch_transform"]
+__all__ = ["MIXERS", "PRETRAIN", "Condition", "parse_condition", "condition_batch_transform"]
 
 
 #: Batch regularisers a condition may add to the real batches.
@@ -37,9 +41,13 @@ MIXERS = ("mixup", "cutmix")
 
 _FORMS = (
     "real, real+classical, real+synthetic@R, real+shuffled@R, real+pseudo@R (0<R<1), real+mixup, "
-    "real+cutmix (each of the last five at most once, one of them, optionally with +classical) or "
-    "synthetic-only"
+    "real+cutmix (each of the last five at most once, one of them, optionally with +classical), "
+    "synthetic-only, or synthetic-pretrain+real, synthetic-pretrain@N+real (N >= 1 synthetic steps), "
+    "optionally with +classical"
 )
+
+#: Prefix of the synthetic pretraining conditions (``synthetic-pretrain[@N]+real[+classical]``).
+PRETRAIN = "synthetic-pretrain"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +74,17 @@ class Condition:
       2018) and CutMix (Yun et al., ICCV 2019) on the real batches;
     * any of the above with ``+classical`` (e.g. ``real+synthetic@R+classical``): classical augmentation
       of the real rows first;
-    * ``synthetic-only``: every row generated.
+    * ``synthetic-only``: every row generated;
+    * ``synthetic-pretrain+real`` and ``synthetic-pretrain@N+real``: synthetic pretraining followed by real
+      fine-tuning (RoentGen-v2, 2025, found it beat mixing generated images into the real batches): the
+      classifier first trains N steps (default: the real budget, ``classifier.iterations``) on the group's
+      generated images only (same batch size, learning rate and optimiser; labels as ``synthetic.labels``
+      says), then trains exactly as the ``real`` arm: the same real batches in the same order, for the same
+      number of steps. The weights carry over; the Adam state is new for the real phase (the usual fine-tuning
+      practice, and so the real phase is the ``real`` arm's training from other initial weights).
+      ``synthetic-pretrain+real+classical`` adds classical augmentation to the real phase. The name puts the
+      phases in training order, and the number of synthetic steps in the name (so in the run's key, and a
+      study can compare several lengths as arms; ``@N`` is a step count, not a share like ``synthetic@R``).
 
     Attributes:
         name: the condition's name.
@@ -75,6 +93,8 @@ class Condition:
         shuffled_labels: the generated rows carry permuted labels (the placebo).
         mixer: ``"mixup"``, ``"cutmix"`` or None.
         pseudo_ratio: share of rows replaced by teacher-labelled unlabelled real images (0 without).
+        synthetic_pretrain: the classifier trains on generated images only before its real steps.
+        pretrain_iterations: the number N of those synthetic steps; None: as many as the real ones.
     """
 
     name: str
@@ -83,10 +103,19 @@ class Condition:
     shuffled_labels: bool = False
     mixer: str | None = None
     pseudo_ratio: float = 0.0
+    synthetic_pretrain: bool = False
+    pretrain_iterations: int | None = None
 
     @property
     def needs_gan(self) -> bool:
-        return self.synthetic_ratio > 0
+        return self.synthetic_ratio > 0 or self.synthetic_pretrain
+
+    def pretrain_steps(self, iterations: int) -> int:
+        """Synthetic pretraining steps of this arm when its real phase does ``iterations`` steps: 0 without
+        pretraining, N for ``synthetic-pretrain@N+real``, else ``iterations``."""
+        if not self.synthetic_pretrain:
+            return 0
+        return int(iterations) if self.pretrain_iterations is None else self.pretrain_iterations
 
     @property
     def needs_pool(self) -> bool:
@@ -104,6 +133,8 @@ def parse_condition(name: str) -> Condition:
         raise ValueError(f"unknown condition {name!r}: a condition is a name (str); use {_FORMS}")
     if name == "synthetic-only":
         return Condition(name, synthetic_ratio=1.0)
+    if name.startswith(PRETRAIN):
+        return _parse_pretrain(name)
     parts = name.split("+")
     fields: dict[str, Any] = {}
     ok = parts[0] == "real"
@@ -133,6 +164,22 @@ def parse_condition(name: str) -> Condition:
     return Condition(name, **fields)
 
 
+def _parse_pretrain(name: str) -> Condition:
+    """``synthetic-pretrain[@N]+real[+classical]``, N a positive integer written in ASCII digits."""
+    head, _, rest = name.partition("+")
+    count = head[len(PRETRAIN) :]
+    digits = count[1:]
+    steps_ok = not count or (count[0] == "@" and digits.isascii() and digits.isdigit() and int(digits) > 0)
+    if not steps_ok or rest not in ("real", "real+classical"):
+        raise ValueError(f"unknown condition {name!r}; use {_FORMS}")
+    return Condition(
+        name,
+        classical=rest == "real+classical",
+        synthetic_pretrain=True,
+        pretrain_iterations=int(digits) if count else None,
+    )
+
+
 def condition_batch_transform(
     condition: Condition,
     synthetic: SyntheticDataset | TeacherLabelledDataset | None = None,
@@ -147,6 +194,9 @@ def condition_batch_transform(
     the study has always built it (same random stream, so earlier runs stay reproducible); with
     ``+classical`` the two are chained in a MONAI ``Compose``, classical first. ``real+pseudo@R`` is the
     same ``MixSyntheticd``, drawing from ``pseudo`` (unlabelled real images with a teacher's soft scores).
+    For ``synthetic-pretrain[@N]+real`` it is the real phase's (None, or classical augmentation); its
+    generated images (``synthetic``, required all the same) are the pretraining phase's dataset
+    (:func:`medgan_aug.apps.study.pretraining.train_arm`), never mixed into the real batches.
 
     Args:
         condition: the arm (:func:`parse_condition`).
@@ -177,7 +227,7 @@ def condition_batch_transform(
             else f"pseudo= is only used by real+pseudo@R conditions, not {condition.name!r}"
         )
     steps: list[Callable] = [BatchClassicalAugmentationd(keys="image")] if condition.classical else []
-    if condition.needs_gan:
+    if condition.synthetic_ratio > 0:
         assert synthetic is not None
         source = (
             synthetic.with_shuffled_labels(shuffle_labels_seed) if condition.shuffled_labels else synthetic

@@ -42,6 +42,7 @@ from medgan_aug.apps.study.config import (
     study_lock,
 )
 from medgan_aug.apps.study.folder import write_scores
+from medgan_aug.apps.study.pretraining import train_arm
 from medgan_aug.apps.study.sections import ClassifierBudget, EvaluationSettings, SyntheticBudget
 from medgan_aug.apps.study.teachers import cell_teacher, check_synthetic_labels, uses_cell_teacher
 from medgan_aug.apps.teacher import pseudo_labelled_pool, teacher_labelled_synthetic, teacher_labeller
@@ -257,6 +258,8 @@ def _train_and_score(
     permuted with the study seed, so ``shuffled@R`` and ``synthetic@R`` of a group share their images.
     ``teacher`` (model, file meta, file): the cell's teacher, which labels the pool of ``real+pseudo@R``
     and, with ``synthetic.labels: teacher``, the generated images; for ``real`` it is the run's classifier.
+    ``synthetic-pretrain[@N]+real`` trains on the generated images first, then as ``real``
+    (:func:`~medgan_aug.apps.study.pretraining.train_arm`); its record counts both phases' steps.
     """
     indices, test, gan = group
     fraction, seed = run.group
@@ -276,25 +279,19 @@ def _train_and_score(
         if labels == "teacher":
             synthetic = teacher_labelled_synthetic(synthetic, labeller)
     batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed, pseudo=pseudo)
-    if batch_transform is None and teacher is not None:  # the real arm is the cell's teacher, trained once
-        model, seconds = teacher[0], float(teacher[1]["training_seconds"])
+    pretraining = None  # the synthetic phase of synthetic-pretrain[@N]+real (apps.study.pretraining)
+    if batch_transform is None and teacher is not None and not condition.synthetic_pretrain:
+        model, seconds = teacher[0], float(teacher[1]["training_seconds"])  # real: the cell's teacher
     else:
         model = build_classifier(
             run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
         )
         started = time.perf_counter()
-        train_classifier(
-            model,
-            train,
-            task=train.task,
-            iterations=int(budget.iterations),
-            batch_size=int(budget.batch_size),
-            lr=float(budget.lr),
-            seed=classifier_seed,
-            batch_transform=batch_transform,
-            progress=progress,
-            device=device,
-        )
+        pretraining = train_arm(
+            model, train, condition, synthetic=synthetic, task=train.task, iterations=int(budget.iterations),
+            batch_size=int(budget.batch_size), lr=float(budget.lr), seed=classifier_seed,
+            batch_transform=batch_transform, progress=progress, device=device, trainer=train_classifier,
+        )["synthetic_pretraining"]  # fmt: skip
         seconds = time.perf_counter() - started
     scores, targets = predict(model, test, task=train.task, device=device)
     metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
@@ -322,7 +319,9 @@ def _train_and_score(
         "label_names": output_names(test),
         "classifier_iterations": int(budget.iterations),
         "classifier_batch_size": int(budget.batch_size),
-        "classifier_seconds": seconds,
+        "classifier_seconds": seconds,  # both phases of synthetic-pretrain[@N]+real
+        "synthetic_pretrain_iterations": pretraining["iterations"] if pretraining else 0,
+        "synthetic_pretrain_seconds": pretraining["seconds"] if pretraining else None,
         "device": device,
         "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
         "pool": pool_label(config.gan.get("pool", POOL_LABELLED)) if uses_gan else None,

@@ -173,7 +173,7 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
                 classifier_seed=classifier_seed_of(row),
                 pool=pool_of(row),
             )
-            if row["synthetic_ratio"] > 0:
+            if row["synthetic_ratio"] > 0 or row.get("synthetic_pretrain_iterations", 0) > 0:
                 flat.update(gan_evaluation(path.parent, row["gan_dir"]))
             else:  # a run without synthetic images has no generator, whatever its group trained
                 flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0, pool=None)
@@ -272,7 +272,8 @@ def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: the generators' evaluation per fraction (mean over the seeds' GANs)."""
     by_fraction: dict[float, dict[str, dict]] = defaultdict(dict)
     for row in rows:
-        numbers = gan_evaluation(out, row["gan_dir"]) if row["synthetic_ratio"] > 0 else {}
+        pretrained = row.get("synthetic_pretrain_iterations", 0) > 0
+        numbers = gan_evaluation(out, row["gan_dir"]) if row["synthetic_ratio"] > 0 or pretrained else {}
         if numbers:
             by_fraction[row["fraction"]][row["gan_dir"]] = numbers
     if not by_fraction:
