@@ -24,9 +24,14 @@ seed, so its images are *exactly* those of ``SyntheticDataset.from_run(run, N, s
 same device (chunked seeding, see :mod:`medgan_aug.data.synthetic`); ``tests/test_bundle.py`` checks it
 bit for bit on CPU.
 
-The generator is the conditional DCGAN of Radford, Metz & Chintala, "Unsupervised Representation
-Learning with Deep Convolutional Generative Adversarial Networks" (ICLR 2016), conditioned as in Mirza &
-Osindero, "Conditional Generative Adversarial Nets" (arXiv:1411.1784, 2014).
+Either generator family exports: the conditional DCGAN of Radford, Metz & Chintala, "Unsupervised
+Representation Learning with Deep Convolutional Generative Adversarial Networks" (ICLR 2016), conditioned as
+in Mirza & Osindero, "Conditional Generative Adversarial Nets" (arXiv:1411.1784, 2014); or the diffusion
+generator (``--model ddpm``: MONAI's ``DiffusionModelUNet`` trained as a DDPM, Ho et al. NeurIPS 2020, sampled
+with deterministic DDIM, Song et al. ICLR 2021, with classifier-free guidance, Ho & Salimans 2022). The
+metadata names the family (``medgan_aug.family``); a diffusion bundle's inference config exposes
+``sampling_steps`` and ``guidance_scale``, whose defaults are the run's, so its images equal
+``SyntheticDataset.from_run``'s.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 from medgan_aug.bundle.files import LABEL_POOL_FILE, METADATA_SCHEMA, bundle_problem
 from medgan_aug.bundle.inference_output import write_synthetic
 from medgan_aug.bundle.metadata import (
+    FAMILY_TEXT,
     LOGGING_CONF,
     bundle_readme,
     inference_config,
@@ -50,7 +56,7 @@ from medgan_aug.bundle.metadata import (
 )
 from medgan_aug.data.label_samplers import meta_label_pool
 from medgan_aug.data.synthetic import CHUNK_SIZE
-from medgan_aug.networks.model_file import load_generator, resolve_generator_file
+from medgan_aug.networks.model_file import generator_family, load_any_generator, resolve_generator_file
 from medgan_aug.utils.atomic import atomic_dir
 from medgan_aug.utils.outputs import check_output_folder
 from medgan_aug.utils.serialization import atomic_torch_save
@@ -67,7 +73,8 @@ def export_bundle(
     version: str = "0.1.0",
     name: str | None = None,
 ) -> Path:
-    """Write a MONAI bundle for a training run's EMA generator (layout in the module docstring).
+    """Write a MONAI bundle for a training run's EMA generator, DCGAN or diffusion (layout in the module
+    docstring).
 
     The folder is built next to ``out`` and moved into place when complete, so an interrupted export
     never leaves a half bundle under ``out``.
@@ -100,7 +107,8 @@ def export_bundle(
     _check_bundle_folder(out, overwrite)
     gen_file = resolve_generator_file(run)
     run_dir = gen_file.parent if Path(run).is_file() else Path(run)
-    generator, meta = load_generator(gen_file)
+    generator, meta = load_any_generator(gen_file)
+    family = generator_family(generator)
     meta = dict(meta or {})
     record = run_record(run_dir)
     label_names = meta.get("label_names")
@@ -124,7 +132,7 @@ def export_bundle(
         "name": name,
         "task": f"Generate synthetic {generator.image_size}x{generator.image_size} chest X-rays "
         f"({training_data['flag'] or 'MedMNIST'})",
-        "description": f"A {kind} DCGAN generator trained with medgan_aug on "
+        "description": f"A {kind} {FAMILY_TEXT[family]['name']} generator trained with medgan_aug on "
         f"{training_data['num_images']} real training images ({training_data['flag']}); it makes "
         "synthetic images (with their finding labels when conditional) for data augmentation.",
         "authors": "medgan_aug (model trained and exported by its user)",
@@ -136,14 +144,13 @@ def export_bundle(
         "data_type": "npz (MedMNIST format)",
         "training_data": training_data,
         "references": [
-            "Radford, Metz & Chintala, Unsupervised Representation Learning with Deep Convolutional "
-            "Generative Adversarial Networks, ICLR 2016",
-            "Mirza & Osindero, Conditional Generative Adversarial Nets, arXiv:1411.1784, 2014",
+            *FAMILY_TEXT[family]["references"],
             training_data["citation"],
             training_data["medmnist"]["citation"],
         ],
         "network_data_format": network_data_format(generator, label_names),
         "medgan_aug": {
+            "family": family,
             "arch": generator.arch,
             "label_names": label_names,
             "label_sampler": "joint" if generator.num_labels else None,

@@ -11,9 +11,18 @@ import torch
 from torch import nn
 
 from medgan_aug.data.synthetic import SyntheticDataset
+from medgan_aug.networks.model_file import generator_family
 from medgan_aug.utils.serialization import safe_torch_load
 
 __all__ = ["load_weights", "load_label_pool", "load_bundle_dataset"]
+
+
+def _described(network: nn.Module) -> str:
+    """``DiffusionGenerator (a --model ddpm generator)``, or the class name of another network."""
+    try:
+        return f"{type(network).__name__} (a --model {generator_family(network)} generator)"
+    except TypeError:
+        return type(network).__name__
 
 
 def load_weights(
@@ -26,7 +35,8 @@ def load_weights(
 
     Raises:
         FileNotFoundError: no such file. medgan_aug.utils.CheckpointError: unreadable or unsafe file.
-        ValueError: the weights do not fit ``network`` (the message names the file).
+        ValueError: the weights do not fit ``network``, e.g. a diffusion generator's weights in a DCGAN
+            bundle or the reverse (one line naming the file, the network and its family).
     """
     state = safe_torch_load(path, map_location="cpu", what="bundle weights")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -34,7 +44,14 @@ def load_weights(
     try:
         network.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"bundle weights {path} do not fit the configured network: {err}") from err
+        expected = set(network.state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        keys = f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        if not missing and not unexpected:
+            keys = " ".join(str(err).split())  # shapes that differ: torch's message, on one line
+        raise ValueError(
+            f"bundle weights {path} do not fit the configured network {_described(network)}: {keys}"
+        ) from err
     return network.to(device).eval()
 
 
@@ -60,7 +77,13 @@ def load_bundle_dataset(
     Args:
         bundle: the bundle folder.
         num_samples, seed: override the config's defaults.
-        override: other config ids to override (e.g. ``device="cuda"``, ``label_sampler="balanced"``).
+        override: other config ids to override (e.g. ``device="cuda"``, ``label_sampler="balanced"``,
+            ``sampling_steps=25`` for a diffusion bundle).
+
+    Raises:
+        FileNotFoundError: not a bundle folder. ValueError, TypeError, OSError: what the bundle's loaders
+            raise (e.g. weights that do not fit the configured network), unwrapped from MONAI's
+            "Failed to instantiate" error.
     """
     from monai.bundle import ConfigParser
 
@@ -78,4 +101,12 @@ def load_bundle_dataset(
         parser["seed"] = seed
     for key, value in override.items():
         parser[key] = value
-    return parser.get_parsed_content("dataset")
+    try:
+        return parser.get_parsed_content("dataset")
+    except RuntimeError as err:  # MONAI wraps a component's error in "Failed to instantiate ...": show ours
+        cause = err.__cause__
+        while isinstance(cause, RuntimeError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, (ValueError, TypeError, OSError)):
+            raise cause from err
+        raise

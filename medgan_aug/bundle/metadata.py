@@ -1,5 +1,7 @@
 """The metadata, inference config and README of an exported MONAI bundle
-(MONAI bundle specification: https://docs.monai.io/en/stable/mb_specification.html).
+(MONAI bundle specification: https://docs.monai.io/en/stable/mb_specification.html), for either generator
+family: the DCGAN (``--model dcgan``) or the diffusion generator (``--model ddpm``), whose bundle rebuilds
+:class:`medgan_aug.networks.DiffusionGenerator` and exposes its DDIM steps and guidance scale as config ids.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from medgan_aug.bundle.files import LABEL_POOL_FILE
-from medgan_aug.networks.dcgan import DCGANGenerator
+from medgan_aug.networks.model_file import generator_family
 
 __all__ = [
     "MEDMNIST_PROVENANCE",
     "DATA_PROVENANCE",
     "UNKNOWN_PROVENANCE",
     "LOGGING_CONF",
+    "FAMILY_TEXT",
     "network_data_format",
     "package_versions",
     "run_record",
@@ -96,7 +100,45 @@ format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 """
 
 
-def network_data_format(generator: DCGANGenerator, label_names: Sequence[str] | None) -> dict[str, Any]:
+#: Per generator family: the network's name, what it is (with its papers) and what its ``latent`` input is.
+FAMILY_TEXT: dict[str, dict[str, Any]] = {
+    "dcgan": {
+        "name": "DCGAN",
+        "network": "DCGAN generator (Radford et al., ICLR 2016)",
+        "conditioning": "conditional on the findings vector (Mirza & Osindero 2014)",
+        "latent": "standard normal N(0, I); drawn per 256-item chunk from (seed, chunk)",
+        "output_note": "the network ends in tanh ([-1, 1]); medgan_aug.networks.to_unit_range "
+        "((x + 1) / 2, clamped) maps it to [0, 1] inside SyntheticDataset",
+        "references": [
+            "Radford, Metz & Chintala, Unsupervised Representation Learning with Deep Convolutional "
+            "Generative Adversarial Networks, ICLR 2016",
+            "Mirza & Osindero, Conditional Generative Adversarial Nets, arXiv:1411.1784, 2014",
+        ],
+    },
+    "ddpm": {
+        "name": "diffusion (DDPM)",
+        "network": "MONAI DiffusionModelUNet trained as a denoising diffusion probabilistic model (Ho et al., "
+        "NeurIPS 2020) and sampled with deterministic DDIM (eta 0; Song et al., ICLR 2021)",
+        "conditioning": "conditional on the findings vector as a cross-attention context, with classifier-free "
+        "guidance (Ho & Salimans 2022)",
+        "latent": "standard normal N(0, I): the flattened initial noise x_T of the DDIM chain at the padded "
+        "size; drawn per 256-item chunk from (seed, chunk)",
+        "output_note": "the DDIM chain ends in [-1, 1] (clamped, padding cropped); medgan_aug.networks."
+        "to_unit_range ((x + 1) / 2, clamped) maps it to [0, 1] inside SyntheticDataset",
+        "references": [
+            "Ho, Jain & Abbeel, Denoising Diffusion Probabilistic Models, NeurIPS 2020",
+            "Song, Meng & Ermon, Denoising Diffusion Implicit Models, ICLR 2021",
+            "Ho & Salimans, Classifier-Free Diffusion Guidance, arXiv:2207.12598, 2022",
+            "Pinaya et al., Generative AI for Medical Imaging: extending the MONAI Framework, arXiv:2307.15208, "
+            "2023",
+        ],
+    },
+}
+
+
+def network_data_format(generator: nn.Module, label_names: Sequence[str] | None) -> dict[str, Any]:
+    """The ``network_data_format`` of metadata.json: latent (and label) inputs, the image output."""
+    text = FAMILY_TEXT[generator_family(generator)]
     inputs: dict[str, Any] = {
         "latent": {
             "type": "tuples",
@@ -107,7 +149,7 @@ def network_data_format(generator: DCGANGenerator, label_names: Sequence[str] | 
             "value_range": [],
             "is_patch_data": False,
             "channel_def": {},
-            "distribution": "standard normal N(0, I); drawn per 256-item chunk from (seed, chunk)",
+            "distribution": text["latent"],
         }
     }
     if generator.num_labels:
@@ -136,8 +178,7 @@ def network_data_format(generator: DCGANGenerator, label_names: Sequence[str] | 
                 "value_range": [0, 1],
                 "is_patch_data": False,
                 "channel_def": {"0": "image"},
-                "note": "the network ends in tanh ([-1, 1]); medgan_aug.networks.to_unit_range "
-                "((x + 1) / 2, clamped) maps it to [0, 1] inside SyntheticDataset",
+                "note": text["output_note"],
             }
         },
     }
@@ -192,8 +233,17 @@ def training_data_record(meta: dict[str, Any], record: dict[str, Any]) -> dict[s
 
 
 def inference_config(
-    generator: DCGANGenerator, label_names: list[str] | None, num_samples: int, seed: int
+    generator: nn.Module, label_names: list[str] | None, num_samples: int, seed: int
 ) -> dict[str, Any]:
+    """``configs/inference.json``: rebuild the generator, load its weights, build a :class:`SyntheticDataset`
+    and write it with :func:`medgan_aug.bundle.write_synthetic`. A diffusion generator's DDIM steps and
+    guidance scale are the config ids ``sampling_steps`` and ``guidance_scale`` (``--sampling_steps 25`` on
+    ``python -m monai.bundle run``)."""
+    family = generator_family(generator)
+    network_def: dict[str, Any] = {
+        "_target_": f"medgan_aug.networks.{type(generator).__name__}",
+        **generator.arch,
+    }
     config: dict[str, Any] = {
         "bundle_root": ".",
         "device": "cpu",
@@ -202,7 +252,15 @@ def inference_config(
         "overwrite": False,
         "num_samples": int(num_samples),
         "seed": int(seed),
-        "network_def": {"_target_": "medgan_aug.networks.DCGANGenerator", **generator.arch},
+        **(
+            {
+                "sampling_steps": network_def["num_inference_steps"],
+                "guidance_scale": network_def["guidance_scale"],
+            }
+            if family == "ddpm"
+            else {}
+        ),
+        "network_def": network_def,
         "network": {
             "_target_": "medgan_aug.bundle.load_weights",
             "network": "@network_def",
@@ -210,6 +268,8 @@ def inference_config(
             "device": "@device",
         },
     }
+    if family == "ddpm":
+        network_def.update(num_inference_steps="@sampling_steps", guidance_scale="@guidance_scale")
     dataset: dict[str, Any] = {
         "_target_": "medgan_aug.data.SyntheticDataset",
         "generator": "@network",
@@ -236,12 +296,42 @@ def inference_config(
     return config
 
 
+def _network_text(family: str, arch: dict[str, Any], conditional: bool) -> str:
+    """The README's network paragraph."""
+    text = FAMILY_TEXT[family]
+    how = text["conditioning"] if conditional else "unconditional"
+    cls = "DiffusionGenerator" if family == "ddpm" else "DCGANGenerator"
+    if family == "ddpm":
+        c = arch["base_channels"]
+        shape = (
+            f": UNet channels ({c}, {2 * c}, {2 * c}), {arch['num_res_blocks']} residual block(s) per level, "
+            f"{arch['image_size']} px images made at {arch['padded_size']} px (the border cropped), "
+            f"{arch['num_train_timesteps']} training timesteps, {arch['num_inference_steps']} DDIM steps per image"
+            + (f", guidance scale {arch['guidance_scale']:g}" if conditional else "")
+            + "; EMA weights. Each image costs one UNet pass per DDIM step (two with guidance > 0): "
+            "`--sampling_steps N` and `--guidance_scale W` change speed and images."
+        )
+    else:
+        shape = (
+            f": latent {arch['latent_dim']}"
+            + (f" + labels {arch['num_labels']}" if conditional else "")
+            + f" -> {arch['out_channels']}x{arch['image_size']}x{arch['image_size']} image; base width "
+            f"{arch['base_channels']}; EMA weights with standing BatchNorm statistics."
+        )
+    return (
+        f"{text['network']}, {how}{shape} `models/model.pt` is the state_dict of "
+        f"`medgan_aug.networks.{cls}(**arch)` (the arch is in `configs/inference.json#network_def`)."
+    )
+
+
 def bundle_readme(metadata: dict[str, Any], name: str) -> str:
+    """``docs/README.md``: the model card (what it is, how to run it, data and licences)."""
     info = metadata["medgan_aug"]
     arch, data = info["arch"], metadata["training_data"]
+    family = info.get("family", "dcgan")
     conditional = arch["num_labels"] > 0
     lines = [
-        f"# {name}: DCGAN chest X-ray generator (medgan_aug bundle)",
+        f"# {name}: {FAMILY_TEXT[family]['name']} chest X-ray generator (medgan_aug bundle)",
         "",
         metadata["description"],
         "",
@@ -284,14 +374,7 @@ def bundle_readme(metadata: dict[str, Any], name: str) -> str:
         "",
         "## Network",
         "",
-        "DCGAN generator (Radford et al., ICLR 2016), "
-        + ("conditional on the findings vector (Mirza & Osindero 2014)" if conditional else "unconditional")
-        + f": latent {arch['latent_dim']}"
-        + (f" + labels {arch['num_labels']}" if conditional else "")
-        + f" -> {arch['out_channels']}x{arch['image_size']}x{arch['image_size']} image; base width "
-        f"{arch['base_channels']}; EMA weights with standing BatchNorm statistics. "
-        "`models/model.pt` is the state_dict of `medgan_aug.networks.DCGANGenerator(**arch)` "
-        "(the arch is in `configs/inference.json#network_def`).",
+        _network_text(family, arch, conditional),
         "",
         "## Training data and licences",
         "",

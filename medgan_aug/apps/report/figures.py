@@ -239,15 +239,17 @@ def loss_curves_figure(
     figsize: tuple[float, float] = (9.0, 3.6),
     dpi: int = 100,
 ) -> Path:
-    """G and D losses (raw, faint; moving average, solid) and D's mean logits on real and fake.
+    """G and D losses (raw, faint; moving average, solid) and D's mean logits on real and fake; for a
+    diffusion run (a ``loss`` column, no ``loss_d``/``loss_g``) its DDPM noise-prediction loss alone.
 
     Args:
         losses: columns of the trainer's ``losses.csv`` (``iteration``, ``loss_d``, ``loss_g`` and
-            optionally ``d_real``, ``d_fake``) as arrays.
+            optionally ``d_real``, ``d_fake``; or ``iteration`` and ``loss``) as arrays.
         path: PNG to write; its size is ``figsize * dpi`` pixels.
         window: moving-average window in iterations (default: 2% of the run, at least 1).
     """
-    for key in ("iteration", "loss_d", "loss_g"):
+    gan = "loss_d" in losses and "loss_g" in losses
+    for key in ("iteration",) + (("loss_d", "loss_g") if gan or "loss" not in losses else ("loss",)):
         if key not in losses:
             raise ValueError(f"losses lacks the column {key!r} (columns: {sorted(losses)})")
     from matplotlib.figure import Figure
@@ -257,7 +259,12 @@ def loss_curves_figure(
     has_logits = "d_real" in losses and "d_fake" in losses
     fig = Figure(figsize=figsize)
     axes = fig.subplots(1, 2 if has_logits else 1, squeeze=False)[0]
-    for key, name, colour in (("loss_d", "D loss", "tab:red"), ("loss_g", "G loss", "tab:blue")):
+    curves = (
+        (("loss_d", "D loss", "tab:red"), ("loss_g", "G loss", "tab:blue"))
+        if gan
+        else (("loss", "noise-prediction MSE", "tab:blue"),)
+    )
+    for key, name, colour in curves:
         v = np.asarray(losses[key], dtype=float)
         axes[0].plot(it, v, color=colour, alpha=0.2, linewidth=0.6)
         axes[0].plot(it, _smooth(v, window), color=colour, linewidth=1.6, label=f"{name} (mean of {window})")

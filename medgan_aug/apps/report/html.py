@@ -31,11 +31,41 @@ def _gif_width(files: dict[str, str], run_dir: Path) -> int | None:
         return 2 * im.width
 
 
-def _arch_text(arch: dict[str, Any]) -> str:
+def _arch_text(arch: dict[str, Any], family: str = "dcgan") -> str:
+    if family == "ddpm":
+        return html.escape(
+            f"diffusion (DDPM-trained MONAI DiffusionModelUNet, DDIM-sampled) {arch.get('image_size')}px "
+            f"(worked at {arch.get('padded_size')}px), base channels {arch.get('base_channels')}, "
+            f"{arch.get('num_labels')} labels"
+        )
     return html.escape(
         f"DCGAN {arch.get('image_size')}px, latent {arch.get('latent_dim')}, base channels "
         f"{arch.get('base_channels')}, {arch.get('num_labels')} labels"
     )
+
+
+def _sampling_text(sampling: dict[str, Any] | None, not_applicable: dict[str, str] | None) -> str:
+    """What sampling cost (images, seconds; DDIM steps and guidance for a diffusion generator) and the
+    report items that do not apply to this generator family."""
+    if not sampling:
+        return ""
+    text = (
+        f"<p>Sampling: {sampling['images_generated']} images generated for this report in "
+        f"{fmt(sampling['seconds'], 3)} s ({fmt(sampling['images_per_second'], 3)} images/s)"
+    )
+    if sampling.get("ddim_steps") is not None:
+        text += (
+            f", {sampling['ddim_steps']} DDIM steps at guidance scale {fmt(sampling['guidance_scale'], 3)} "
+            f"({sampling['network_passes_per_image']} UNet passes per image)"
+        )
+    text += ".</p>"
+    if not_applicable:
+        items = "".join(
+            f"<li><b>{html.escape(key.replace('_', ' '))}</b>: {html.escape(why)}</li>"
+            for key, why in not_applicable.items()
+        )
+        text += f"<p>Not applicable to this generator family:</p><ul>{items}</ul>"
+    return text
 
 
 def _img(name: str | None, alt: str, inline: bool, run_dir: Path, width: int | None = None) -> str:
@@ -286,16 +316,24 @@ def render_html(metrics: dict[str, Any], record: dict[str, Any], inline: bool = 
         return _img(files.get(key), caption, inline, run_dir, width)
 
     kind = "conditional" if gen["conditional"] else "unconditional"
+    family = gen.get("family", "dcgan")
+    title = "Diffusion generator report" if family == "ddpm" else "GAN report"
+    losses_caption = (
+        "DDPM noise-prediction loss (faint: per iteration; solid: moving average)"
+        if family == "ddpm"
+        else "G and D losses (faint: per iteration; solid: moving average) and D mean logits"
+    )
     config_json = html.escape(json.dumps(record.get("config", {}), indent=2), quote=False)
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>GAN report: {name}</title>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>{title}: {name}</title>',
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>GAN report: {name}</h1>",
-        f"<p>Generator: {_arch_text(gen['arch'])}, {kind}, {fmt(gen['iterations'])} iterations. "
+        f"<h1>{title}: {name}</h1>",
+        f"<p>Generator: {_arch_text(gen['arch'], family)}, {kind}, {fmt(gen['iterations'])} iterations. "
         f"Real data: {html.escape(data['real_file'])} ({data['n_real_train']} train images, of which the GAN "
         f"saw {data['n_gan_train']}; {data['n_heldout']} held-out val+test). "
         f"{metrics['synthetic']['num_samples']} synthetic images, seed {metrics['synthetic']['seed']}.</p>",
+        _sampling_text(metrics.get("sampling"), metrics.get("not_applicable")),
         f'<p class="note">{html.escape(metrics["note"])} The <b>floor</b> is the same metric between two '
         f"disjoint halves of the real training split of the same size (n = {d['n']}, {d['repeats']} random "
         "splits, mean ± sd): what a perfect generator would score. Held-out: real val+test images in place "
@@ -319,7 +357,7 @@ def render_html(metrics: dict[str, Any], record: dict[str, Any], inline: bool = 
             _gif_width(files, run_dir),
         ),
         "<h2>Losses</h2>",
-        img("losses", "G and D losses (faint: per iteration; solid: moving average) and D mean logits"),
+        img("losses", losses_caption),
         "<h2>One row per finding</h2>",
         img(
             "per_finding",

