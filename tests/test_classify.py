@@ -348,7 +348,9 @@ def test_score_split_val_scores_the_val_split_and_leaves_test_unread(chest28_pat
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(MedMNISTDataset, "__init__", spy)
-    val_run = train_classifier_run(ClassifierRunConfig(out=str(tmp_path / "val"), score_split="val", **common))
+    val_run = train_classifier_run(
+        ClassifierRunConfig(out=str(tmp_path / "val"), score_split="val", **common)
+    )
     assert "test" not in opened and "val" in opened
     on_test = json.loads((test_run / "metrics.json").read_text())
     on_val = json.loads((val_run / "metrics.json").read_text())
@@ -357,3 +359,26 @@ def test_score_split_val_scores_the_val_split_and_leaves_test_unread(chest28_pat
     assert (on_val["split"], on_val["n_test"]) == ("val", n_val) and n_val != 233
     with pytest.raises(ValueError, match="score_split must be 'test' or 'val'"):
         train_classifier_run(ClassifierRunConfig(out=str(tmp_path / "bad"), score_split="train", **common))
+
+
+def test_classify_command_names_the_split_it_scored(chest28_path, tmp_path, capsys):
+    from medgan_aug.cli import main
+
+    args = [
+        "classify",
+        "--path",
+        str(chest28_path),
+        "--fraction",
+        "0.1",
+        "--iterations",
+        "3",
+        "--batch-size",
+        "16",
+    ]
+    assert (
+        main([*args, "--no-progress", "--threads", "1", "--score-split", "val", "--out", str(tmp_path / "v")])
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("val AUC ")
+    assert main([*args, "--no-progress", "--threads", "1", "--out", str(tmp_path / "t")]) == 0
+    assert capsys.readouterr().out.startswith("test AUC ")

@@ -106,7 +106,9 @@ def _check_config(config: ClassifierRunConfig) -> Any:
     ):
         raise ValueError(f"num_synthetic must be a positive integer, got {config.num_synthetic!r}")
     if config.synthetic_labels not in SYNTHETIC_LABELS:
-        raise ValueError(f"synthetic_labels must be one of {SYNTHETIC_LABELS}, got {config.synthetic_labels!r}")
+        raise ValueError(
+            f"synthetic_labels must be one of {SYNTHETIC_LABELS}, got {config.synthetic_labels!r}"
+        )
     if config.synthetic_labels == "teacher" and not condition.needs_gan:
         raise ValueError(
             f"synthetic_labels 'teacher' labels generated images, and condition {config.condition!r} has none"

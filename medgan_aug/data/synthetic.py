@@ -61,6 +61,7 @@ from medgan_aug.data.label_samplers import (
     meta_label_pool,
     resolve_labels,
 )
+from medgan_aug.data.pretrained import pretrained_path
 from medgan_aug.networks.dcgan import to_unit_range
 from medgan_aug.networks.model_file import (
     check_generator_protocol,
@@ -488,3 +489,12 @@ class SyntheticDataset(Dataset):
         )
         dataset.meta, dataset.source = meta, path
         return dataset
+
+    @classmethod
+    def pretrained(cls, name: str, num_samples: int = 1000, **kwargs: Any) -> SyntheticDataset:
+        """:meth:`from_run` (``**kwargs`` too) on a generator shipped in the package, ``"nih1000"`` or
+        ``"pneumoniamnist"`` (MD5-checked; :data:`medgan_aug.data.pretrained.PRETRAINED`). Each saw every
+        training image of its data set (its model card says how well it does): for demos and as a starting
+        point, never for a low-data study on the same data. Raises ValueError (unknown name) or ModelFileError.
+        """
+        return cls.from_run(pretrained_path(name), num_samples, **kwargs)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 from medgan_aug.apps.classify_config import ClassifierRunConfig
 from medgan_aug.cli import options
+from medgan_aug.cli.pretrained import add_pretrained_option, generator_source
 
 __all__ = ["register", "run_classify"]
 
@@ -30,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "metrics.json into --out. Under torchrun it trains data-parallel (--batch-size is the global batch).",
     )
     options.add_config_options(parser, ClassifierRunConfig, groups=("data", "condition", "classifier", "run"))
+    condition = next(g for g in parser._action_groups if g.title == "condition")
+    add_pretrained_option(condition)  # resolved to the packaged file, which becomes gan_run
     parser.set_defaults(func=run_classify)
 
 
@@ -37,12 +41,21 @@ def run_classify(args: argparse.Namespace) -> int:
     """Run ``classify`` from parsed options; returns the exit code."""
     from medgan_aug.apps.classify import train_classifier_run  # torch: only when the command runs
 
-    out = train_classifier_run(options.config_from_args(ClassifierRunConfig, args))
+    config = options.config_from_args(ClassifierRunConfig, args)
+    config.gan_run = generator_source(config.gan_run, args.pretrained, required=False)
+    if args.pretrained is not None:
+        warnings.warn(
+            f"--pretrained {args.pretrained} saw every training image of its data set: on that data this is no "
+            "low-data result (its model card, medgan_aug/data/pretrained_files/)",
+            stacklevel=1,
+        )
+    out = train_classifier_run(config)
     metrics_file = out / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
+        split = metrics.get("split", "test")  # the split scored: --score-split
         print(
-            f"test AUC {metrics['auc']:.4f}  ACC {metrics['acc']:.4f}  ({metrics['world_size']} process(es))"
+            f"{split} AUC {metrics['auc']:.4f}  ACC {metrics['acc']:.4f}  ({metrics['world_size']} process(es))"
         )
     print(f"run directory: {out}")
     return 0

