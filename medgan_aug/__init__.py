@@ -1,4 +1,5 @@
-"""medgan_aug: DCGAN data augmentation for MONAI, and the measurement of whether it helps.
+"""medgan_aug: generated chest X-rays (DCGAN or diffusion) as data augmentation for MONAI, and the
+measurement of whether it helps.
 
 Public names are imported lazily (PEP 562), so ``import medgan_aug`` stays cheap and each stage's
 module can be used on its own.

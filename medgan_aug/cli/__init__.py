@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand found in :mod:`medgan_aug.cli.commands`."""
     parser = _Parser(
         prog="medgan-aug",
-        description="DCGAN data augmentation for MONAI: train, generate, mix, measure.",
+        description="Generated chest X-rays for MONAI (DCGAN or diffusion): train, generate, mix, measure.",
     )
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback of an error instead of one line"

@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
     parser = subparsers.add_parser(
         "train",
-        help="train a DCGAN on a low-data subset of a MedMNIST train split",
-        description="Train a (conditional) DCGAN with DiffAugment and an EMA generator on a low-data subset "
-        "of a MedMNIST train split. Writes config.json, checkpoints/, samples/, losses.csv and generator.pt "
+        help="train a generator (DCGAN, or --model ddpm) on a low-data subset or pool of a MedMNIST train split",
+        description="Train a (conditional) DCGAN with DiffAugment and an EMA generator, or with --model ddpm "
+        "MONAI's diffusion UNet, on a low-data subset of a MedMNIST train split (or, with --pool, on every "
+        "training image, labels from the subset only). Writes config.json, checkpoints/, samples/, losses.csv and generator.pt "
         "into --out.",
     )
     options.add_config_options(parser, GANConfig)
