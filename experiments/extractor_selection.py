@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
+from medgan_aug.apps.extractor_fit import fit_feature_extractor
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.engines.classifier_trainer import train_classifier
-from medgan_aug.metrics.extractor import fit_feature_extractor, validation_auc
+from medgan_aug.metrics.extractor import validation_auc
 from medgan_aug.networks.classifiers import build_classifier
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from medgan_aug.apps.extractor_fit import load_or_fit_extractor
 from medgan_aug.apps.report.instrument import split_images
 from medgan_aug.data.medmnist import MedMNISTDataset
-from medgan_aug.metrics.extractor import load_or_fit_extractor
 from medgan_aug.metrics.faithfulness import real_label_separation
 
 try:  # run as a script from the repository root

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
+from medgan_aug.apps.extractor_fit import load_or_fit_extractor
 from medgan_aug.apps.report.instrument import split_images
 from medgan_aug.data import MedMNISTDataset
-from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
+from medgan_aug.metrics.extractor import extractor_features
 from medgan_aug.metrics.heldout import heldout_anchored_distances, random_cnn_features
 
 

@@ -379,8 +379,9 @@ COLUMNS = (
 def _evaluate_dataset(args: tuple[str, Path, Path, Any]) -> str:
     """Evaluate every milestone generator of one data set (the table's milestone first) into its own CSV."""
     dataset, root, out, opts = args
+    from medgan_aug.apps.extractor_fit import load_or_fit_extractor
     from medgan_aug.apps.report.instrument import split_images
-    from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
+    from medgan_aug.metrics.extractor import extractor_features
     from medgan_aug.metrics.faithfulness import real_label_separation
 
     torch.set_num_threads(opts.threads)

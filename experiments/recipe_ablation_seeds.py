@@ -168,10 +168,11 @@ def evaluate_dataset(dataset: str, args: Any) -> str:
     ``args.heldout`` split: validation (while choosing) into ``<out>/seeds_<dataset>.csv``, or test (once, for
     the chosen recipe) into ``<out>/test_<dataset>.csv``. The extractor is the same either way (fitted on
     train, selected on val); the real-only AUC column is then on test too."""
+    from medgan_aug.apps.extractor_fit import load_or_fit_extractor
     from medgan_aug.apps.report.instrument import split_images
     from medgan_aug.data.patients import split_patients
     from medgan_aug.data.stratify import low_data_indices
-    from medgan_aug.metrics.extractor import extractor_features, load_or_fit_extractor
+    from medgan_aug.metrics.extractor import extractor_features
     from medgan_aug.metrics.heldout import heldout_anchored_distances, random_cnn_features
 
     torch.set_num_threads(args.threads)

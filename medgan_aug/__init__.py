@@ -65,12 +65,8 @@ _EXPORTS = {
     "medgan_aug.engines.distributed": ["distributed_context", "single_process"],
     "medgan_aug.metrics.classification": ["evaluate_scores"],
     "medgan_aug.metrics.bootstrap": ["paired_bootstrap_delta", "pooled_paired_bootstrap_delta"],
-    "medgan_aug.metrics.extractor": [
-        "conditional_fidelity",
-        "extractor_features",
-        "fit_feature_extractor",
-        "load_or_fit_extractor",
-    ],
+    "medgan_aug.metrics.extractor": ["conditional_fidelity", "extractor_features"],
+    "medgan_aug.apps.extractor_fit": ["fit_feature_extractor", "load_or_fit_extractor"],
     "medgan_aug.metrics.generative": [
         "density_coverage",
         "distribution_metrics",

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from medgan_aug.apps.extractor_fit import fit_feature_extractor, load_or_fit_extractor
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import train_classifier
@@ -15,8 +16,6 @@ from medgan_aug.metrics.extractor import (
     conditional_fidelity,
     data_fingerprint,
     extractor_features,
-    fit_feature_extractor,
-    load_or_fit_extractor,
     validation_auc,
     weights_fingerprint,
 )
@@ -43,6 +42,7 @@ def splits(chest28_path):
 
 @pytest.fixture(scope="module")
 def extractor(splits, tmp_path_factory):
+    """A feature extractor trained for 30 iterations: the tests that take it are marked slow."""
     path = tmp_path_factory.mktemp("extractor") / "extractor.pt"
     model, meta = fit_feature_extractor(
         splits["train"], splits["val"], path, iterations=30, eval_every=10, seed=0
@@ -129,6 +129,7 @@ def test_bad_inputs_are_named():
 
 
 # ---------------------------------------------------------------------------- feature extractor
+@pytest.mark.slow
 def test_extractor_is_saved_and_reused(extractor, splits):
     model, meta, path = extractor
     assert meta["data_sha256"] == data_fingerprint(splits["train"].images, splits["train"].labels)
@@ -148,6 +149,7 @@ def test_extractor_is_saved_and_reused(extractor, splits):
         load_or_fit_extractor(path, other, splits["val"])
 
 
+@pytest.mark.slow
 def test_extractor_that_does_not_fit_the_data_is_refused(extractor, pneumonia_path):
     _, _, path = extractor
     pneumonia = {
@@ -157,12 +159,14 @@ def test_extractor_that_does_not_fit_the_data_is_refused(extractor, pneumonia_pa
         load_or_fit_extractor(path, pneumonia["train"], pneumonia["val"])
 
 
+@pytest.mark.slow
 def test_features_reject_generator_range(extractor):
     model, _, _ = extractor
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         extractor_features(model, torch.full((2, 1, 28, 28), -1.0))
 
 
+@pytest.mark.slow
 def test_random_noise_generator_has_low_precision(extractor, splits):
     model, _, _ = extractor
     real = extractor_features(model, _images(splits["train"]))
@@ -210,6 +214,7 @@ class _VerbatimGenerator(nn.Module):
         return self.bank[index]
 
 
+@pytest.mark.slow
 def test_verbatim_generator_is_flagged_by_memorization_audit(splits, extractor):
     train, val, test = (_images(splits[s]) for s in ("train", "val", "test"))
     synthetic = SyntheticDataset(_VerbatimGenerator(train), 300, seed=0)
@@ -272,6 +277,7 @@ def test_frechet_from_moments_gives_monais_numbers():
 
 
 # ------------------------------------------------------------------ extractor selection on val
+@pytest.mark.slow
 def test_extractor_is_the_best_validation_state_of_one_training_run(splits):
     """Selection keeps the state with the highest val AUC; those weights are exactly a run stopped there."""
     model, meta = fit_feature_extractor(
@@ -305,6 +311,7 @@ def test_selection_never_reads_the_test_split(splits, monkeypatch):
     fit_feature_extractor(splits["train"], splits["val"], iterations=10, eval_every=5)
 
 
+@pytest.mark.slow
 def test_older_extractor_files_are_flagged(extractor, splits, tmp_path):
     model, meta, _ = extractor
     old = {k: v for k, v in meta.items() if k not in ("version", "selection", "val_sha256")}

@@ -49,6 +49,7 @@ def run(chest28_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(run):
+    """``medgan-aug report`` on the tiny run (fits an extractor): the tests that take it are marked slow."""
     code = cli_main(
         [
             "report",
@@ -79,6 +80,7 @@ def _grid(n, nrow, scale, tile=SIZE):
     return (nrow * (tile + 1) + 1) * scale, (rows * (tile + 1) + 1) * scale
 
 
+@pytest.mark.slow
 def test_report_writes_every_file_with_expected_sizes(run, report):
     gw, gh = _grid(32, 8, 3)  # collage: 32 tiles per side, 8 per row, x3
     assert _size(run / "real_vs_synthetic.png") == ((2 * gw + 12, gh + HEADER), 1)
@@ -98,6 +100,7 @@ def test_report_writes_every_file_with_expected_sizes(run, report):
     assert "http://" not in html and "https://" not in html
 
 
+@pytest.mark.slow
 def test_metrics_have_a_floor_beside_every_value(report, run):
     d = report["distances"]
     assert d["n"] == 200  # min(691 // 2 real halves, 200 generated, 309 held-out)
@@ -129,6 +132,7 @@ def test_metrics_have_a_floor_beside_every_value(report, run):
     assert (run.parent / "extractors").is_dir()
 
 
+@pytest.mark.slow
 def test_headline_distances_are_anchored_on_held_out_patients_in_two_feature_spaces(report, run):
     block = report["heldout_anchored"]
     assert set(block["spaces"]) == {"extractor", "random_cnn"}  # no --inception here
@@ -148,6 +152,7 @@ def test_headline_distances_are_anchored_on_held_out_patients_in_two_feature_spa
     assert f"<b>{fmt(block['headline']['ratio'], 3)}</b>" in html
 
 
+@pytest.mark.slow
 def test_extractor_val_and_test_auc_stand_beside_every_number_it_produces(report, run):
     ext = report["extractor"]
     assert ext["version"] == "v2" and ext["selection"]["split"] == "val"
@@ -178,6 +183,7 @@ def test_extractor_val_and_test_auc_stand_beside_every_number_it_produces(report
     assert f"val {ext['val_auc']:.3g}, test {ext['test_auc']:.3g}" in html
 
 
+@pytest.mark.slow
 def test_label_faithfulness_is_reported_per_finding(report, run):
     f = report["label_faithfulness"]
     assert f["n"] == 200 and len(f["per_label"]) == 14
@@ -198,9 +204,10 @@ def test_label_faithfulness_is_reported_per_finding(report, run):
     assert "cardiomegaly" in html[html.index("<h2>Label faithfulness</h2>") :]
 
 
+@pytest.mark.slow
 def test_report_fits_its_extractor_on_train_and_val_only(run, tmp_path, monkeypatch):
     """The splits fit_feature_extractor receives, and a tripwire on every item of the test split."""
-    import medgan_aug.metrics.extractor as extractor_module
+    import medgan_aug.apps.extractor_fit as extractor_module
     from medgan_aug.data.medmnist import MedMNISTDataset
 
     seen, fitting = [], [False]
@@ -227,6 +234,7 @@ def test_report_fits_its_extractor_on_train_and_val_only(run, tmp_path, monkeypa
     assert seen == [("train", "val")] and m["extractor"]["fitted_now"] is True
 
 
+@pytest.mark.slow
 def test_second_report_reuses_the_extractor_and_repeats_the_numbers(run, report):
     again = write_report(run, num_samples=200, extractor_iterations=20, repeats=2, progress=False)
     assert again["extractor"]["fitted_now"] is False
@@ -280,6 +288,7 @@ def test_unfinished_or_foreign_runs_are_clear_errors(run, tmp_path, capsys, pneu
         write_report(run, num_samples=5)
 
 
+@pytest.mark.slow
 def test_unconditional_run_has_no_per_finding_rows(chest28_path, tmp_path, run, report):
     out = train_gan(
         GANConfig(
@@ -306,6 +315,7 @@ def test_unconditional_run_has_no_per_finding_rows(chest28_path, tmp_path, run, 
     assert "One row per finding" in (out / "report.html").read_text()  # section says "not available"
 
 
+@pytest.mark.slow
 def test_binary_flag_conditional_run_reports_its_positive_class(pneumonia_path, tmp_path):
     """PneumoniaMNIST: one label, two class names; the report must take the positive class as the row."""
     out = train_gan(
@@ -332,6 +342,7 @@ def test_binary_flag_conditional_run_reports_its_positive_class(pneumonia_path, 
     assert 0.0 <= m["conditional_fidelity"]["auc"] <= 1.0
 
 
+@pytest.mark.slow
 def test_report_reads_back_a_run_trained_from_the_packaged_sample(tmp_path, report, capsys):
     """`train --sample nih1000` records no path: report must open the sample, not look for the official file."""
     out = tmp_path / "sample_run"

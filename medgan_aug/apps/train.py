@@ -8,12 +8,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import os
 import platform
-import random
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from medgan_aug.apps.train_config import GANConfig
+from medgan_aug.apps.train_dcgan import build_gan_trainer
 from medgan_aug.apps.train_diffusion import build_diffusion_trainer
 from medgan_aug.apps.train_resume import (
     check_iterations,
@@ -33,29 +32,21 @@ from medgan_aug.apps.train_resume import (
     remove_run_orphans,
     set_aside_generator,
 )
-from medgan_aug.data.batches import SeededBatches
 from medgan_aug.data.medmnist import MedMNISTDataset, file_md5
 from medgan_aug.data.pools import POOL_LABELLED, load_generator_pool
 from medgan_aug.data.sources import dataset_source, require_images
 from medgan_aug.data.stratify import low_data_indices
-from medgan_aug.engines.distributed import (
-    ShardedBatches,
-    ShardedDiffAugment,
-    distributed_context,
-    run_on_main,
-)
-from medgan_aug.engines.gan_trainer import GANTrainer, lr_lambda, run_seeds
+from medgan_aug.engines.distributed import distributed_context, run_on_main
+from medgan_aug.engines.gan_trainer import run_seeds
 from medgan_aug.handlers.checkpoint import CheckpointManager, PeriodicCheckpoint
 from medgan_aug.handlers.loss_log import LossCSV
 from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.handlers.sample_grid import SampleGrid
 from medgan_aug.handlers.tensorboard import TensorBoardRun, generator_scalar_tags, output_scalars
-from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator, standing_batchnorm_stats
+from medgan_aug.networks.dcgan import standing_batchnorm_stats
 from medgan_aug.networks.model_file import save_generator, save_model
-from medgan_aug.transforms.adaptive import AdaptiveAugment
-from medgan_aug.transforms.diffaugment import DiffAugment
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.devices import resolve_device, resolve_precision, torch_thread_count
+from medgan_aug.utils.devices import torch_thread_count
 
 __all__ = ["GANConfig", "GANSubset", "load_gan_subset", "cap_batch_size", "build_gan_trainer", "train_gan"]
 
@@ -162,90 +153,6 @@ def cap_batch_size(config: GANConfig, num_images: int, warn: bool = True) -> GAN
     return dataclasses.replace(config, batch_size=num_images)
 
 
-def build_gan_trainer(
-    config: GANConfig, subset: GANSubset, handlers: Sequence | None = None, shard: Any = None
-) -> GANTrainer:
-    """Networks, optimisers, schedulers, augmentation and the :class:`GANTrainer` for ``config``.
-
-    ``shard`` (a :class:`medgan_aug.engines.Shard`, under torchrun) makes it data-parallel: synchronised
-    BatchNorm, rank 0's initial weights, and this rank's slice of every batch, noise and augmentation draw.
-    """
-    seeds = run_seeds(config.seed)
-    torch.manual_seed(seeds["init"])
-    np.random.seed(seeds["init"] % (2**32))
-    random.seed(seeds["init"])
-    device = resolve_device(config.device) if shard is None else shard.device
-    num_labels = subset.info["num_labels"] if config.conditional else 0
-    channels = subset.info["num_channels"]
-    G = DCGANGenerator(config.size, config.latent_dim, num_labels, config.base_channels, channels).to(device)
-    aux_weight = config.aux_weight if num_labels else 0.0  # the auxiliary loss acts on conditional runs only
-    D = DCGANDiscriminator(
-        config.size, num_labels, config.base_channels, channels, config.spectral_norm, aux_weight > 0
-    ).to(device)
-    if config.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    if shard is not None:
-        G, D = shard.prepare(G), shard.prepare(D)
-    g_opt = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
-    d_opt = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
-    g_sched = d_sched = None
-    fn = lr_lambda(config.lr_schedule, config.iterations)
-    if fn is not None:
-        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, fn)
-        d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, fn)
-    augment = DiffAugment(config.diffaugment, seed=seeds["augment"]) if config.diffaugment.strip() else None
-    batch_args = (
-        subset.pool_images.to(device),
-        subset.pool_targets.to(device) if num_labels else None,
-        config.batch_size,
-        seeds["data"],
-    )
-    semi_supervised = {}
-    if num_labels and subset.unlabelled_pool:  # AC-GAN's auxiliary loss and projection on labelled rows only
-        if "labelled" not in inspect.signature(GANTrainer).parameters:
-            raise ValueError(
-                f"pool {config.pool!r} with a conditional DCGAN needs the semi-supervised trainer (GANTrainer's "
-                "labelled mask), which this version lacks: train it unconditional, as a ddpm, or on the "
-                "labelled pool"
-            )
-        semi_supervised["labelled"] = subset.pool_labelled.to(device)
-    if shard is None:
-        batches = SeededBatches(*batch_args)
-    else:
-        batches = ShardedBatches(*batch_args, shard)
-        augment = None if augment is None else ShardedDiffAugment(augment, shard)
-    if config.ada_target > 0 and augment is not None:
-        augment = AdaptiveAugment(augment, config.ada_target, config.ada_kimg, seed=seeds["ada"], shard=shard)
-    trainer = GANTrainer(
-        device,
-        G,
-        D,
-        g_opt,
-        d_opt,
-        batches,
-        config.iterations,
-        loss=config.loss,
-        d_steps=config.d_steps,
-        ema_decay=config.ema_decay,
-        augment=augment,
-        r1_gamma=config.r1_gamma,
-        lecam_weight=config.lecam_weight,
-        bcr_weight=config.bcr_weight,
-        aux_weight=aux_weight,
-        g_scheduler=g_sched,
-        d_scheduler=d_sched,
-        noise_seed=seeds["noise"],
-        train_handlers=handlers,
-        shard=shard,
-        precision=resolve_precision(config.precision, torch.device(device)),
-        channels_last=config.channels_last,
-        **semi_supervised,
-    )
-    if shard is not None:
-        shard.unsync(trainer.generator_ema)  # the EMA copy only ever runs on rank 0
-    return trainer
-
-
 def _run_record(config: GANConfig, subset: GANSubset, epoch_length: int, precision: str) -> dict[str, Any]:
     import monai
 
@@ -334,90 +241,31 @@ def _load_resume_state(
 
 
 def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) -> Path:
+    """:func:`train_gan`'s steps: check the run folder, load the subset, build the trainer, resume, write
+    ``config.json``, attach the handlers, train, export the generator."""
     started = time.perf_counter()
     run_dir = Path(config.out)
     manager = CheckpointManager(run_dir / "checkpoints", config.n_saved)
     main = shard is None or shard.is_main  # only the main process writes the run directory
-    holds_run = run_on_main(shard, lambda: check_run_folder(run_dir))  # refuses a folder that is not ours
-    if holds_run and not config.resume:
-        raise FileExistsError(
-            f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
-        )
-    resume = config.resume and holds_run
-    if config.resume and not holds_run and main:
-        warnings.warn(f"--resume: {run_dir} holds no run yet; starting it fresh", stacklevel=3)
+    resume = _check_run_folder(config, run_dir, shard, main)
     subset = load_gan_subset(config)
     if config.conditional and subset.info["num_labels"] == 0:
         raise ValueError("conditional=True but the data has no labels")
     config = cap_batch_size(config, len(subset.pool_images), main)
-    if config.model == "ddpm":
-        if shard is not None:
-            raise ValueError(
-                "--model ddpm does not train data-parallel under torchrun yet: run it in one process"
-            )
-        trainer: Any = build_diffusion_trainer(config, subset)
-    else:
-        trainer = build_gan_trainer(config, subset, shard=shard)
+    trainer = _build_trainer(config, subset, shard)
     trainer.session_started = started  # this session's time includes loading the data
     record = _run_record(config, subset, trainer.state.epoch_length, trainer.precision)
     start: int | None = None
     saved: dict[str, Any] = {}
     if resume:
-        where = trainer.state.device if shard is None else "cpu"
-        state, saved = run_on_main(shard, lambda: _load_resume_state(config, run_dir, manager, record, where))
-        if state is None:
-            if main:
-                warnings.warn(
-                    f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first one); nothing "
-                    "was lost: training starts again from iteration 0",
-                    stacklevel=3,
-                )
-        else:
-            trainer.load_training_state(state)
-            start = int(state["iteration"])
-            if main:
-                manager.remove_after(start)
-        saved_total = int(saved.get("config", {}).get("iterations", config.iterations))
-        if main and saved_total != config.iterations:
-            aside = set_aside_generator(run_dir, saved_total)
-            if aside is not None:
-                warnings.warn(
-                    f"--resume: the run in {run_dir} continues from {saved_total} to {config.iterations} "
-                    f"iterations; its generator.pt of iteration {saved_total} is now {aside.name}",
-                    stacklevel=3,
-                )
+        start, saved = _resume(config, run_dir, manager, record, trainer, shard)
     if main:
         for path in remove_run_orphans(run_dir, manager):
             logger.info("removed %s, left by a killed write", path)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
-
-    seeds = run_seeds(config.seed)
-    fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
-    latent_dim = config.latent_dim if config.model == "dcgan" else trainer.generator.latent_dim
-    z = torch.randn(config.n_samples, latent_dim, generator=fixed)
     label_pool = subset.targets if config.conditional else None  # the labelled subset's labels only
-    fixed_labels = None
-    if label_pool is not None:
-        fixed_labels = label_pool[torch.arange(config.n_samples) % len(label_pool)]
-    own = []
-    if main:
-        own += [
-            LossCSV(run_dir / "losses.csv", start, getattr(trainer, "loss_columns", None)),
-            PeriodicCheckpoint(manager, config.checkpoint_every),
-            SampleGrid(
-                run_dir / "samples",
-                config.sample_every,
-                z,
-                fixed_labels,
-                label_pool,
-                config.standing_stats_batches,
-                seeds["standing"],
-            ),
-        ]
-        if config.tensorboard is not None:  # after SampleGrid: it adds the grids SampleGrid saves
-            scalars = output_scalars(generator_scalar_tags(trainer))
-            own.append(TensorBoardRun(config.tensorboard, scalars, run_dir / "samples"))
+    own = _run_handlers(config, trainer, run_dir, manager, start, label_pool) if main else []
     if config.progress and main:
         own.append(IterationProgress())  # total, start and label from the trainer
     for handler in [*own, *(handlers or [])]:
@@ -438,16 +286,114 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     if not main:
         shard.barrier()  # wait for rank 0 to write generator.pt
         return run_dir
+    _export_generator(config, subset, trainer, record, seconds, label_pool)
+    if shard is not None:
+        shard.barrier()
+    return run_dir
 
-    if config.model == "dcgan":
-        ema = standing_batchnorm_stats(
-            copy.deepcopy(trainer.generator_ema),
+
+def _check_run_folder(config: GANConfig, run_dir: Path, shard: Any, main: bool) -> bool:
+    """Whether this session resumes a run in ``run_dir``: refuses a folder that holds files but no run, and
+    one that holds a run unless ``config.resume``; warns when ``resume`` finds no run yet."""
+    holds_run = run_on_main(shard, lambda: check_run_folder(run_dir))  # refuses a folder that is not ours
+    if holds_run and not config.resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a GAN run; pass resume=True (--resume) or choose a new --out"
+        )
+    if config.resume and not holds_run and main:
+        warnings.warn(f"--resume: {run_dir} holds no run yet; starting it fresh", stacklevel=4)
+    return config.resume and holds_run
+
+
+def _build_trainer(config: GANConfig, subset: GANSubset, shard: Any) -> Any:
+    """The trainer of the run's generator family: :func:`build_gan_trainer` (dcgan, data-parallel under
+    ``shard``) or :func:`build_diffusion_trainer` (ddpm, one process)."""
+    if config.model == "ddpm":
+        if shard is not None:
+            raise ValueError(
+                "--model ddpm does not train data-parallel under torchrun yet: run it in one process"
+            )
+        return build_diffusion_trainer(config, subset)
+    return build_gan_trainer(config, subset, shard=shard)
+
+
+def _resume(
+    config: GANConfig,
+    run_dir: Path,
+    manager: CheckpointManager,
+    record: dict[str, Any],
+    trainer: Any,
+    shard: Any,
+) -> tuple[int | None, dict[str, Any]]:
+    """Load the newest checkpoint into ``trainer`` (after checking the folder's record against ``record``);
+    return the iteration it resumes from (None: no checkpoint yet, training starts again) and the saved
+    record. A run extended to more iterations sets its finished ``generator.pt`` aside."""
+    main = shard is None or shard.is_main
+    start = None
+    where = trainer.state.device if shard is None else "cpu"
+    state, saved = run_on_main(shard, lambda: _load_resume_state(config, run_dir, manager, record, where))
+    if state is None:
+        if main:
+            warnings.warn(
+                f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first one); nothing "
+                "was lost: training starts again from iteration 0",
+                stacklevel=4,
+            )
+    else:
+        trainer.load_training_state(state)
+        start = int(state["iteration"])
+        if main:
+            manager.remove_after(start)
+    saved_total = int(saved.get("config", {}).get("iterations", config.iterations))
+    if main and saved_total != config.iterations:
+        aside = set_aside_generator(run_dir, saved_total)
+        if aside is not None:
+            warnings.warn(
+                f"--resume: the run in {run_dir} continues from {saved_total} to {config.iterations} "
+                f"iterations; its generator.pt of iteration {saved_total} is now {aside.name}",
+                stacklevel=4,
+            )
+    return start, saved
+
+
+def _run_handlers(
+    config: GANConfig,
+    trainer: Any,
+    run_dir: Path,
+    manager: CheckpointManager,
+    start: int | None,
+    label_pool: torch.Tensor | None,
+) -> list[Any]:
+    """The main process's run-folder handlers: the loss log, periodic checkpoints, fixed-noise sample grids
+    (conditioned on labels drawn in turn from ``label_pool``) and, if asked, TensorBoard."""
+    seeds = run_seeds(config.seed)
+    fixed = torch.Generator().manual_seed(seeds["fixed_noise"])
+    latent_dim = config.latent_dim if config.model == "dcgan" else trainer.generator.latent_dim
+    z = torch.randn(config.n_samples, latent_dim, generator=fixed)
+    fixed_labels = None
+    if label_pool is not None:
+        fixed_labels = label_pool[torch.arange(config.n_samples) % len(label_pool)]
+    own = [
+        LossCSV(run_dir / "losses.csv", start, getattr(trainer, "loss_columns", None)),
+        PeriodicCheckpoint(manager, config.checkpoint_every),
+        SampleGrid(
+            run_dir / "samples",
+            config.sample_every,
+            z,
+            fixed_labels,
             label_pool,
             config.standing_stats_batches,
-            seed=seeds["standing"],
-        ).cpu()
-    else:  # no BatchNorm in the diffusion UNet (GroupNorm): nothing to re-estimate
-        ema = copy.deepcopy(trainer.generator_ema).cpu().eval()
+            seeds["standing"],
+        ),
+    ]
+    if config.tensorboard is not None:  # after SampleGrid: it adds the grids SampleGrid saves
+        scalars = output_scalars(generator_scalar_tags(trainer))
+        own.append(TensorBoardRun(config.tensorboard, scalars, run_dir / "samples"))
+    return own
+
+
+def _generator_meta(config: GANConfig, subset: GANSubset, seconds: float) -> dict[str, Any]:
+    """What ``generator.pt`` records beside the weights: the data, subset, recipe and training time."""
     meta = {
         "flag": subset.info["flag"],
         "task": subset.info["task"],
@@ -467,9 +413,32 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
     }
     if subset.unlabelled_pool:
         meta.update(pool=config.pool, pool_images=int(len(subset.pool_images)))
-    record["training_seconds"] = (
-        seconds  # config.json first: a kill before generator.pt just redoes the export
-    )
+    return meta
+
+
+def _export_generator(
+    config: GANConfig,
+    subset: GANSubset,
+    trainer: Any,
+    record: dict[str, Any],
+    seconds: float,
+    label_pool: torch.Tensor | None,
+) -> None:
+    """Write the finished run: ``training_seconds`` into ``config.json``, then the EMA generator (a DCGAN's
+    with re-estimated BatchNorm statistics) as ``generator.pt``."""
+    run_dir = Path(config.out)
+    if config.model == "dcgan":
+        ema = standing_batchnorm_stats(
+            copy.deepcopy(trainer.generator_ema),
+            label_pool,
+            config.standing_stats_batches,
+            seed=run_seeds(config.seed)["standing"],
+        ).cpu()
+    else:  # no BatchNorm in the diffusion UNet (GroupNorm): nothing to re-estimate
+        ema = copy.deepcopy(trainer.generator_ema).cpu().eval()
+    meta = _generator_meta(config, subset, seconds)
+    # config.json first: a kill before generator.pt just redoes the export
+    record["training_seconds"] = seconds
     atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
     if config.model == "dcgan":
         save_generator(ema, run_dir / "generator.pt", meta)
@@ -481,6 +450,3 @@ def _train_gan(config: GANConfig, handlers: Sequence | None, shard: Any = None) 
             label_dropout=config.label_dropout,
         )
         save_model(ema, run_dir / "generator.pt", meta)
-    if shard is not None:
-        shard.barrier()
-    return run_dir

@@ -173,12 +173,26 @@ class GANConfig:
     )
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, minimum: int = 1) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"GANConfig.{name} must be an integer >= {minimum}, got {value!r}")
-            setattr(self, name, int(value))
+        self._check_counts()
+        self._check_data()
+        self._check_optimiser()
+        self._check_regularisation()
+        self._check_precision()
+        self._check_diffaugment()
+        self._check_device()
+        self._check_model_settings()
+        self._check_pool()
+        self._normalise_paths()
 
+    def _integer(self, name: str, minimum: int = 1) -> None:
+        """``name`` must be an integer (not a bool) >= ``minimum``; stored as a Python int."""
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"GANConfig.{name} must be an integer >= {minimum}, got {value!r}")
+        setattr(self, name, int(value))
+
+    def _check_counts(self) -> None:
+        """Sizes, steps and intervals are integers >= 1; seeds and standing-statistics batches >= 0."""
         for name in (
             "latent_dim",
             "base_channels",
@@ -190,14 +204,21 @@ class GANConfig:
             "sample_every",
             "n_samples",
         ):
-            positive_int(name)
+            self._integer(name)
         for name in ("subset_seed", "seed", "standing_stats_batches"):
-            positive_int(name, 0)
+            self._integer(name, 0)
+
+    def _check_data(self) -> None:
+        """``size`` is 28 or 64 px; ``fraction`` in (0, 1], stored as a float."""
         if self.size not in (28, 64):
             raise ValueError(f"GANConfig.size must be 28 or 64, got {self.size!r}")
         if not isinstance(self.fraction, (int, float)) or not 0.0 < float(self.fraction) <= 1.0:
             raise ValueError(f"GANConfig.fraction must be in (0, 1], got {self.fraction!r}")
         self.fraction = float(self.fraction)
+
+    def _check_optimiser(self) -> None:
+        """The loss and schedule are known names; learning rates positive; Adam's betas and EMA decay in
+        [0, 1)."""
         if self.loss not in LOSSES:
             raise ValueError(f"GANConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -210,6 +231,10 @@ class GANConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"GANConfig.{name} must be in [0, 1), got {value!r}")
+
+    def _check_regularisation(self) -> None:
+        """R1, LeCam, bCR and auxiliary-loss weights are finite and >= 0; ADA's target in [0, 1) and its
+        speed (kimg) positive."""
         if (
             not isinstance(self.r1_gamma, (int, float))
             or not math.isfinite(self.r1_gamma)
@@ -233,10 +258,16 @@ class GANConfig:
             or self.ada_kimg <= 0
         ):
             raise ValueError(f"GANConfig.ada_kimg must be a positive number, got {self.ada_kimg!r}")
+
+    def _check_precision(self) -> None:
+        """``precision`` is a known name; ``channels_last`` a bool."""
         if self.precision not in PRECISIONS:
             raise ValueError(f"GANConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"GANConfig.channels_last must be true or false, got {self.channels_last!r}")
+
+    def _check_diffaugment(self) -> None:
+        """``diffaugment`` is a policy string of known names (Zhao et al. 2020); bCR needs it on."""
         if not isinstance(self.diffaugment, str):
             raise TypeError(
                 f"GANConfig.diffaugment must be a policy string, got {type(self.diffaugment).__name__}"
@@ -246,12 +277,16 @@ class GANConfig:
         DiffAugment(self.diffaugment)  # validates the policy names
         if not self.diffaugment.strip() and self.bcr_weight > 0:
             raise ValueError("GANConfig.bcr_weight compares two DiffAugment views, but diffaugment='' (off)")
+
+    def _check_device(self) -> None:
+        """``threads`` is None or >= 1; ``device`` is cpu, cuda[:N] or auto."""
         if self.threads is not None:
-            positive_int("threads")
+            self._integer("threads")
         if self.device not in ("cpu", "auto") and not str(self.device).startswith("cuda"):
             raise ValueError(f"GANConfig.device must be 'cpu', 'cuda[:N]' or 'auto', got {self.device!r}")
-        self._check_model_settings()
-        self._check_pool()
+
+    def _normalise_paths(self) -> None:
+        """Path-like settings as strings (``config.json`` holds plain data)."""
         if self.path is not None:
             self.path = os.fspath(self.path)
         if self.root is not None:

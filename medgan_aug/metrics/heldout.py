@@ -123,6 +123,89 @@ def _measure(anchor: torch.Tensor, other: torch.Tensor, kid_subsets: int, pr_k: 
     return {"frechet_distance": frechet_distance(other, anchor), "kid": kid, **pr}
 
 
+def _feature_sets(heldout: Any, train: Any, synthetic: Any) -> dict[str, torch.Tensor]:
+    """The three feature arrays as float64 tensors, checked finite, 2-d and of one width."""
+    sets = {}
+    for name, x in (("heldout", heldout), ("train", train), ("synthetic", synthetic)):
+        t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        if t.ndim != 2 or not torch.isfinite(t).all():
+            raise ValueError(f"{name}_features must be a finite (N, D) array, got shape {tuple(t.shape)}")
+        sets[name] = t
+    widths = {name: t.shape[1] for name, t in sets.items()}
+    if len(set(widths.values())) != 1:
+        raise ValueError(f"feature widths differ: {widths}")
+    return sets
+
+
+def _training_halves(
+    train_patients: np.ndarray | None, n_train: int, repeats: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One pair of training-row halves per repeat: patient-disjoint with ``train_patients``, else random."""
+    halves = []
+    for _ in range(repeats):
+        if train_patients is None:
+            perm = rng.permutation(n_train)
+            halves.append((perm[: n_train // 2], perm[n_train // 2 :]))
+        else:
+            halves.append(patient_disjoint_halves(train_patients, rng))
+    return halves
+
+
+def _common_size(
+    sets: dict[str, torch.Tensor], halves: list[tuple[np.ndarray, np.ndarray]], pr_k: int
+) -> int:
+    """The one size n every set is compared at (the smallest set or half); ValueError if n <= ``pr_k``."""
+    smallest_half = min(min(a.size, b.size) for a, b in halves)
+    n = min(sets["heldout"].shape[0], sets["synthetic"].shape[0], sets["train"].shape[0], smallest_half)
+    if n <= pr_k:
+        raise ValueError(
+            f"too few images for held-out-anchored distances: n={n} (held-out {sets['heldout'].shape[0]}, "
+            f"generated {sets['synthetic'].shape[0]}, training halves {smallest_half}), "
+            f"k={pr_k}"
+        )
+    return n
+
+
+def _measure_repeat(
+    sets: dict[str, torch.Tensor],
+    halves: tuple[np.ndarray, np.ndarray],
+    n: int,
+    rng: np.random.Generator,
+    kid_subsets: int,
+    pr_k: int,
+) -> dict[str, dict]:
+    """One repeat: n held-out rows as the anchor, then S vs H, T vs H and half B vs half A, each at n rows."""
+
+    def draw(t: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
+        rows = np.arange(t.shape[0]) if rows is None else rows
+        return t[torch.from_numpy(rng.choice(rows, n, replace=False))]
+
+    half_a, half_b = halves
+    anchor = draw(sets["heldout"])
+    rep_seed = int(rng.integers(2**31))
+    return {
+        "synthetic": _measure(anchor, draw(sets["synthetic"]), kid_subsets, pr_k, rep_seed),
+        "train": _measure(anchor, draw(sets["train"]), kid_subsets, pr_k, rep_seed),
+        "floor": _measure(
+            draw(sets["train"], half_a), draw(sets["train"], half_b), kid_subsets, pr_k, rep_seed
+        ),
+    }
+
+
+def _means_and_stds(measured: list[dict[str, dict]]) -> dict[str, Any]:
+    """The ratio FD(S, H) / FD(T, H) and, per metric and kind, the mean and standard deviation over
+    repeats."""
+    ratios = [m["synthetic"]["frechet_distance"] / m["train"]["frechet_distance"] for m in measured]
+    out: dict[str, Any] = {"ratio": float(np.mean(ratios)), "ratio_std": float(np.std(ratios))}
+    for metric in _METRICS:
+        out[metric] = {}
+        for kind in ("synthetic", "train", "floor"):
+            values = [m[kind][metric] for m in measured]
+            out[metric][kind] = float(np.mean(values))
+            out[metric][f"{kind}_std"] = float(np.std(values))
+    return out
+
+
 def heldout_anchored_distances(
     heldout_features: Any,
     train_features: Any,
@@ -156,19 +239,7 @@ def heldout_anchored_distances(
         halves"), ``ratio`` and ``ratio_std`` (FD(S, H) / FD(T, H), per repeat), and per metric
         ``{"synthetic", "train", "floor"}`` means with ``*_std``.
     """
-    sets = {}
-    for name, x in (
-        ("heldout", heldout_features),
-        ("train", train_features),
-        ("synthetic", synthetic_features),
-    ):
-        t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        if t.ndim != 2 or not torch.isfinite(t).all():
-            raise ValueError(f"{name}_features must be a finite (N, D) array, got shape {tuple(t.shape)}")
-        sets[name] = t
-    widths = {name: t.shape[1] for name, t in sets.items()}
-    if len(set(widths.values())) != 1:
-        raise ValueError(f"feature widths differ: {widths}")
+    sets = _feature_sets(heldout_features, train_features, synthetic_features)
     repeats = check_positive_int("repeats", repeats)
     n_train = sets["train"].shape[0]
     if train_patients is not None:
@@ -178,59 +249,8 @@ def heldout_anchored_distances(
                 f"train_patients must hold one id per training row ({n_train}), got shape {train_patients.shape}"
             )
     rng = np.random.default_rng(seed)
-    halves = []
-    for _ in range(repeats):
-        if train_patients is None:
-            perm = rng.permutation(n_train)
-            halves.append((perm[: n_train // 2], perm[n_train // 2 :]))
-        else:
-            halves.append(patient_disjoint_halves(train_patients, rng))
-    n = min(
-        sets["heldout"].shape[0],
-        sets["synthetic"].shape[0],
-        n_train,
-        *(min(a.size, b.size) for a, b in halves),
-    )
-    if n <= pr_k:
-        raise ValueError(
-            f"too few images for held-out-anchored distances: n={n} (held-out {sets['heldout'].shape[0]}, "
-            f"generated {sets['synthetic'].shape[0]}, training halves {min(min(a.size, b.size) for a, b in halves)}), "
-            f"k={pr_k}"
-        )
-
-    def draw(t: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
-        rows = np.arange(t.shape[0]) if rows is None else rows
-        return t[torch.from_numpy(rng.choice(rows, n, replace=False))]
-
-    kinds = ("synthetic", "train", "floor")
-    collected: dict[str, dict[str, list[float]]] = {m: {k: [] for k in kinds} for m in _METRICS}
-    ratios = []
-    for half_a, half_b in halves:
-        anchor = draw(sets["heldout"])
-        rep_seed = int(rng.integers(2**31))
-        measured = {
-            "synthetic": _measure(anchor, draw(sets["synthetic"]), kid_subsets, pr_k, rep_seed),
-            "train": _measure(anchor, draw(sets["train"]), kid_subsets, pr_k, rep_seed),
-            "floor": _measure(
-                draw(sets["train"], half_a), draw(sets["train"], half_b), kid_subsets, pr_k, rep_seed
-            ),
-        }
-        for kind, values in measured.items():
-            for metric in _METRICS:
-                collected[metric][kind].append(values[metric])
-        ratios.append(measured["synthetic"]["frechet_distance"] / measured["train"]["frechet_distance"])
-    out: dict[str, Any] = {
-        "n": int(n),
-        "repeats": repeats,
-        "floor_kind": "random training halves"
-        if train_patients is None
-        else "patient-disjoint training halves",
-        "ratio": float(np.mean(ratios)),
-        "ratio_std": float(np.std(ratios)),
-    }
-    for metric, per_kind in collected.items():
-        out[metric] = {}
-        for kind, values in per_kind.items():
-            out[metric][kind] = float(np.mean(values))
-            out[metric][f"{kind}_std"] = float(np.std(values))
-    return out
+    halves = _training_halves(train_patients, n_train, repeats, rng)
+    n = _common_size(sets, halves, pr_k)
+    measured = [_measure_repeat(sets, pair, n, rng, kid_subsets, pr_k) for pair in halves]
+    floor_kind = "random training halves" if train_patients is None else "patient-disjoint training halves"
+    return {"n": int(n), "repeats": repeats, "floor_kind": floor_kind, **_means_and_stds(measured)}

