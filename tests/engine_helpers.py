@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ignite.engine import Events
+
+from medgan_aug.apps.train import GANConfig
+from medgan_aug.data import sample_path
 
 
 class StopAt:
@@ -13,3 +18,40 @@ class StopAt:
 
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=self.n), lambda e: e.terminate())
+
+
+#: The tiny DCGAN run most tests train: conditional, a tenth of the packaged 28 px NIH1000 sample (69
+#: images), base width 8, 4 images per sample grid, one batch of standing statistics, one thread, no bar.
+TINY_GAN = dict(
+    conditional=True,
+    fraction=0.1,
+    batch_size=16,
+    base_channels=8,
+    n_samples=4,
+    standing_stats_batches=1,
+    threads=1,
+    progress=False,
+)
+
+#: The tiny conditional diffusion run (MONAI DiffusionModelUNet, base width 4, 2 sampling steps) the DDPM
+#: tests train, as keyword settings: they also become command-line flags there.
+TINY_DDPM = dict(
+    sample="nih1000",
+    model="ddpm",
+    conditional=True,
+    base_channels=4,
+    batch_size=8,
+    fraction=0.1,
+    sampling_steps=2,
+    n_samples=4,
+    threads=1,
+    progress=False,
+    seed=3,
+)
+
+
+def tiny_gan_config(out: str | Path, *, iterations: int, **overrides) -> GANConfig:
+    """A ``GANConfig`` for a tiny run of ``iterations`` steps into ``out`` on the packaged NIH1000 sample:
+    ``TINY_GAN`` with ``overrides`` on top (``path=`` for another file; a test's deliberate differences)."""
+    settings = {"path": str(sample_path("nih1000")), **TINY_GAN, **overrides}
+    return GANConfig(out=str(out), iterations=iterations, **settings)

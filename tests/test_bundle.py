@@ -12,9 +12,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from engine_helpers import tiny_gan_config
 from monai.bundle import ConfigParser
 
-from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.apps.train import train_gan
 from medgan_aug.bundle.export import export_bundle
 from medgan_aug.bundle.files import BUNDLE_FILES
 from medgan_aug.bundle.inference_output import write_synthetic
@@ -29,25 +30,11 @@ from medgan_aug.utils.npz_stream import npz_writer
 
 
 @pytest.fixture(scope="module")
-def run_dir(chest28_path, tmp_path_factory):
+def run_dir(tmp_path_factory):
     """A tiny conditional run on the real file (8 iterations, base width 8)."""
     out = tmp_path_factory.mktemp("gan") / "run"
-    config = GANConfig(
-        path=str(chest28_path),
-        conditional=True,
-        fraction=0.1,
-        iterations=8,
-        batch_size=16,
-        latent_dim=32,
-        base_channels=8,
-        checkpoint_every=8,
-        sample_every=8,
-        n_samples=4,
-        standing_stats_batches=2,
-        seed=1,
-        out=str(out),
-        threads=1,
-        progress=False,
+    config = tiny_gan_config(
+        out, iterations=8, latent_dim=32, checkpoint_every=8, sample_every=8, standing_stats_batches=2, seed=1
     )
     return train_gan(config)
 
@@ -129,6 +116,7 @@ def test_config_parser_gives_the_synthetic_dataset_items(bundle, run_dir):
     assert balanced.targets[:, 13].mean() > 0.03  # hernia: 1/69 real rows, about 1/14 balanced
 
 
+@pytest.mark.slow
 def test_monai_bundle_run_writes_the_same_images(bundle, run_dir, tmp_path):
     out = tmp_path / "gen.npz"
     cmd = [

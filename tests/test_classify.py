@@ -135,6 +135,7 @@ def test_batch_transform_is_applied_and_checked():
         train_classifier(model, _toy_dataset(), task=ML, iterations=0)
 
 
+@pytest.mark.slow
 def test_training_learns_a_planted_signal_and_predict_keeps_order():
     ds = _toy_dataset(n=96, seed=3)
     model = build_classifier("small_cnn", 1, 3, 28, seed=0)
@@ -156,6 +157,7 @@ def test_predict_softmax_for_multiclass():
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_short_real_run_on_nih1000_beats_chance_and_names_hernia(chest28_path):
     train = MedMNISTDataset(path=chest28_path, split="train")
     test = MedMNISTDataset(path=chest28_path, split="test")
@@ -171,6 +173,7 @@ def test_short_real_run_on_nih1000_beats_chance_and_names_hernia(chest28_path):
     assert 0.9 < out["acc"] < 1.0  # mostly negatives: high ACC even for a weak model, as in MedMNIST
 
 
+@pytest.mark.slow
 def test_binary_class_run_on_pneumonia(pneumonia_path):
     train = MedMNISTDataset(
         "pneumoniamnist", path=pneumonia_path, split="train", indices=np.arange(0, 4000, 20)

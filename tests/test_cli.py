@@ -74,6 +74,7 @@ def test_data_info_prints_real_counts(chest28_path, capsys):
     assert rows["hernia"] == ["9", "0", "0"] and rows["effusion"] == ["120", "20", "30"]
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs_as_module(pneumonia_path):
     result = subprocess.run(
         [
@@ -401,6 +402,7 @@ def test_one_line_messages():
     assert one_line_message(RuntimeError("a bug")) is None and one_line_message(AssertionError()) is None
 
 
+@pytest.mark.slow
 def test_closed_stdout_is_one_line(chest28_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "medgan_aug", "data", "info", "--path", str(chest28_path)],
@@ -477,6 +479,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_an_error_inside_the_engine_is_one_line_without_ignite_logs(tmp_path):
     """ignite logs "Engine run is terminating due to exception: ..." before re-raising; with no logging set
     up Python prints that on stderr, before the command's one-line error. Only the error line is left."""

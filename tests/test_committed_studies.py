@@ -20,7 +20,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
 ARCHIVED = ("study_nih1000_chestmnist", "study_pneumoniamnist_union")
 
 
-@pytest.mark.parametrize("study", ARCHIVED)
+@pytest.mark.parametrize("study", [pytest.param(study, marks=pytest.mark.slow) for study in ARCHIVED])
 def test_committed_summary_is_rebuilt_from_its_archive(tmp_path, study):
     folder = RESULTS / study
     archive = folder / "scores_archive.npz"

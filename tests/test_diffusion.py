@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import StopAt
+from engine_helpers import TINY_DDPM, StopAt
 
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
@@ -37,23 +37,9 @@ from medgan_aug.utils.errors import ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = dict(
-    sample="nih1000",
-    model="ddpm",
-    conditional=True,
-    base_channels=4,
-    batch_size=8,
-    fraction=0.1,
-    sampling_steps=2,
-    n_samples=4,
-    threads=1,
-    progress=False,
-    seed=3,
-)
-
 
 def _cfg(out: Path, **kw) -> GANConfig:
-    settings = dict(TINY, iterations=8, checkpoint_every=3, n_saved=10, sample_every=4)
+    settings = dict(TINY_DDPM, iterations=8, checkpoint_every=3, n_saved=10, sample_every=4)
     settings.update(kw)
     return GANConfig(out=str(out), **settings)
 
@@ -101,6 +87,7 @@ def test_generator_protocol_shapes_and_range():
         g(z, torch.zeros(3, 2))
 
 
+@pytest.mark.slow
 def test_same_index_and_seed_give_the_same_image():
     g = _tiny()
     pool = torch.eye(14)[[0, 2, 5]]
@@ -225,6 +212,7 @@ def test_a_ddpm_run_writes_the_run_folder(direct):
     assert meta["model"] == "ddpm" and meta["iterations"] == 8 and meta["train_labels"].shape == (69, 14)
 
 
+@pytest.mark.slow
 def test_stopped_after_a_checkpoint_then_resumed_is_bit_identical(direct, tmp_path):
     out = tmp_path / "stopped"
     with warnings.catch_warnings():
@@ -247,7 +235,7 @@ def test_resume_refuses_another_generator_family(direct, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train_gan(_cfg(out, iterations=3))
-    dcgan = {k: v for k, v in TINY.items() if k not in ("model", "sampling_steps")}
+    dcgan = {k: v for k, v in TINY_DDPM.items() if k not in ("model", "sampling_steps")}
     with pytest.raises(ResumeError, match="model: saved 'ddpm' vs now 'dcgan'"):
         train_gan(GANConfig(out=str(out), iterations=3, checkpoint_every=3, resume=True, **dcgan))
 
@@ -258,7 +246,7 @@ def test_sigkilled_command_line_run_resumes_bit_identically(direct, tmp_path):
     resumed through the command line: the end equals the uninterrupted run."""
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "medgan_aug", "train", "--out", str(out), "--iterations", "8"]
-    for key, value in dict(TINY, checkpoint_every=3, n_saved=10, sample_every=4).items():
+    for key, value in dict(TINY_DDPM, checkpoint_every=3, n_saved=10, sample_every=4).items():
         if key == "progress":
             argv.append("--no-progress")
         elif key == "conditional":
@@ -281,6 +269,7 @@ def test_sigkilled_command_line_run_resumes_bit_identically(direct, tmp_path):
     assert (out / "losses.csv").read_bytes() == (direct / "losses.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_ddpm_run_serves_synthetic_dataset_from_run(direct):
     train_labels = load_diffusion_generator(direct / "generator.pt")[1]["train_labels"].float()
     a = SyntheticDataset.from_run(direct, 6, seed=2)

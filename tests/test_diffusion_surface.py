@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_helpers import TINY_DDPM
 from PIL import Image
 
 from medgan_aug.apps.report.report import REPORT_FILES, write_report
@@ -34,27 +35,13 @@ from medgan_aug.networks.dcgan import DCGANGenerator
 from medgan_aug.networks.diffusion import DiffusionGenerator
 from medgan_aug.networks.model_file import save_generator
 
-TINY = dict(
-    sample="nih1000",
-    model="ddpm",
-    conditional=True,
-    base_channels=4,
-    batch_size=8,
-    fraction=0.1,
-    sampling_steps=2,
-    n_samples=4,
-    threads=1,
-    progress=False,
-    seed=3,
-)
-
 NUM = 20  # the report's smallest synthetic set: 20 images, 20 noise vectors per finding for faithfulness
 
 
 @pytest.fixture(scope="module")
 def ddpm_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddpm") / "run"
-    config = GANConfig(out=str(out), iterations=8, checkpoint_every=8, sample_every=4, **TINY)
+    config = GANConfig(out=str(out), iterations=8, checkpoint_every=8, sample_every=4, **TINY_DDPM)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return train_gan(config)
@@ -62,7 +49,8 @@ def ddpm_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(ddpm_run) -> dict:
-    """``medgan-aug report`` through the command line, at 1 DDIM step instead of the run's 2."""
+    """``medgan-aug report`` through the command line, at 1 DDIM step instead of the run's 2 (the tests that
+    take it are marked slow)."""
     argv = ["report", "--run", str(ddpm_run), "--num", str(NUM), "--extractor-iterations", "20"]
     assert (
         cli_main([*argv, "--repeats", "2", "--sampling-steps", "1", "--threads", "1", "--no-progress"]) == 0
@@ -73,6 +61,7 @@ def report(ddpm_run) -> dict:
 # ------------------------------------------------------------------------------ report
 
 
+@pytest.mark.slow
 def test_report_writes_every_file_with_finite_numbers(ddpm_run, report):
     for name in REPORT_FILES:
         assert (ddpm_run / name).is_file(), name
@@ -96,6 +85,7 @@ def test_report_writes_every_file_with_finite_numbers(ddpm_run, report):
     assert px["n_synthetic"] == NUM and 0.0 <= px["share_flagged"] <= 1.0 and px["n_exact_copies"] == 0
 
 
+@pytest.mark.slow
 def test_report_counts_what_sampling_cost_and_says_what_does_not_apply(ddpm_run, report):
     s = report["sampling"]
     planned = CHUNK_SIZE + CHUNK_SIZE + 2 * 14 * NUM + 15 * 8  # set, collage, faithfulness, per-finding grid
@@ -157,6 +147,7 @@ def test_bundle_metadata_names_the_family(bundle):
     assert "diffusion (DDPM) chest X-ray generator" in (bundle / "docs" / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_bundle_gives_the_images_of_synthetic_dataset_from_run(bundle, ddpm_run):
     n = 12
     from_bundle = load_bundle_dataset(bundle, num_samples=n, seed=5)
@@ -172,6 +163,7 @@ def test_bundle_gives_the_images_of_synthetic_dataset_from_run(bundle, ddpm_run)
     assert not torch.equal(one_step["image"], a["image"])
 
 
+@pytest.mark.slow
 def test_monai_bundle_run_writes_the_same_images(bundle, ddpm_run, tmp_path):
     out = tmp_path / "gen.npz"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json"]

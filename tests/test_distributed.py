@@ -81,7 +81,8 @@ def _max_diff(a: dict, b: dict) -> float:
 
 @pytest.fixture(scope="module")
 def runs(chest28_path, tmp_path_factory):
-    """The same training in one process (in-process) and in two processes (torchrun)."""
+    """The same training in one process (in-process) and in two processes (torchrun): the tests that take it
+    are marked slow."""
     root = tmp_path_factory.mktemp("dist")
     single = train_gan(
         GANConfig(
@@ -92,6 +93,7 @@ def runs(chest28_path, tmp_path_factory):
     return single, root / "two", proc
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_set_of_outputs(runs):
     single, double, proc = runs
     assert (
@@ -118,6 +120,7 @@ def test_two_processes_write_one_set_of_outputs(runs):
     assert proc.stdout.count(f"run directory: {double}") == 2  # both ranks finished
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_generator_as_one(runs):
     single, double, _ = runs
     for it in (5, 10):
@@ -142,6 +145,7 @@ def test_two_processes_train_the_same_generator_as_one(runs):
             assert float(r1[key]) == pytest.approx(float(r2[key]), abs=1e-4), (r1["iteration"], key)
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_and_across_process_counts(runs, chest28_path, tmp_path):
     single, double, _ = runs
     final = load_checkpoint(double / "checkpoints" / "ckpt_00000010.pt")
@@ -213,6 +217,7 @@ _SYNC_BN_WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sync_batchnorm_equals_batchnorm_on_the_global_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_SYNC_BN_WORKER)

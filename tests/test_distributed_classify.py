@@ -12,11 +12,12 @@ import time
 
 import pytest
 import torch
+from engine_helpers import tiny_gan_config
 from test_distributed import _torchrun
 from torch.utils.data import Dataset
 
 from medgan_aug.apps.classify import ClassifierRunConfig, train_classifier_run
-from medgan_aug.apps.train import GANConfig, train_gan
+from medgan_aug.apps.train import train_gan
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.engines.classifier_trainer import _training_loader, train_classifier
@@ -56,6 +57,7 @@ _WORKER = textwrap.dedent(
 LOSS_ATOL, WEIGHT_ATOL = 1e-4, 2e-3
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_classifier_one_process_trains(tmp_path, chest28_path):
     labels = MedMNISTDataset(path=chest28_path, split="train").labels
     train = MedMNISTDataset(
@@ -142,17 +144,16 @@ def test_data_parallel_errors(chest28_path):
 
 
 @pytest.fixture(scope="module")
-def gan_run(chest28_path, tmp_path_factory):
+def gan_run(tmp_path_factory):
     """A tiny conditional GAN run (6 iterations) to draw synthetic images from."""
     out = tmp_path_factory.mktemp("gan") / "run"
-    config = GANConfig(
-        path=str(chest28_path), conditional=True, fraction=0.25, iterations=6, batch_size=16, latent_dim=16,
-        base_channels=8, checkpoint_every=6, sample_every=6, n_samples=4, standing_stats_batches=1, seed=0,
-        out=str(out), threads=1, progress=False,
-    )  # fmt: skip
+    config = tiny_gan_config(
+        out, iterations=6, fraction=0.25, latent_dim=16, checkpoint_every=6, sample_every=6, seed=0
+    )
     return train_gan(config)
 
 
+@pytest.mark.slow
 def test_classify_command_under_torchrun_writes_one_run(tmp_path, chest28_path, gan_run):
     out = tmp_path / "cls"
     args = [
@@ -185,6 +186,7 @@ def test_classify_command_under_torchrun_writes_one_run(tmp_path, chest28_path, 
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
+@pytest.mark.slow
 def test_one_rank_failing_ends_every_rank(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(textwrap.dedent(
@@ -257,6 +259,7 @@ evaluation: {{enabled: false}}
 """
 
 
+@pytest.mark.slow
 def test_study_under_torchrun_splits_groups_and_equals_one_process(tmp_path, chest28_path):
     from medgan_aug.apps.study.config import expand_grid, load_study_config, select_shard
     from medgan_aug.apps.study.study import run_study, torchrun_shard

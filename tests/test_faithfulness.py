@@ -88,6 +88,7 @@ def test_each_finding_is_measured_on_its_own():
     assert result["mean_shift"] == pytest.approx(shifts["1"] / 3)
 
 
+@pytest.mark.slow
 def test_a_briefly_trained_classifier_reads_the_faithful_generator():
     """A SmallCNN trained 150 steps on the painting generator's images (random labels) as the classifier."""
     gen = _PaintingGenerator()

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from engine_helpers import StopAt
+from engine_helpers import StopAt, tiny_gan_config
 
 from medgan_aug.apps.train import GANConfig, train_gan
 from medgan_aug.engines.gan_losses import (
@@ -121,27 +121,18 @@ def test_ada_gates_whole_images():
 def _cfg(path, out, **kw) -> GANConfig:
     base = dict(
         path=str(path),
-        conditional=True,
-        fraction=0.1,
         iterations=12,
-        batch_size=16,
-        base_channels=8,
         checkpoint_every=5,
         sample_every=100,
-        n_samples=4,
-        standing_stats_batches=1,
         seed=1,
-        threads=1,
-        progress=False,
         lecam_weight=0.3,
         bcr_weight=1.0,
         aux_weight=1.0,
         ada_target=0.1,
         ada_kimg=0.5,
-        out=str(out),
     )
     base.update(kw)
-    return GANConfig(**base)
+    return tiny_gan_config(out, **base)
 
 
 def test_every_term_in_a_real_run_and_exact_resume(chest28_path, tmp_path):

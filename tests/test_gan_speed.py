@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from engine_helpers import StopAt
+from engine_helpers import StopAt, tiny_gan_config
 
 from medgan_aug.apps.train import GANConfig, build_gan_trainer, load_gan_subset, train_gan
 from medgan_aug.networks.model_file import load_generator
@@ -21,23 +21,9 @@ from medgan_aug.utils.devices import resolve_precision
 
 
 def _cfg(path, out, **kw) -> GANConfig:
-    base = dict(
-        path=str(path),
-        conditional=True,
-        fraction=0.1,
-        iterations=9,
-        batch_size=16,
-        base_channels=8,
-        checkpoint_every=4,
-        sample_every=100,
-        n_samples=4,
-        standing_stats_batches=1,
-        threads=1,
-        progress=False,
-        out=str(out),
-    )
+    base = dict(path=str(path), iterations=9, checkpoint_every=4, sample_every=100)
     base.update(kw)
-    return GANConfig(**base)
+    return tiny_gan_config(out, **base)
 
 
 def test_auto_precision_follows_the_devices_native_bf16(monkeypatch):

@@ -89,6 +89,7 @@ sys.exit(code)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB, and MALLOC_ is glibc's, on Linux")
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_number_of_images(run, tmp_path):
     # A fixed mmap threshold makes glibc return every large block at once: without it the heap's growth
     # (fragmentation of the generator's temporary tensors) adds up to ~15 MB of noise to the peak.
@@ -198,6 +199,7 @@ def test_a_250_character_output_name_is_written(run, tmp_path):
     assert len(MedMNISTDataset(path=out, split="train")) == 10 and os.listdir(tmp_path) == [out.name]
 
 
+@pytest.mark.slow
 def test_the_temporary_file_of_a_killed_generate_is_removed_by_the_next(run, tmp_path):
     """SIGKILL in the middle of a write leaves the hidden temporary .npz; the next generate to the same
     output removes it, and keeps a user's dotfiles and the temporary files of other outputs."""

@@ -142,6 +142,7 @@ def _simulated_study(rng, n_seeds=5, n=400, seed_sd=0.06, true_delta=0.02):
     return y, a, b
 
 
+@pytest.mark.slow
 def test_where_seed_variance_dominates_two_levels_are_wider_and_cover_the_true_delta():
     rng = np.random.default_rng(11)
     covered = {"two": 0, "images": 0}

@@ -40,17 +40,18 @@ def test_bad_images_and_missing_package_are_clear_errors(monkeypatch):
 
 
 @pytest.fixture
-def report_run(chest28_path, tmp_path):
-    from medgan_aug.apps.train import GANConfig, train_gan
+def report_run(tmp_path):
+    from engine_helpers import tiny_gan_config
 
-    config = GANConfig(
-        path=str(chest28_path), conditional=True, iterations=6, batch_size=16, base_channels=8, latent_dim=16,
-        sample_every=6, checkpoint_every=6, n_samples=4, standing_stats_batches=1, out=str(tmp_path / "run"),
-        progress=False, threads=1,
-    )  # fmt: skip
+    from medgan_aug.apps.train import train_gan
+
+    config = tiny_gan_config(
+        tmp_path / "run", iterations=6, fraction=1.0, latent_dim=16, sample_every=6, checkpoint_every=6
+    )
     return train_gan(config)
 
 
+@pytest.mark.slow
 def test_report_adds_inception_fid_with_floor_and_heldout(report_run, tmp_path, monkeypatch):
     """Wiring: the report runs its train, generated and held-out images through the Inception features
     (here a cheap stand-in: the full network on ~1,000 images at 299 px takes minutes on a CPU)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbclient  # dev dependencies (with ipykernel): pip install -e ".[dev]"
 import nbformat
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
@@ -31,6 +32,7 @@ def test_notebook_is_clean_in_the_repository():
     assert code and all(not c.outputs and c.execution_count is None for c in code)  # committed clean
 
 
+@pytest.mark.slow
 def test_quickstart_runs_end_to_end(chest28_path, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDGAN_AUG_DATA", str(chest28_path.parent.resolve()))
     monkeypatch.setenv("MEDGAN_AUG_WORKDIR", str(tmp_path / "work"))

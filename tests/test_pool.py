@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_helpers import tiny_gan_config
 from ignite.engine import Events
 
 from medgan_aug.apps.study.config import StudyConfig, gan_key
@@ -32,19 +33,13 @@ from medgan_aug.engines.diffusion_trainer import DiffusionTrainer
 from medgan_aug.networks.diffusion import DiffusionGenerator
 from medgan_aug.utils.errors import MedMNISTFileError, ResumeError
 
-#: tiny, fast settings shared by the training runs here (a few iterations, narrow networks, one thread)
-TINY = dict(
-    fraction=0.1,
-    batch_size=16,
-    base_channels=8,
-    checkpoint_every=2,
-    sample_every=2,
-    n_samples=4,
-    standing_stats_batches=1,
-    threads=1,
-    progress=False,
-    seed=1,
-)
+
+def _tiny(out: Path, **kw) -> GANConfig:
+    """The tiny run of ``engine_helpers`` with a checkpoint and a sample grid every 2 iterations, seed 1,
+    unconditional unless ``kw`` says otherwise."""
+    return tiny_gan_config(
+        out, **{"conditional": False, "checkpoint_every": 2, "sample_every": 2, "seed": 1, **kw}
+    )
 
 
 def _keys(images: np.ndarray) -> set[bytes]:
@@ -211,10 +206,8 @@ def test_labels_in_a_pool_file_are_ignored_with_one_warning(chest28_path, tmp_pa
 # ------------------------------------------------------------------------------------------ training
 
 
-def test_unconditional_dcgan_on_pool_train_records_the_pool(chest28_path, tmp_path):
-    run = train_gan(
-        GANConfig(path=str(chest28_path), pool="train", iterations=3, out=str(tmp_path / "gan"), **TINY)
-    )
+def test_unconditional_dcgan_on_pool_train_records_the_pool(tmp_path):
+    run = train_gan(_tiny(tmp_path / "gan", pool="train", iterations=3))
     record = json.loads((run / "config.json").read_text())
     assert record["config"]["pool"] == "train"
     pool = record["pool"]
@@ -226,24 +219,24 @@ def test_unconditional_dcgan_on_pool_train_records_the_pool(chest28_path, tmp_pa
     assert (run / "generator.pt").is_file()
 
 
-def test_default_pool_keeps_the_run_record_of_runs_before_pools(chest28_path, tmp_path):
-    run = train_gan(GANConfig(path=str(chest28_path), iterations=2, out=str(tmp_path / "gan"), **TINY))
+def test_default_pool_keeps_the_run_record_of_runs_before_pools(tmp_path):
+    run = train_gan(_tiny(tmp_path / "gan", iterations=2))
     record = json.loads((run / "config.json").read_text())
     assert "pool" not in record and "pool" not in record["config"]
     assert record["epoch_length"] == 69 // 16
 
 
-def test_conditional_ddpm_learns_unlabelled_pool_images_with_the_null_context(chest28_path, tmp_path):
-    config = GANConfig(
-        path=str(chest28_path),
+def test_conditional_ddpm_learns_unlabelled_pool_images_with_the_null_context(tmp_path):
+    config = _tiny(
+        tmp_path / "ddpm",
         pool="train",
         model="ddpm",
         conditional=True,
         sampling_steps=2,
         label_dropout=0.1,
         iterations=3,
-        out=str(tmp_path / "ddpm"),
-        **{**TINY, "base_channels": 4, "batch_size": 32},
+        base_channels=4,
+        batch_size=32,
     )
     subset = load_gan_subset(config)
     from medgan_aug.apps.train_diffusion import build_diffusion_trainer
@@ -308,15 +301,8 @@ def test_an_all_labelled_mask_trains_the_diffusion_model_as_before():
     assert losses(half) != plain  # the mask is used: unlabelled rows change the context
 
 
-def test_conditional_dcgan_on_pool_train_passes_the_labelled_mask(chest28_path, tmp_path):
-    config = GANConfig(
-        path=str(chest28_path),
-        pool="train",
-        conditional=True,
-        iterations=2,
-        out=str(tmp_path / "gan"),
-        **TINY,
-    )
+def test_conditional_dcgan_on_pool_train_passes_the_labelled_mask(tmp_path):
+    config = _tiny(tmp_path / "gan", pool="train", conditional=True, iterations=2)
     subset = load_gan_subset(config)
     trainer = build_gan_trainer(config, subset)
     assert int(trainer.labelled.sum()) == 69 and len(trainer.labelled) == 691
@@ -324,31 +310,25 @@ def test_conditional_dcgan_on_pool_train_passes_the_labelled_mask(chest28_path, 
     assert json.loads((run / "config.json").read_text())["pool"]["num_unlabelled"] == 622
 
 
-def test_resume_with_another_pool_is_refused(chest28_path, tmp_path):
+def test_resume_with_another_pool_is_refused(tmp_path):
     out = tmp_path / "gan"
     own = _write_images(
         tmp_path / "own.npz", np.random.default_rng(2).integers(0, 256, (20, 28, 28), np.uint8)
     )
-    train_gan(GANConfig(path=str(chest28_path), pool=str(own), iterations=2, out=str(out), **TINY))
+    train_gan(_tiny(out, pool=str(own), iterations=2))
     for pool in ("train", "labelled"):
         with pytest.raises(ResumeError, match=rf"pool: saved '.*own\.npz' vs now '{pool}'"):
-            train_gan(
-                GANConfig(path=str(chest28_path), pool=pool, iterations=2, resume=True, out=str(out), **TINY)
-            )
+            train_gan(_tiny(out, pool=pool, iterations=2, resume=True))
     _write_images(
         own, np.random.default_rng(3).integers(0, 256, (20, 28, 28), np.uint8)
     )  # same path, new images
     with pytest.raises(ResumeError, match="generator's pool .* differs"):
-        train_gan(
-            GANConfig(path=str(chest28_path), pool=str(own), iterations=2, resume=True, out=str(out), **TINY)
-        )
+        train_gan(_tiny(out, pool=str(own), iterations=2, resume=True))
     moved = own.rename(tmp_path / "moved.npz")
     _write_images(
         moved, np.random.default_rng(2).integers(0, 256, (20, 28, 28), np.uint8)
     )  # the original images
-    train_gan(
-        GANConfig(path=str(chest28_path), pool=str(moved), iterations=2, resume=True, out=str(out), **TINY)
-    )
+    train_gan(_tiny(out, pool=str(moved), iterations=2, resume=True))
 
 
 def test_bad_pool_settings_are_refused_by_the_config():

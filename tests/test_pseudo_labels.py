@@ -223,6 +223,7 @@ def tiny_teacher_study(path: Path, conditions: list[str], labels: str = "teacher
     return config
 
 
+@pytest.mark.slow
 def test_one_study_cell_trains_one_teacher_for_pseudo_and_synthetic_and_it_is_real(
     tmp_path, chest28_path, monkeypatch
 ):
@@ -269,6 +270,7 @@ def test_unconditional_generator_with_conditional_labels_is_refused_before_train
         StudyConfig(data={"sample": "nih1000"}, synthetic={"labels": "soft"})
 
 
+@pytest.mark.slow
 def test_classify_trains_the_teacher_or_takes_a_finished_real_run(tmp_path, chest28_path):
     common = {
         "path": str(chest28_path),

@@ -171,6 +171,7 @@ def tiny_config(path: Path, conditions: list[str], **budgets) -> StudyConfig:
     return config
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
     config = tiny_config(chest28_path, ["real", "real+classical"])
     out = run_study(config, tmp_path / "out", progress=False)
@@ -191,6 +192,7 @@ def test_resume_skips_finished_runs(tmp_path, chest28_path, monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypatch):
     """The quick config's grid on a reduced budget; the GAN of a subset only ever holds that subset's images."""
     from medgan_aug.data import batches as training
@@ -278,6 +280,7 @@ def test_typos_in_config_sections_are_refused(tmp_path, text, message):
         load_study_config(path)
 
 
+@pytest.mark.slow
 def test_summary_leaves_out_runs_of_other_configs(tmp_path, chest28_path):
     config = tiny_config(chest28_path, ["real", "real+classical"])
     config.fractions = [1.0]
@@ -470,6 +473,7 @@ def test_work_another_process_holds_is_left_to_it_and_a_killed_holder_blocks_not
     assert [r["condition"] for r in csv.DictReader(open(out / "results.csv"))] == ["real", "synthetic-only"]
 
 
+@pytest.mark.slow
 def test_a_gan_another_process_evaluates_is_waited_for(tmp_path, chest28_path, lock_holder, monkeypatch):
     """evaluate_gans skips a GAN whose evaluation lock is held, comes back once it is free, and evaluates
     it then only if the other process left no metrics.json (here: it ended without one)."""
@@ -546,6 +550,7 @@ def test_what_counts_as_a_study_folder(tmp_path):
     assert "scores/a.npz but no study_config.json" in study_folder_problem(folder("scores/a.npz"))
 
 
+@pytest.mark.slow
 def test_a_damaged_score_file_is_named_and_its_run_recomputed(tmp_path, chest28_path, caplog):
     """A truncated scores/<key>.npz: the summary names it in one line (no BadZipFile traceback), and the
     study started again trains that run anew, with the same numbers."""

@@ -145,6 +145,7 @@ def test_pretraining_changes_the_weights_and_is_deterministic(arms):
     )
 
 
+@pytest.mark.slow
 def test_a_study_with_synthetic_pretraining_and_teacher_labels(tmp_path, chest28_path):
     """A tiny study: the pretraining arm's record counts both phases, it is not the cell's teacher (the real
     arm), its row keeps its GAN, and the summary compares it with real."""

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from engine_helpers import StopAt
+from engine_helpers import StopAt, tiny_gan_config
 from ignite.engine import Events
 
 from medgan_aug.apps.train import GANConfig, train_gan
@@ -31,10 +31,7 @@ from medgan_aug.utils.errors import CorruptFileError, GANDivergenceError, Output
 def _cfg(path, out, **kw) -> GANConfig:
     base = dict(
         path=str(path),
-        conditional=True,
-        fraction=0.1,
         iterations=23,
-        batch_size=16,
         base_channels=16,
         checkpoint_every=5,
         n_saved=10,
@@ -43,12 +40,9 @@ def _cfg(path, out, **kw) -> GANConfig:
         standing_stats_batches=2,
         lr_schedule="linear",
         seed=3,
-        out=str(out),
-        threads=1,
-        progress=False,
     )
     base.update(kw)
-    return GANConfig(**base)
+    return tiny_gan_config(out, **base)
 
 
 def _final_state(run_dir):

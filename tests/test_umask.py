@@ -65,7 +65,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module", params=[0o077, 0o022], ids=["umask077", "umask022"])
 def written(request, tmp_path_factory):
-    """(umask, output root, exit code per command): every command run once under ``umask``."""
+    """(umask, output root, exit code per command): every command run once under ``umask`` (the tests that
+    take it are marked slow)."""
     mask = request.param
     config = tmp_path_factory.mktemp("config") / "study.yaml"
     config.write_text(STUDY)
@@ -80,6 +81,7 @@ def written(request, tmp_path_factory):
     return mask, root, codes
 
 
+@pytest.mark.slow
 def test_every_command_wrote_its_outputs(written):
     _, root, codes = written
     assert codes == dict.fromkeys(EXPECTED, 0)
@@ -87,6 +89,7 @@ def test_every_command_wrote_its_outputs(written):
     assert missing == []
 
 
+@pytest.mark.slow
 def test_every_file_and_folder_follows_the_umask(written):
     mask, root, _ = written
     modes = {p.relative_to(root).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*")}
