@@ -238,3 +238,23 @@ def test_wheel_ships_the_generators_and_cards(tmp_path):
         for key in ("file", "card"):
             assert f"medgan_aug/data/pretrained_files/{entry[key]}" in names
     assert wheel.stat().st_size < 8_000_000, wheel.stat().st_size
+
+
+def test_export_bundle_pretrained_gives_the_images_of_synthetic_dataset_pretrained(tmp_path, capsys):
+    """``export-bundle --pretrained nih1000``: the shipped generator as a MONAI bundle, whose dataset gives
+    the images of ``SyntheticDataset.pretrained`` for the same seed; --run with --pretrained is a usage error."""
+    from medgan_aug.bundle.load import load_bundle_dataset
+    from medgan_aug.data.synthetic import SyntheticDataset
+
+    out = tmp_path / "bundle"
+    assert main(["export-bundle", "--pretrained", "nih1000", "--out", str(out), "--num-samples", "8"]) == 0
+    capsys.readouterr()
+    bundled = load_bundle_dataset(out, num_samples=8, seed=3)
+    direct = SyntheticDataset.pretrained("nih1000", 8, seed=3)
+    for i in (0, 7):
+        assert torch.equal(torch.as_tensor(bundled[i]["image"]), torch.as_tensor(direct[i]["image"]))
+    with pytest.raises(SystemExit) as both:
+        main(
+            ["export-bundle", "--run", str(tmp_path), "--pretrained", "nih1000", "--out", str(tmp_path / "b")]
+        )
+    assert both.value.code == 2 and not (tmp_path / "b").exists()

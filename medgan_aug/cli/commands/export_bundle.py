@@ -3,12 +3,15 @@
 Example::
 
     medgan-aug export-bundle --run runs/gan_nih1000_28 --out bundles/gan_nih1000_28
+    medgan-aug export-bundle --pretrained nih1000 --out bundles/nih1000   # a generator shipped in the package
     cd bundles/gan_nih1000_28 && python -m monai.bundle run --config_file configs/inference.json
 """
 
 from __future__ import annotations
 
 import argparse
+
+from medgan_aug.cli.pretrained import add_pretrained_option, generator_source
 
 __all__ = ["register", "run_export_bundle"]
 
@@ -18,7 +21,7 @@ def run_export_bundle(args: argparse.Namespace) -> int:
     from medgan_aug.bundle.export import export_bundle  # torch: only when the command runs
 
     out = export_bundle(
-        args.run,
+        generator_source(args.run, args.pretrained),
         args.out,
         overwrite=args.overwrite,
         num_samples=args.num_samples,
@@ -42,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "docs/README.md) for a training run's EMA generator. Its inference generates the same images as "
         "SyntheticDataset.from_run for the same seed.",
     )
-    parser.add_argument("--run", required=True, help="training run directory (or its generator.pt)")
+    generator = parser.add_mutually_exclusive_group(required=True)
+    generator.add_argument("--run", help="training run directory (or its generator.pt)")
+    add_pretrained_option(generator)
     parser.add_argument("--out", required=True, help="bundle folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--num-samples", type=int, default=64, help="images the bundle generates by default")
