@@ -300,3 +300,19 @@ def test_test_patients_in_the_scores_make_the_bootstrap_resample_patients(tmp_pa
         np.savez(by_patient / "scores" / f"{key}.npz", scores=npz["scores"], targets=npz["targets"])
     with pytest.raises(ValueError, match="scored on different test sets"):
         compare_conditions(by_patient, collect_runs(by_patient), n_boot=10)
+
+
+def test_protocol_names_the_pool_the_teacher_and_pretraining_only_where_runs_used_them():
+    from medgan_aug.apps.study.summary import PROTOCOL, protocol_text
+
+    plain = [{"gan_dir": "g1", "synthetic_ratio": 0.5}, {"gan_dir": "", "synthetic_ratio": 0.0}]
+    assert protocol_text(plain) == PROTOCOL  # the committed studies' summaries stay byte for byte
+    assert "trained only on that subset" in PROTOCOL
+    pooled = [{"gan_dir": "g1", "pool": "train", "synthetic_labels": "conditional", "pseudo_ratio": 0.0}]
+    text = protocol_text(pooled)
+    assert "trained on the pool `train`" in text and "trained only on that subset" not in text
+    assert "Teacher:" not in text and "synthetic-pretrain" not in text
+    taught = pooled + [{"gan_dir": "", "pool": "", "pseudo_ratio": 0.5, "synthetic_pretrain_iterations": 0}]
+    text = protocol_text(taught + [{"gan_dir": "g1", "pool": "train", "synthetic_pretrain_iterations": 300}])
+    assert text.index("- Teacher:") < text.index("- `synthetic-pretrain") < text.index("- Classifier:")
+    assert all(len(line) <= 120 for line in text.splitlines() if "Teacher" in line or "pretrain" in line)

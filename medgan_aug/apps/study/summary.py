@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,50 @@ PROTOCOL = """\
 """
 
 
+_GAN_ON_SUBSET = """- GAN: one per (fraction, seed), trained only on that subset; synthetic labels are resampled from that
+  subset's label vectors."""
+
+
+def protocol_text(rows: list[dict[str, Any]]) -> str:
+    """The Protocol section for these runs: :data:`PROTOCOL`, with the GAN bullet rewritten and bullets added
+    where a generator trained on a pool, a teacher labelled images or a condition pretrained on generated
+    images (studies with none of these keep :data:`PROTOCOL` byte for byte)."""
+    pools = sorted({pool for row in rows if (pool := pool_of(row)) not in (None, "", "labelled")})
+    teacher = any(row.get("synthetic_labels") == "teacher" or row.get("pseudo_ratio", 0) > 0 for row in rows)
+    pretrain = any(row.get("synthetic_pretrain_iterations", 0) > 0 for row in rows)
+    text = PROTOCOL
+    if pools:
+        named = ", ".join(f"`{pool}`" for pool in pools)
+        text = text.replace(_GAN_ON_SUBSET, _bullet(
+            f"GAN: one per (fraction, seed), trained on the pool {named} (`train`: every training-split image; "
+            "val and test images never), with labels from that subset only: a conditional GAN is semi-supervised "
+            "(AC-GAN loss and projection on the subset's images only; Odena et al. 2017, Salimans et al. 2016); "
+            "its conditioning labels are resampled from the subset's label vectors."
+        ))  # fmt: skip
+    extra = []
+    if teacher:
+        extra.append(_bullet(
+            "Teacher: the `real` arm's classifier of the same (fraction, seed, classifier seed), trained exactly "
+            "as `real` (no selection on val); its soft scores, never rounded, label the generated images where "
+            "`synthetic: {labels: teacher}` and, in `real+pseudo@R`, the real training images outside the "
+            "subset (pseudo-labelling, Lee 2013). No arm sees more labels than `real`."
+        ))  # fmt: skip
+    if pretrain:
+        extra.append(_bullet(
+            "`synthetic-pretrain[@N]+real`: N steps on generated images only, then exactly the `real` arm's "
+            "steps and batches (optimiser reset)."
+        ))  # fmt: skip
+    if extra:
+        text = text.replace(
+            "- Classifier: same architecture", "\n".join(extra) + "\n- Classifier: same architecture"
+        )
+    return text
+
+
+def _bullet(sentence: str) -> str:
+    return textwrap.fill(sentence, width=108, initial_indent="- ", subsequent_indent="  ")
+
+
 def generator_table(out: Path, rows: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: the generators' evaluation per fraction (mean over the seeds' GANs)."""
     by_fraction: dict[float, dict[str, dict]] = defaultdict(dict)
@@ -348,7 +393,7 @@ def summarise_runs(config: Any, out: Path, rows: list[dict[str, Any]]) -> Path:
         f"{first['classifier_iterations']} iterations of batch {first['classifier_batch_size']}; "
         f"GAN budget: {config.gan.get('iterations', 'default')} iterations.",
         "",
-        PROTOCOL,
+        protocol_text(rows),
     ]
     lines += primary_lines(primary)
     lines += reading_note(comparisons, sorted({row["condition"] for row in rows}))
