@@ -316,3 +316,42 @@ def test_protocol_names_the_pool_the_teacher_and_pretraining_only_where_runs_use
     text = protocol_text(taught + [{"gan_dir": "g1", "pool": "train", "synthetic_pretrain_iterations": 300}])
     assert text.index("- Teacher:") < text.index("- `synthetic-pretrain") < text.index("- Classifier:")
     assert all(len(line) <= 120 for line in text.splitlines() if "Teacher" in line or "pretrain" in line)
+
+
+def test_results_csv_gains_the_teacher_columns_only_for_records_that_carry_them(tmp_path):
+    import csv as csv_module
+
+    from medgan_aug.apps.study.summary import write_results_csv
+
+    def record(condition: str, **more) -> dict:
+        uses_gan = "synthetic" in condition
+        return {
+            "key": condition, "fraction": 0.1, "seed": 0, "condition": condition, "classifier": "small_cnn",
+            "synthetic_ratio": 0.5 if uses_gan else 0.0, "gan_dir": "gans/g" if uses_gan else None,
+            "label_names": ["a"], "per_label_auc": {"a": 0.5}, "skipped_labels": [], "auc": 0.5, "acc": 0.5,
+            **more,
+        }  # fmt: skip
+
+    new = [
+        record("real", synthetic_labels="teacher", pseudo_ratio=0.0, synthetic_pretrain_iterations=0),
+        record(
+            "real+pseudo@0.5", synthetic_labels="teacher", pseudo_ratio=0.5, synthetic_pretrain_iterations=0
+        ),
+        record(
+            "real+synthetic@0.5",
+            synthetic_labels="teacher",
+            pseudo_ratio=0.0,
+            synthetic_pretrain_iterations=0,
+        ),
+    ]
+    write_results_csv(new, tmp_path / "new.csv")
+    with open(tmp_path / "new.csv", newline="") as fh:
+        table = list(csv_module.DictReader(fh))
+    header = list(table[0])
+    at = header.index("classical") + 1
+    assert header[at : at + 3] == ["synthetic_labels", "pseudo_ratio", "synthetic_pretrain_iterations"]
+    assert [r["synthetic_labels"] for r in table] == ["", "", "teacher"]  # only a run with generated images
+    assert [r["pseudo_ratio"] for r in table] == ["0.0", "0.5", "0.0"]
+    write_results_csv([record("real"), record("real+synthetic@0.5")], tmp_path / "old.csv")
+    with open(tmp_path / "old.csv", newline="") as fh:
+        assert not {"synthetic_labels", "pseudo_ratio"} & set(next(csv_module.DictReader(fh)))

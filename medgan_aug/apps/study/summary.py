@@ -154,16 +154,25 @@ def pool_of(row: dict[str, Any]) -> str | None:
     return "labelled" if row.get("gan_dir") else None
 
 
+#: Columns after ``classical`` in tables of runs that record them: the labels of the generated images
+#: (``conditional`` or ``teacher``), the share of pseudo-labelled real rows, and the synthetic pretraining steps.
+_TEACHER_COLUMNS = ("synthetic_labels", "pseudo_ratio", "synthetic_pretrain_iterations")
+
+
 def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """One row per run: every setting, AUC/ACC, per-finding AUC (``auc_<finding>``, empty if skipped),
     timings, and the generator's evaluation numbers (``gan_*``). ``pool`` (after ``gan_dir``: the images the
-    generator trained on, :func:`pool_of`) is a column where a record carries it (every run written since)."""
+    generator trained on, :func:`pool_of`) and :data:`_TEACHER_COLUMNS` (after ``classical``) are columns where
+    a record carries them (every run written since they exist)."""
     labels: list[str] = []
     for row in rows:
         labels += [name for name in row["label_names"] if name not in labels]
     columns = BASE_COLUMNS + [f"auc_{name}" for name in labels]
     if any("pool" in row for row in rows):  # records written before pools existed rebuild their old table
         columns.insert(columns.index("gan_dir") + 1, "pool")
+    # the teacher and pretraining settings, where a record carries them (runs written since they exist)
+    extra = [name for name in _TEACHER_COLUMNS if any(name in row for row in rows)]
+    columns[columns.index("classical") + 1 : columns.index("classical") + 1] = extra
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -177,7 +186,14 @@ def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
             if row["synthetic_ratio"] > 0 or row.get("synthetic_pretrain_iterations", 0) > 0:
                 flat.update(gan_evaluation(path.parent, row["gan_dir"]))
             else:  # a run without synthetic images has no generator, whatever its group trained
-                flat.update(gan_dir=None, gan_seconds=None, gan_iterations=None, num_synthetic=0, pool=None)
+                flat.update(
+                    gan_dir=None,
+                    gan_seconds=None,
+                    gan_iterations=None,
+                    num_synthetic=0,
+                    pool=None,
+                    synthetic_labels=None,
+                )
             flat.update({f"auc_{name}": value for name, value in row["per_label_auc"].items()})
             writer.writerow(flat)
 
