@@ -417,3 +417,19 @@ def test_a_study_with_pool_train_trains_its_gan_on_the_pool_and_says_so(chest28_
     assert gan_dir.name == gan_key(config, 0.25, 0)
     record = json.loads((gan_dir / "config.json").read_text())
     assert record["config"]["pool"] == "train" and record["pool"]["num_images"] == 691
+
+
+@pytest.mark.slow
+def test_report_audits_a_pool_run_against_every_image_its_generator_saw(tmp_path):
+    """``report`` on a ``--pool train`` run: the memorization audit and ``n_gan_train`` cover the 691 images
+    the generator trained on, not only the 69 labelled ones."""
+    from medgan_aug.apps.report import write_report
+
+    run = train_gan(_tiny(tmp_path / "gan", pool="train", iterations=3))
+    metrics = write_report(
+        run, num_samples=40, extractor_iterations=5, repeats=1, collage_count=4, progress=False
+    )
+    assert metrics["data"]["n_gan_train"] == 691 and metrics["data"]["n_real_train"] == 691
+    labelled = train_gan(_tiny(tmp_path / "subset", iterations=3))
+    assert write_report(labelled, num_samples=40, extractor_iterations=5, repeats=1, collage_count=4,
+                        progress=False)["data"]["n_gan_train"] == 69  # fmt: skip

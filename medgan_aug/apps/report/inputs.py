@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ class ReportSettings:
 class ReportInputs:
     """The run's real data, its generator and the evaluated generated images, as every step needs them.
 
-    ``train_images`` is the whole real training split, ``gan_train_images`` its rows ``subset_idx`` (what the
-    GAN saw), ``heldout_images``/``heldout_targets`` val + test; ``syn_images``/``syn_labels`` the
+    ``train_images`` is the whole real training split, ``subset_idx`` the labelled subset's rows,
+    ``gan_train_images`` its rows ``gan_train_idx`` (what the GAN saw: the subset, or every row for a run
+    trained on ``--pool train``), ``heldout_images``/``heldout_targets`` val + test; ``syn_images``/``syn_labels`` the
     ``num_samples`` generated images (labels: their conditioning, None for an unconditional generator);
     ``meter`` counts every image the generator makes until the figures are drawn.
     """
@@ -81,6 +83,7 @@ class ReportInputs:
     train: MedMNISTDataset
     splits: dict[str, MedMNISTDataset]
     subset_idx: np.ndarray
+    gan_train_idx: np.ndarray
     train_images: torch.Tensor
     gan_train_images: torch.Tensor
     heldout_images: torch.Tensor
@@ -117,6 +120,25 @@ def _gan_subset(record: dict[str, Any], train: Any) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
+def _gan_train_rows(record: dict[str, Any], train: Any, subset_idx: np.ndarray) -> np.ndarray:
+    """Rows of ``train`` the generator trained on: the labelled subset, or every row for ``--pool train``.
+
+    A pool file's own images are not in the data file, so the audit of such a run covers its labelled subset
+    only (one warning says so).
+    """
+    pool = record["config"].get("pool", "labelled")
+    if pool == "labelled":
+        return subset_idx
+    if pool == "train":
+        return np.arange(len(train), dtype=np.int64)
+    warnings.warn(
+        f"the generator also trained on the pool file {pool}, whose images are not in {train.source}: the "
+        "memorization audit compares its images with the labelled subset only",
+        stacklevel=4,
+    )
+    return subset_idx
+
+
 def _load_generator(run_dir: Path, train: MedMNISTDataset, s: ReportSettings) -> SyntheticDataset:
     """The run's generator as the evaluated synthetic set, with the report's DDIM steps (diffusion runs),
     checked to make images of the real data's size and channels."""
@@ -145,8 +167,9 @@ def load_inputs(run_dir: Path, record: dict[str, Any], s: ReportSettings) -> Rep
     train = splits["train"]
     require_images(train, "the report")
     subset_idx = _gan_subset(record, train)
+    gan_train_idx = _gan_train_rows(record, train, subset_idx)
     train_images = split_images(train)
-    gan_train_images = train_images[torch.from_numpy(subset_idx)]
+    gan_train_images = train_images[torch.from_numpy(gan_train_idx)]
     heldout_images = torch.cat([split_images(splits["val"]), split_images(splits["test"])])
     heldout_targets = np.concatenate([splits["val"].targets, splits["test"].targets])
     synthetic = _load_generator(run_dir, train, s)
@@ -173,6 +196,7 @@ def load_inputs(run_dir: Path, record: dict[str, Any], s: ReportSettings) -> Rep
         train=train,
         splits=splits,
         subset_idx=subset_idx,
+        gan_train_idx=gan_train_idx,
         train_images=train_images,
         gan_train_images=gan_train_images,
         heldout_images=heldout_images,

@@ -206,7 +206,7 @@ def _run_steps(run_dir: Path, s: ReportSettings) -> dict[str, Any]:
     with steps.timed("memorization"):
         audit_px = memorization_audit(inp.syn_images, inp.gan_train_images, inp.heldout_images, space="pixel")
         f_train, f_held, f_syn = features
-        audit_ft = memorization_audit(f_syn, f_train[inp.subset_idx], f_held, space="extractor features")
+        audit_ft = memorization_audit(f_syn, f_train[inp.gan_train_idx], f_held, space="extractor features")
     with steps.timed("figures"):
         files = write_figures(inp, s, audit_px)
     with steps.timed("inception"):
@@ -400,7 +400,7 @@ def _metrics(inp: ReportInputs, s: ReportSettings, **blocks: Any) -> dict[str, A
             "flag": train.flag,
             "image_size": int(train.size),
             "n_real_train": int(len(train)),
-            "n_gan_train": int(len(inp.subset_idx)),
+            "n_gan_train": int(len(inp.gan_train_idx)),
             "n_heldout": int(len(inp.heldout_images)),
             "heldout": "val + test",
         },

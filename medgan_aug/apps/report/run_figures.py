@@ -40,7 +40,7 @@ def _collage(inp: ReportInputs, s: ReportSettings) -> str:
     """``real_vs_synthetic.png``: GAN training images beside generated ones (a conditional generator's tile
     conditioned on the label vector of the real tile at the same place)."""
     rng = np.random.default_rng(s.seed)
-    pick = np.sort(rng.choice(len(inp.subset_idx), inp.n_collage, replace=False))
+    pick = np.sort(rng.choice(len(inp.gan_train_idx), inp.n_collage, replace=False))
     real_tiles = inp.gan_train_images[torch.from_numpy(pick)]
     if inp.conditional:
         labels = inp.train.targets[inp.subset_idx[pick]]
