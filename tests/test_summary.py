@@ -355,3 +355,16 @@ def test_results_csv_gains_the_teacher_columns_only_for_records_that_carry_them(
     write_results_csv([record("real"), record("real+synthetic@0.5")], tmp_path / "old.csv")
     with open(tmp_path / "old.csv", newline="") as fh:
         assert not {"synthetic_labels", "pseudo_ratio"} & set(next(csv_module.DictReader(fh)))
+
+
+def test_arms_with_generated_images_are_compared_with_pseudo_labels_where_the_study_has_them():
+    from medgan_aug.apps.study.comparisons import comparison_pairs
+
+    study = ["real", "real+pseudo@0.5", "real+synthetic@0.5", "real+shuffled@0.5", "synthetic-pretrain+real"]
+    pairs = comparison_pairs(study)
+    assert [p for p in pairs if p[2] == "vs pseudo"] == [
+        ("real+synthetic@0.5", "real+pseudo@0.5", "vs pseudo"),
+        ("synthetic-pretrain+real", "real+pseudo@0.5", "vs pseudo"),
+    ]  # the declared primary of the low-label studies is one of them
+    without = ["real", "real+synthetic@0.5", "real+shuffled@0.5"]
+    assert all(kind != "vs pseudo" for _, _, kind in comparison_pairs(without))  # older studies: as before

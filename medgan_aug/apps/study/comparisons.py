@@ -75,7 +75,9 @@ def study_cells(rows: list[dict[str, Any]]) -> Cells:
 
 def comparison_pairs(conditions: list[str]) -> list[tuple[str, str, str]]:
     """(condition, baseline, kind) of every comparison among ``conditions``: each against ``real`` ("vs
-    real") and each ``real+synthetic@...`` against its ``real+shuffled@...`` twin ("placebo")."""
+    real"), each ``real+synthetic@...`` against its ``real+shuffled@...`` twin ("placebo"), and each arm with
+    generated images (``real+synthetic@...``, ``synthetic-pretrain...``) against every ``real+pseudo@...`` arm
+    ("vs pseudo": does the generator add anything over pseudo-labelled real images, issue 21)."""
     present = set(conditions)
     pairs = [(c, "real", "vs real") for c in conditions if c != "real" and "real" in present]
     for condition in conditions:
@@ -83,6 +85,10 @@ def comparison_pairs(conditions: list[str]) -> list[tuple[str, str, str]]:
             placebo = "real+shuffled@" + condition[len("real+synthetic@") :]
             if placebo in present:
                 pairs.append((condition, placebo, "placebo"))
+    rivals = [c for c in conditions if c.startswith("real+pseudo@")]
+    for condition in conditions:
+        if condition.startswith(("real+synthetic@", "synthetic-pretrain")):
+            pairs += [(condition, rival, "vs pseudo") for rival in rivals]
     return pairs
 
 
