@@ -7,8 +7,8 @@ module can be used on its own.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from medgan_aug.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -81,15 +81,8 @@ _EXPORTS = {
     "medgan_aug.apps.study.config": ["StudyConfig", "load_study_config"],
     "medgan_aug.apps.study.study": ["run_study"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'medgan_aug' has no attribute {name!r}")
+__getattr__, _NAMES = lazy_exports(__name__, _EXPORTS, submodules=False)
+__all__ = _NAMES + ["__version__"]
 
 
 def __dir__() -> list[str]:

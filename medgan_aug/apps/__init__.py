@@ -6,27 +6,15 @@ Names are imported lazily (PEP 562), so the settings dataclasses (:mod:`medgan_a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from medgan_aug.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "medgan_aug.apps.classify": ["ClassifierRunConfig", "train_classifier_run"],
     "medgan_aug.apps.train": ["GANConfig", "GANSubset", "build_gan_trainer", "load_gan_subset", "train_gan"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    try:  # a submodule: ``medgan_aug.apps.study`` after ``import medgan_aug.apps``
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _NAMES = lazy_exports(__name__, _EXPORTS)
+__all__ = _NAMES
 
 
 def __dir__() -> list[str]:

@@ -6,8 +6,8 @@ so the settings dataclasses and ``medgan-aug --help`` load without it.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from medgan_aug.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "medgan_aug.utils.atomic": [
@@ -46,20 +46,8 @@ _EXPORTS = {
     "medgan_aug.utils.settings": ["setting"],
     "medgan_aug.utils.tasks": ["BINARY", "MULTI_LABEL", "TASKS", "check_task", "is_softmax_task"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    try:  # a submodule: ``medgan_aug.utils.devices`` after ``import medgan_aug.utils``
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _NAMES = lazy_exports(__name__, _EXPORTS)
+__all__ = _NAMES
 
 
 def __dir__() -> list[str]:
