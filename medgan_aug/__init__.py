@@ -7,7 +7,6 @@ module can be used on its own.
 
 from __future__ import annotations
 
-
 from medgan_aug.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"

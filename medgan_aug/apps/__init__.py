@@ -6,7 +6,6 @@ Names are imported lazily (PEP 562), so the settings dataclasses (:mod:`medgan_a
 
 from __future__ import annotations
 
-
 from medgan_aug.utils.lazy import lazy_exports
 
 _EXPORTS = {

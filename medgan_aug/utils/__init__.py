@@ -6,7 +6,6 @@ so the settings dataclasses and ``medgan-aug --help`` load without it.
 
 from __future__ import annotations
 
-
 from medgan_aug.utils.lazy import lazy_exports
 
 _EXPORTS = {
