@@ -172,5 +172,5 @@ def test_two_classifier_seeds_per_gan_keep_the_first_runs_key(tmp_path, monkeypa
     assert len({classifier_run_seed(s, k) for s in range(5) for k in range(1, 5)}) == 20
     with pytest.raises(ValueError, match="classifier_seeds must be an integer >= 1, got 0"):
         StudyConfig(data={"sample": "nih1000"}, classifier_seeds=0)
-    with pytest.raises(ValueError, match="classifier_seed must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match="classifier_seed must be an integer >= 0, got -1"):
         classifier_run_seed(0, -1)

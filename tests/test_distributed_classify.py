@@ -230,7 +230,7 @@ def test_classifier_run_in_one_process_and_its_errors(tmp_path, chest28_path, ga
         "condition": ("real+synthetic@0.5", "mixes in generated images: give gan_run"),
         "gan_run": (str(gan_run), "only used by synthetic conditions"),
         "classifier": ("vgg", "classifier must be one of"),
-        "num_synthetic": (0, "num_synthetic must be a positive integer"),
+        "num_synthetic": (0, "num_synthetic must be an integer >= 1"),
     }
     for field, (value, message) in bad.items():
         with pytest.raises(ValueError, match=message):

@@ -67,7 +67,7 @@ def test_last_step_is_evaluated_and_nan_never_wins():
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ValueError, match="every must be a positive integer"):
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
         ValidationSelection(nn.Linear(1, 1), lambda m: 0.0, every=0)
-    with pytest.raises(ValueError, match="patience must be a positive integer"):
+    with pytest.raises(ValueError, match="patience must be an integer >= 1"):
         ValidationSelection(nn.Linear(1, 1), lambda m: 0.0, every=5, patience=0)

@@ -72,7 +72,7 @@ def test_binary_labels_are_stratified(pneumonia_path):
         ({"fraction": 0.0}, r"fraction must be in \(0, 1\], got 0.0"),
         ({"fraction": 1.5}, r"fraction must be in \(0, 1\], got 1.5"),
         ({"n": 692}, r"n=692 is larger than the split \(691 rows\)"),
-        ({"n": 0}, "n must be a positive integer, got 0"),
+        ({"n": 0}, "n must be an integer >= 1, got 0"),
         ({}, "exactly one of fraction= or n="),
         ({"fraction": 0.1, "n": 5}, "exactly one of fraction= or n="),
     ],

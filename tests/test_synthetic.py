@@ -219,9 +219,9 @@ def test_bad_arguments(generator, uncond_generator, real_train):
     pool = real_train.targets
     cases = [
         (TypeError, "generator protocol", dict(generator=torch.nn.Linear(2, 2), num_samples=5)),
-        (ValueError, "num_samples must be a positive int, got 0", dict(num_samples=0, label_pool=pool)),
-        (ValueError, "batch_size must be a positive int, got -1", dict(batch_size=-1, label_pool=pool)),
-        (ValueError, "seed must be a non-negative int, got -2", dict(seed=-2, label_pool=pool)),
+        (ValueError, "num_samples must be an integer >= 1, got 0", dict(num_samples=0, label_pool=pool)),
+        (ValueError, "batch_size must be an integer >= 1, got -1", dict(batch_size=-1, label_pool=pool)),
+        (ValueError, "seed must be an integer >= 0, got -2", dict(seed=-2, label_pool=pool)),
         (ValueError, "conditional \\(num_labels=14\\)", dict()),
         (ValueError, "label_sampler must be one of", dict(label_sampler="uniform", label_pool=pool)),
         (ValueError, "give label_pool", dict(label_sampler="balanced")),
@@ -370,7 +370,7 @@ def test_shuffled_labels_of_a_labeller_and_bad_seeds(generator, uncond_generator
     assert torch.equal(paired.get_batch(range(300))["image"], shuffled.get_batch(range(300))["image"])
     order = torch.from_numpy(np.random.default_rng(0).permutation(300))
     assert torch.equal(shuffled.get_batch(range(300))["label"], paired.get_batch(range(300))["label"][order])
-    with pytest.raises(ValueError, match="shuffle_labels_seed must be a non-negative int or None, got -1"):
+    with pytest.raises(ValueError, match="shuffle_labels_seed must be an integer >= 0, got -1"):
         SyntheticDataset(generator, 10, label_pool=real_train.targets, shuffle_labels_seed=-1)
     with pytest.raises(ValueError, match="no labels"):
         SyntheticDataset(uncond_generator, 10, shuffle_labels_seed=0)

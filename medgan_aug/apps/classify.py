@@ -75,6 +75,7 @@ from medgan_aug.utils.devices import resolve_device, torch_thread_count
 from medgan_aug.utils.errors import OutputNotOursError
 from medgan_aug.utils.outputs import files_under, unknown_files
 from medgan_aug.utils.temp_files import orphan_temp_files, remove_orphan_temp_files
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["ClassifierRunConfig", "train_classifier_run"]
 
@@ -99,12 +100,7 @@ def _check_config(config: ClassifierRunConfig) -> Any:
             f"gan_run {config.gan_run!r} is only used by synthetic conditions, and condition "
             f"{config.condition!r} has none"
         )
-    if (
-        isinstance(config.num_synthetic, bool)
-        or not isinstance(config.num_synthetic, int)
-        or config.num_synthetic < 1
-    ):
-        raise ValueError(f"num_synthetic must be a positive integer, got {config.num_synthetic!r}")
+    check_integer("num_synthetic", config.num_synthetic, 1)
     if config.synthetic_labels not in SYNTHETIC_LABELS:
         raise ValueError(
             f"synthetic_labels must be one of {SYNTHETIC_LABELS}, got {config.synthetic_labels!r}"

@@ -18,9 +18,9 @@ from torch import nn
 from medgan_aug.engines.classifier_trainer import train_classifier
 from medgan_aug.handlers.model_selection import ValidationSelection
 from medgan_aug.metrics.extractor import EXTRACTOR_VERSION, data_fingerprint, validation_auc
-from medgan_aug.metrics.generative import check_positive_int
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES, build_classifier
 from medgan_aug.networks.model_file import load_classifier, save_classifier
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["fit_feature_extractor", "load_or_fit_extractor"]
 
@@ -65,10 +65,10 @@ def _check_fit_settings(
     """The architecture name and the step counts of :func:`fit_feature_extractor`, with one-line errors."""
     if arch not in CLASSIFIER_NAMES:
         raise ValueError(f"arch must be one of {CLASSIFIER_NAMES}, got {arch!r}")
-    iterations = check_positive_int("iterations", iterations)
-    eval_every = check_positive_int("eval_every", eval_every)
+    iterations = check_integer("iterations", iterations)
+    eval_every = check_integer("eval_every", eval_every)
     if patience is not None:
-        patience = check_positive_int("patience", patience)
+        patience = check_integer("patience", patience)
     return iterations, eval_every, patience
 
 

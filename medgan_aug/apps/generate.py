@@ -50,6 +50,7 @@ from medgan_aug.utils.npz_stream import (
 )
 from medgan_aug.utils.outputs import check_output_file
 from medgan_aug.utils.temp_files import remove_orphan_temp_files, temp_prefix
+from medgan_aug.utils.validation import is_integer
 
 __all__ = [
     "GENERATE_WRITER",
@@ -237,7 +238,7 @@ def generate_medmnist(
     if out.suffix != ".npz":
         raise ValueError(f"--out {out} must end in .npz (MedMNIST format)")
     _check_out(out, overwrite, "--out")
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+    if not is_integer(num) or num < 1:
         raise ValueError(f"--num must be a positive number of images, got {num}")
     dataset = SyntheticDataset.from_run(
         run,

@@ -12,11 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from medgan_aug.apps.data_settings import subset_data_setting
 from medgan_aug.utils.choices import LOSSES, LR_SCHEDULES, PRECISIONS
 from medgan_aug.utils.settings import setting
+from medgan_aug.utils.validation import check_integer, is_real
 
 __all__ = ["GANConfig", "MODELS", "DIFFUSION_SETTINGS", "OMITTED_AT_DEFAULT"]
 
@@ -187,9 +186,7 @@ class GANConfig:
     def _integer(self, name: str, minimum: int = 1) -> None:
         """``name`` must be an integer (not a bool) >= ``minimum``; stored as a Python int."""
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"GANConfig.{name} must be an integer >= {minimum}, got {value!r}")
-        setattr(self, name, int(value))
+        setattr(self, name, check_integer(f"GANConfig.{name}", value, minimum))
 
     def _check_counts(self) -> None:
         """Sizes, steps and intervals are integers >= 1; seeds and standing-statistics batches >= 0."""
@@ -243,12 +240,7 @@ class GANConfig:
             raise ValueError(f"GANConfig.r1_gamma must be a number >= 0, got {self.r1_gamma!r}")
         for name in ("lecam_weight", "bcr_weight", "aux_weight"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value < 0
-            ):
+            if not is_real(value) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"GANConfig.{name} must be a number >= 0, got {value!r}")
         if not isinstance(self.ada_target, (int, float)) or not 0.0 <= self.ada_target < 1.0:
             raise ValueError(f"GANConfig.ada_target must be in [0, 1) (0 = off), got {self.ada_target!r}")
@@ -299,19 +291,12 @@ class GANConfig:
         if self.model not in MODELS:
             raise ValueError(f"GANConfig.model must be one of {MODELS}, got {self.model!r}")
         steps = self.sampling_steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
-            raise ValueError(f"GANConfig.sampling_steps must be an integer in [1, 1000], got {steps!r}")
-        self.sampling_steps = int(steps)
+        self.sampling_steps = check_integer("GANConfig.sampling_steps", steps, 1, 1000)
         scale = self.guidance_scale
-        if (
-            isinstance(scale, bool)
-            or not isinstance(scale, (int, float))
-            or not math.isfinite(scale)
-            or scale < 0
-        ):
+        if not is_real(scale) or not math.isfinite(scale) or scale < 0:
             raise ValueError(f"GANConfig.guidance_scale must be a number >= 0, got {scale!r}")
         dropout = self.label_dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        if not is_real(dropout) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"GANConfig.label_dropout must be in [0, 1), got {dropout!r}")
         if self.model == "dcgan":
             defaults = {f.name: f.default for f in dataclasses.fields(self)}

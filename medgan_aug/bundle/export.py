@@ -60,6 +60,7 @@ from medgan_aug.networks.model_file import generator_family, load_any_generator,
 from medgan_aug.utils.atomic import atomic_dir
 from medgan_aug.utils.outputs import check_output_folder
 from medgan_aug.utils.serialization import atomic_torch_save
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["export_bundle", "write_synthetic"]  # write_synthetic: from inference_output
 
@@ -101,8 +102,7 @@ def export_bundle(
         ValueError: bad ``num_samples``/``seed``, or an unusable generator file or run record.
     """
     for arg, value, low in (("num_samples", num_samples, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+        check_integer(arg, value, low)
     out = Path(out)
     _check_bundle_folder(out, overwrite)
     gen_file = resolve_generator_file(run)

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from medgan_aug.utils.validation import check_integer
+
 __all__ = [
     "LabelSampler",
     "as_label_pool",
@@ -260,9 +262,7 @@ def label_permutation(num_samples: int, shuffle_labels_seed: int) -> np.ndarray:
     Raises:
         ValueError: ``num_samples`` not a positive int, or ``shuffle_labels_seed`` not a non-negative int.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    check_integer("num_samples", num_samples, 1)
     seed = shuffle_labels_seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"shuffle_labels_seed must be a non-negative int or None, got {seed!r}")
+    check_integer("shuffle_labels_seed", seed, 0)
     return np.random.default_rng(int(seed)).permutation(int(num_samples))

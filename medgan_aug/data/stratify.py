@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from medgan_aug.utils.validation import check_integer
+
 __all__ = ["strata_matrix", "stratified_order", "low_data_indices"]
 
 
@@ -111,8 +113,7 @@ def low_data_indices(
         if not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
         n = max(1, math.floor(fraction * n_rows + 0.5))
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_integer("n", n, 1)
     if n > n_rows:
         raise ValueError(f"n={n} is larger than the split ({n_rows} rows)")
     return np.sort(stratified_order(labels, seed)[:n])

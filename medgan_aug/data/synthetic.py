@@ -68,6 +68,7 @@ from medgan_aug.networks.model_file import (
     load_any_generator,
     resolve_generator_file,
 )
+from medgan_aug.utils.validation import check_integer, is_integer
 
 __all__ = ["CHUNK_SIZE", "SyntheticDataset"]
 
@@ -129,12 +130,9 @@ class SyntheticDataset(Dataset):
         shuffle_labels_seed: int | None = None,
     ) -> None:
         check_generator_protocol(generator)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        check_integer("num_samples", num_samples, 1)
+        check_integer("batch_size", batch_size, 1)
+        check_integer("seed", seed, 0)
         if labeller is not None and not callable(labeller):
             raise TypeError(f"labeller must be callable (images -> labels), got {type(labeller).__name__}")
         self.generator = generator
@@ -331,7 +329,7 @@ class SyntheticDataset(Dataset):
         )
 
     def _check_index(self, index: int) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        if not is_integer(index):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for SyntheticDataset of {self.num_samples} items")

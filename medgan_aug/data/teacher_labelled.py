@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from medgan_aug.data.label_samplers import label_permutation
 from medgan_aug.data.synthetic import CHUNK_SIZE
+from medgan_aug.utils.validation import is_integer
 
 __all__ = ["TeacherLabelledDataset"]
 
@@ -159,7 +160,7 @@ class TeacherLabelledDataset(Dataset):
         return int(self.scores.shape[0])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        if not is_integer(index):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for TeacherLabelledDataset of {len(self)} items")

@@ -37,6 +37,7 @@ from medgan_aug.handlers.loss_log import LossHistory
 from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.networks.classifiers import loss_for_task, scores_from_logits
 from medgan_aug.utils.tasks import check_task
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["train_classifier", "predict", "extract_features"]
 
@@ -120,8 +121,7 @@ def train_classifier(
     """
     check_task(task)
     for arg, value in (("iterations", iterations), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        check_integer(arg, value, 1)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if batch_transform is not None and not callable(batch_transform):
@@ -287,8 +287,7 @@ def predict(
         ``(scores, targets)``: float64 arrays (N, L); scores are probabilities.
     """
     task = _infer_task(dataset, task)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_integer("batch_size", batch_size, 1)
     was_training = model.training
     model.to(device).eval()
     scores, targets = [], []

@@ -47,6 +47,7 @@ from medgan_aug.handlers.finite_loss import check_finite_loss
 from medgan_aug.networks.diffusion import DiffusionGenerator
 from medgan_aug.utils.errors import TrainingDivergenceError
 from medgan_aug.utils.serialization import get_rng_states, set_rng_states
+from medgan_aug.utils.validation import is_real
 
 __all__ = ["DiffusionTrainer", "DIFFUSION_LOSS_COLUMNS"]
 
@@ -100,11 +101,7 @@ class DiffusionTrainer(Trainer):
             raise TypeError(f"generator must be a DiffusionGenerator, got {type(generator).__name__}")
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), got {precision!r}")
-        if (
-            isinstance(label_dropout, bool)
-            or not isinstance(label_dropout, (int, float))
-            or not 0 <= label_dropout < 1
-        ):
+        if not is_real(label_dropout) or not 0 <= label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout!r}")
         if (batches.labels is not None) != (generator.num_labels > 0):
             raise ValueError(

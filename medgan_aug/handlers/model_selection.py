@@ -22,6 +22,8 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from medgan_aug.utils.validation import check_integer
+
 __all__ = ["ValidationSelection"]
 
 
@@ -52,8 +54,7 @@ class ValidationSelection:
         for name, value in (("every", every), ("patience", patience)):
             if value is None and name == "patience":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_integer(name, value, 1)
         self.model, self.score_fn, self.every, self.patience = model, score_fn, every, patience
         self.history: list[tuple[int, float]] = []
         self.best_score, self.best_iteration = -math.inf, 0

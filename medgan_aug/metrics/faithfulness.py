@@ -29,12 +29,12 @@ from torch import nn
 
 from medgan_aug.metrics.classification import default_label_names, rank_auc
 from medgan_aug.metrics.extractor import check_images_and_labels, classifier_scores
-from medgan_aug.metrics.generative import check_positive_int
 from medgan_aug.networks.classifiers import scores_from_logits
 from medgan_aug.networks.dcgan import to_unit_range
 from medgan_aug.networks.model_file import check_generator_protocol
 from medgan_aug.utils.devices import module_device
 from medgan_aug.utils.tasks import MULTI_LABEL, check_task, is_softmax_task
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["label_faithfulness", "real_label_separation"]
 
@@ -143,8 +143,8 @@ def label_faithfulness(
     num_labels = int(generator.num_labels)
     if num_labels < 1:
         raise ValueError("the generator is unconditional (num_labels=0): there is no label to switch")
-    n = check_positive_int("num_samples", num_samples, 2)
-    batch_size = check_positive_int("batch_size", batch_size)
+    n = check_integer("num_samples", num_samples, 2)
+    batch_size = check_integer("batch_size", batch_size)
     names = default_label_names(label_names, num_labels, task)
     base = _base_labels(base_labels, n, num_labels)
     z = torch.randn(n, int(generator.latent_dim), generator=torch.Generator().manual_seed(int(seed)))

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from medgan_aug.utils.validation import check_integer
+
 __all__ = [
     "frechet_from_moments",
     "frechet_distance",
@@ -68,12 +70,6 @@ def _as_features(name: str, x: Any, min_rows: int = 2) -> torch.Tensor:
 def _same_width(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"{names[0]} has {a.shape[1]} features per row but {names[1]} has {b.shape[1]}")
-
-
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def frechet_from_moments(
@@ -183,9 +179,9 @@ def kernel_distance(
     a = _as_features("features_a", features_a)
     b = _as_features("features_b", features_b)
     _same_width(a, b, ("features_a", "features_b"))
-    subset_size = check_positive_int("subset_size", subset_size, 2)
-    num_subsets = check_positive_int("num_subsets", num_subsets)
-    degree = check_positive_int("degree", degree)
+    subset_size = check_integer("subset_size", subset_size, 2)
+    num_subsets = check_integer("num_subsets", num_subsets)
+    degree = check_integer("degree", degree)
     m = min(subset_size, a.shape[0], b.shape[0])
     if m == a.shape[0] == b.shape[0]:
         num_subsets = 1  # every "subset" is the whole of both sets: the estimate is the same each time
@@ -228,7 +224,7 @@ def precision_recall(real_features: Any, fake_features: Any, k: int = 3) -> dict
     real = _as_features("real_features", real_features, k + 1)
     fake = _as_features("fake_features", fake_features, k + 1)
     _same_width(real, fake, ("real_features", "fake_features"))
-    k = check_positive_int("k", k)
+    k = check_integer("k", k)
     real_r, fake_r = _knn_radii(real, k), _knn_radii(fake, k)
     d = _pairwise(fake, real)  # (n_fake, n_real)
     precision = (d <= real_r[None, :]).any(dim=1).double().mean()
@@ -250,7 +246,7 @@ def density_coverage(real_features: Any, fake_features: Any, k: int = 5) -> dict
     real = _as_features("real_features", real_features, k + 1)
     fake = _as_features("fake_features", fake_features)
     _same_width(real, fake, ("real_features", "fake_features"))
-    k = check_positive_int("k", k)
+    k = check_integer("k", k)
     radii = _knn_radii(real, k)
     inside = _pairwise(fake, real) <= radii[None, :]  # (n_fake, n_real)
     density = inside.double().sum() / (k * fake.shape[0])
@@ -267,7 +263,7 @@ def _compared_size(
     if ref is not None:
         n = min(n, ref.shape[0])
     if max_samples is not None:
-        n = min(n, check_positive_int("max_samples", max_samples, 2))
+        n = min(n, check_integer("max_samples", max_samples, 2))
     if n <= k:
         raise ValueError(
             f"too few samples for the k-NN metrics: n={n} compared rows (real {real.shape[0]} split in "
@@ -342,7 +338,7 @@ def distribution_metrics(
     if reference_features is not None:
         ref = _as_features("reference_features", reference_features, 2)
         _same_width(real, ref, ("real_features", "reference_features"))
-    repeats = check_positive_int("repeats", repeats)
+    repeats = check_integer("repeats", repeats)
     n = _compared_size(real, fake, ref, max_samples, max(pr_k, dc_k))
     rng = np.random.default_rng(seed)
     names = ("frechet_distance", "kid", "precision", "recall", "density", "coverage")

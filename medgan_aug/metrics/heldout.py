@@ -39,12 +39,12 @@ import torch
 
 from medgan_aug.engines.classifier_trainer import extract_features
 from medgan_aug.metrics.generative import (
-    check_positive_int,
     frechet_distance,
     kernel_distance,
     precision_recall,
 )
 from medgan_aug.networks.classifiers import build_classifier
+from medgan_aug.utils.validation import check_integer
 
 __all__ = [
     "RANDOM_CNN_SEED",
@@ -240,7 +240,7 @@ def heldout_anchored_distances(
         ``{"synthetic", "train", "floor"}`` means with ``*_std``.
     """
     sets = _feature_sets(heldout_features, train_features, synthetic_features)
-    repeats = check_positive_int("repeats", repeats)
+    repeats = check_integer("repeats", repeats)
     n_train = sets["train"].shape[0]
     if train_patients is not None:
         train_patients = np.asarray(train_patients)

@@ -37,6 +37,7 @@ import numpy as np
 from medgan_aug.metrics.classification import METRICS, default_label_names, prepare_targets_scores
 from medgan_aug.metrics.inference import bootstrap_p_value, percentile_interval
 from medgan_aug.utils.tasks import BINARY, MULTI_LABEL
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["IMAGE_SCHEMES", "cluster_codes", "resampled_auc", "hierarchical_paired_bootstrap_delta"]
 
@@ -177,8 +178,7 @@ def _check_arguments(
     """The settings of :func:`hierarchical_paired_bootstrap_delta`, each with a one-line ValueError."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    check_integer("n_boot", n_boot, 1)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if images not in IMAGE_SCHEMES:

@@ -20,6 +20,8 @@ import math
 
 from scipy import optimize, stats
 
+from medgan_aug.utils.validation import is_integer
+
 __all__ = [
     "closed_form_detectable_effect",
     "paired_t_power",
@@ -29,7 +31,7 @@ __all__ = [
 
 
 def _check(sd: float, n_seeds: int, alpha: float, power: float) -> None:
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 2:
+    if not is_integer(n_seeds) or n_seeds < 2:
         raise ValueError(
             f"n_seeds must be an integer >= 2 (a paired t-test needs two seeds), got {n_seeds!r}"
         )

@@ -9,13 +9,13 @@ MedMNIST v2's baselines (Yang et al., Scientific Data 2023).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from monai.networks.nets import ResNet
 from torch import nn
 
 from medgan_aug.utils.choices import CLASSIFIER_NAMES
 from medgan_aug.utils.tasks import is_softmax_task
+from medgan_aug.utils.validation import check_integer
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -164,8 +164,7 @@ def build_classifier(
         ("num_outputs", num_outputs, 1),
         ("image_size", image_size, 16),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+        check_integer(arg, value, low)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(int(seed))

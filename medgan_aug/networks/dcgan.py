@@ -39,10 +39,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from monai.networks.utils import normal_init
 from torch import nn
+
+from medgan_aug.utils.validation import check_integer
 
 __all__ = [
     "standing_batchnorm_stats",
@@ -58,12 +59,6 @@ __all__ = [
 SUPPORTED_SIZES = (28, 64)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_size(image_size: Any) -> int:
     if isinstance(image_size, bool) or image_size not in SUPPORTED_SIZES:
         raise ValueError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size!r}")
@@ -71,7 +66,7 @@ def _check_size(image_size: Any) -> int:
 
 
 def _num_labels(num_labels: Any) -> int:
-    return 0 if num_labels is None else _check_int("num_labels", num_labels, 0)
+    return 0 if num_labels is None else check_integer("num_labels", num_labels, 0)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -166,10 +161,10 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.image_size = _check_size(image_size)
-        self.latent_dim = _check_int("latent_dim", latent_dim, 1)
+        self.latent_dim = check_integer("latent_dim", latent_dim, 1)
         self.num_labels = _num_labels(num_labels)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
-        self.out_channels = _check_int("out_channels", out_channels, 1)
+        self.base_channels = check_integer("base_channels", base_channels, 1)
+        self.out_channels = check_integer("out_channels", out_channels, 1)
         c, nin = self.base_channels, self.latent_dim + self.num_labels
 
         def up(cin: int, cout: int, k: int = 4, s: int = 2, p: int = 1) -> list[nn.Module]:
@@ -249,8 +244,8 @@ class DCGANDiscriminator(nn.Module):
         if auxiliary_classifier and not self.num_labels:
             raise ValueError("auxiliary_classifier=True needs num_labels > 0 (a conditional discriminator)")
         self.auxiliary_classifier = bool(auxiliary_classifier)
-        self.base_channels = _check_int("base_channels", base_channels, 1)
-        self.in_channels = _check_int("in_channels", in_channels, 1)
+        self.base_channels = check_integer("base_channels", base_channels, 1)
+        self.in_channels = check_integer("in_channels", in_channels, 1)
         self.spectral_norm = bool(spectral_norm)
         c = self.base_channels
 

@@ -40,13 +40,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from monai.inferers import DiffusionInferer
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 from torch.nn import functional as F
+
+from medgan_aug.utils.validation import check_integer, is_real
 
 __all__ = ["DIFFUSION_SIZES", "NULL_CONTEXT_VALUE", "LabelContext", "DiffusionGenerator"]
 
@@ -62,18 +63,11 @@ _SCHEDULE = "linear_beta"
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"DiffusionGenerator: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_integer(f"DiffusionGenerator: {name}", value, minimum)
 
 
 def _guidance(value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"DiffusionGenerator: guidance_scale must be a number >= 0, got {value!r}")
     return float(value)
 

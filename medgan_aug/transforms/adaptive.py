@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from medgan_aug.transforms.diffaugment import DiffAugment
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["AdaptiveAugment"]
 
@@ -60,8 +61,7 @@ class AdaptiveAugment:
             raise ValueError(f"ADA target must be in (0, 1), got {target!r}")
         if not isinstance(speed_kimg, (int, float)) or not speed_kimg > 0:
             raise ValueError(f"ADA speed_kimg must be > 0, got {speed_kimg!r}")
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ValueError(f"ADA interval must be an integer >= 1, got {interval!r}")
+        check_integer("ADA interval", interval, 1)
         if not 0.0 <= initial_p <= 1.0:
             raise ValueError(f"ADA initial_p must be in [0, 1], got {initial_p!r}")
         self.augment, self.shard = augment, shard

@@ -34,6 +34,7 @@ from monai.transforms import (
 )
 
 from medgan_aug.utils.tensors import plain_tensor
+from medgan_aug.utils.validation import check_integer, is_real
 
 __all__ = ["classical_augmentation", "BatchClassicalAugmentation", "BatchClassicalAugmentationd"]
 
@@ -46,7 +47,7 @@ def _check_parameters(
     noise_std: float,
     gamma_range: tuple[float, float],
 ) -> None:
-    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+    if not is_real(prob) or not 0.0 <= prob <= 1.0:
         raise ValueError(f"prob must be in [0, 1], got {prob!r}")
     for arg, value in (
         ("rotate_degrees", rotate_degrees),
@@ -54,12 +55,7 @@ def _check_parameters(
         ("scale_fraction", scale_fraction),
         ("noise_std", noise_std),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < 0
-        ):
+        if not is_real(value) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{arg} must be a finite number >= 0, got {value!r}")
     if scale_fraction >= 1:
         raise ValueError(
@@ -109,8 +105,7 @@ def classical_augmentation(
     Returns:
         A MONAI ``Compose``.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    check_integer("image_size", image_size, 1)
     _check_parameters(prob, rotate_degrees, translate_fraction, scale_fraction, noise_std, gamma_range)
     shift = translate_fraction * image_size
     transform = Compose(

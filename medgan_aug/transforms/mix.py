@@ -30,6 +30,7 @@ from torch.utils.data import get_worker_info
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.networks.dcgan import to_unit_range
 from medgan_aug.utils.tensors import plain_tensor
+from medgan_aug.utils.validation import is_real
 
 __all__ = [
     "MODES",
@@ -54,7 +55,7 @@ def num_synthetic(ratio: float, batch_size: int) -> int:
 
 
 def _check_ratio(name: str, value: Any, upper_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
     value = float(value)
     if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):

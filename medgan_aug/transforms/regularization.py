@@ -31,6 +31,7 @@ from monai.config import KeysCollection
 from monai.transforms import CutMix, MapTransform, MixUp, Randomizable
 
 from medgan_aug.utils.tensors import plain_tensor
+from medgan_aug.utils.validation import is_real
 
 __all__ = ["MixUpBatchd", "CutMixBatchd", "cutmix_kept_share"]
 
@@ -51,12 +52,7 @@ class _MixBatchd(MapTransform, Randomizable):
         MapTransform.__init__(self, keys)
         if len(self.keys) != 2:
             raise ValueError(f"keys must be (image_key, label_key), got {self.keys}")
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, (int, float))
-            or not math.isfinite(alpha)
-            or alpha <= 0
-        ):
+        if not is_real(alpha) or not math.isfinite(alpha) or alpha <= 0:
             raise ValueError(f"alpha must be a finite number > 0 (Beta(alpha, alpha)), got {alpha!r}")
         self.alpha = float(alpha)
         self.mixer = self.mixer_class(batch_size=1, alpha=self.alpha)

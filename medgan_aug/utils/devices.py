@@ -7,11 +7,11 @@ import itertools
 import os
 import warnings
 
-import numpy as np
 import torch
 from torch import nn
 
 from medgan_aug.utils.choices import PRECISIONS
+from medgan_aug.utils.validation import check_integer
 
 __all__ = [
     "PRECISIONS",
@@ -57,8 +57,7 @@ def safe_thread_count(jobs: int = 1) -> int:
     anything else runs on the machine they starve (measurements: docs/performance.md, "Threads"). Half the
     cores bounds that loss on a shared machine; pass ``threads`` explicitly for a dedicated machine.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    check_integer("jobs", jobs, 1)
     return max(1, usable_cpu_count() // 2 // jobs)
 
 
@@ -79,8 +78,7 @@ def torch_thread_count(threads: int | None = None, jobs: int = 1) -> int:
     """
     if threads is None:
         return safe_thread_count(jobs)
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    check_integer("threads", threads, 1)
     cpus = usable_cpu_count()
     if threads > cpus:
         warnings.warn(

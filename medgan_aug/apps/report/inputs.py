@@ -29,16 +29,13 @@ from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.networks.model_file import generator_family
 from medgan_aug.utils.tasks import is_softmax_task
+from medgan_aug.utils.validation import check_integer
 
 __all__ = ["PER_FINDING_COLUMNS", "ReportSettings", "ReportInputs", "load_inputs"]
 
 
 #: Columns (noise vectors) of ``per_finding.png``.
 PER_FINDING_COLUMNS = 8
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
 @dataclass(frozen=True)
@@ -60,12 +57,10 @@ class ReportSettings:
     sampling_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if not _is_int(self.num_samples) or self.num_samples < 20:
-            raise ValueError(f"num_samples must be an integer >= 20, got {self.num_samples!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.sampling_steps is not None and (not _is_int(self.sampling_steps) or self.sampling_steps < 1):
-            raise ValueError(f"sampling_steps must be an integer >= 1, got {self.sampling_steps!r}")
+        check_integer("num_samples", self.num_samples, 20)
+        check_integer("seed", self.seed, 0)
+        if self.sampling_steps is not None:
+            check_integer("sampling_steps", self.sampling_steps, 1)
 
 
 @dataclass

@@ -75,6 +75,7 @@ from medgan_aug.apps.train import GANConfig
 from medgan_aug.data.pools import POOL_LABELLED, POOL_NAMES
 from medgan_aug.data.samples import sample_flag, sample_path
 from medgan_aug.networks.classifiers import CLASSIFIER_NAMES
+from medgan_aug.utils.validation import check_integer
 
 #: Study configs shipped in the package (``medgan_aug/apps/study/configs/NAME.yaml``), usable by name.
 PACKAGED_CONFIGS = ("quick",)
@@ -200,8 +201,7 @@ class StudyConfig:
             "classifiers", self.classifiers, CLASSIFIER_NAMES.__contains__, f"names from {CLASSIFIER_NAMES}"
         )
         seeds = self.classifier_seeds
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ValueError(f"classifier_seeds must be an integer >= 1, got {seeds!r}")
+        check_integer("classifier_seeds", seeds, 1)
         check_data(self.data)
         for section, kind in SECTIONS.items():
             build_section(section, getattr(self, section), kind)

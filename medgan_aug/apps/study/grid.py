@@ -21,6 +21,7 @@ import numpy as np
 from medgan_aug.apps.study.conditions import parse_condition
 from medgan_aug.data.medmnist import file_md5
 from medgan_aug.data.pools import POOL_LABELLED, POOL_NAMES
+from medgan_aug.utils.validation import check_integer
 
 
 class StudyConfig(Protocol):
@@ -82,8 +83,7 @@ def classifier_run_seed(seed: int, classifier_seed: int) -> int:
         ValueError: ``seed`` or ``classifier_seed`` not a non-negative integer.
     """
     for arg, value in (("seed", seed), ("classifier_seed", classifier_seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{arg} must be a non-negative integer, got {value!r}")
+        check_integer(arg, value, 0)
     if classifier_seed == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), int(classifier_seed)]).generate_state(1)[0] >> 1)

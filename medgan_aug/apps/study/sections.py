@@ -17,10 +17,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import numpy as np
-
 from medgan_aug.apps.study.conditions import parse_condition
 from medgan_aug.data.medmnist import flag_info
+from medgan_aug.utils.validation import check_integer, is_integer, is_real
 
 __all__ = [
     "MAX_SEED",
@@ -43,8 +42,7 @@ __all__ = [
 
 
 def _integer(section: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{section}.{name} must be an integer >= {minimum}, got {value!r}")
+    check_integer(f"{section}.{name}", value, minimum)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +63,7 @@ class ClassifierBudget:
         _integer("classifier", "iterations", self.iterations, 1)
         _integer("classifier", "batch_size", self.batch_size, 1)
         lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        if not is_real(lr) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"classifier.lr must be a positive finite number, got {lr!r}")
 
 
@@ -133,12 +131,12 @@ MEDMNIST_SIZES = (28, 64, 128, 224)
 
 def is_fraction(value: Any) -> bool:
     """A fraction of the training split: a number in (0, 1] (not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
+    return is_real(value) and 0 < value <= 1
 
 
 def is_seed(value: Any) -> bool:
     """A study seed: an integer in [0, :data:`MAX_SEED`] (not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_SEED
+    return is_integer(value) and 0 <= value <= MAX_SEED
 
 
 def is_condition_name(value: Any) -> bool:
