@@ -42,6 +42,7 @@ _EXPORTS = {
     "medgan_aug.transforms.diffaugment": ["DiffAugment"],
     "medgan_aug.apps.train": ["GANConfig", "train_gan"],
     "medgan_aug.engines.gan_trainer": ["GANTrainer"],
+    "medgan_aug.engines.gan_losses": ["GANObjective"],
     "medgan_aug.data.label_samplers": ["BalancedLabelSampler", "JointLabelSampler"],
     "medgan_aug.data.synthetic": ["SyntheticDataset"],
     "medgan_aug.apps.generate": ["generate_medmnist", "write_medmnist_npz"],

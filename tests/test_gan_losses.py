@@ -22,7 +22,7 @@ from medgan_aug.engines.gan_losses import (
     lecam_penalty,
 )
 from medgan_aug.handlers.checkpoint import CheckpointManager, load_checkpoint
-from medgan_aug.networks.dcgan import DCGANDiscriminator
+from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_aug.networks.model_file import load_generator
 from medgan_aug.transforms.adaptive import AdaptiveAugment
 from medgan_aug.transforms.diffaugment import DiffAugment
@@ -235,3 +235,61 @@ def test_recipe_defaults_on_conditional_and_unconditional_runs(chest28_path, tmp
         assert trainer.discriminator.auxiliary_classifier is conditional
     off = GANConfig(path=str(chest28_path), conditional=True, diffaugment="", out=str(tmp_path / "y"))
     assert build_gan_trainer(off, load_gan_subset(off)).augment is None  # no policy: nothing to adapt
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(loss="wgan"), "loss must be one of"),
+        (dict(d_steps=0), "d_steps must be an integer >= 1, got 0"),
+        (dict(d_steps=True), "d_steps must be an integer >= 1, got True"),
+        (dict(r1_gamma=-0.1), "r1_gamma must be a number >= 0, got -0.1"),
+        (dict(bcr_weight=float("nan")), "bcr_weight must be a number >= 0, got nan"),
+        (dict(aux_weight="1"), "aux_weight must be a number >= 0, got '1'"),
+        (dict(lecam_decay=1.0), r"lecam_decay must be a number in \[0, 1\), got 1.0"),
+    ],
+)
+def test_gan_objective_names_the_bad_field(kw, message):
+    from medgan_aug.engines.gan_losses import GANObjective
+
+    with pytest.raises(ValueError, match=message):
+        GANObjective(**kw)
+
+
+def test_gan_trainer_takes_the_objective_and_checks_it_against_its_networks():
+    """The trainer reads every term from its GANObjective; one that needs a part it lacks is refused."""
+    from medgan_aug.data.batches import SeededBatches
+    from medgan_aug.engines.gan_losses import GANObjective
+    from medgan_aug.engines.gan_trainer import GANTrainer
+
+    G = DCGANGenerator(28, latent_dim=8, num_labels=0, base_channels=8)
+    D = DCGANDiscriminator(28, 0, 8)
+    images = torch.rand(8, 1, 28, 28) * 2 - 1
+
+    def build(objective, augment=None):
+        return GANTrainer(
+            "cpu",
+            G,
+            D,
+            torch.optim.Adam(G.parameters()),
+            torch.optim.Adam(D.parameters()),
+            SeededBatches(images, None, 4, 0),
+            2,
+            objective=objective,
+            augment=augment,
+        )
+
+    objective = GANObjective(loss="hinge", d_steps=2, r1_gamma=0.5, lecam_weight=0.3, lecam_decay=0.9)
+    trainer = build(objective)
+    assert trainer.objective is objective
+    assert (trainer.loss, trainer.d_steps, trainer.r1_gamma, trainer.lecam_weight) == ("hinge", 2, 0.5, 0.3)
+    assert trainer.lecam is not None and trainer.lecam.decay == 0.9
+    assert build(None).objective == GANObjective()
+    with pytest.raises(ValueError, match="bcr_weight > 0 needs an augmentation"):
+        build(GANObjective(bcr_weight=1.0))
+    with pytest.raises(
+        ValueError, match="aux_weight > 0 needs a discriminator built with auxiliary_classifier"
+    ):
+        build(GANObjective(aux_weight=1.0))
+    with pytest.raises(TypeError, match="objective must be a GANObjective or None, got dict"):
+        build({"loss": "hinge"})

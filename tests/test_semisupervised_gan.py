@@ -7,6 +7,7 @@ unlabelled rows training is bit for bit what it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
@@ -21,6 +22,7 @@ from ignite.engine import Events
 
 import medgan_aug.engines.semi_supervised as semi_supervised
 from medgan_aug.data.batches import SeededBatches
+from medgan_aug.engines.gan_losses import GANObjective
 from medgan_aug.engines.gan_trainer import GANTrainer
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_aug.transforms.diffaugment import DiffAugment
@@ -42,6 +44,9 @@ def _pool(labels: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
     return torch.where(labelled[:, None], labels, torch.zeros_like(labels))
 
 
+OBJECTIVE_FIELDS = {field.name for field in dataclasses.fields(GANObjective)}
+
+
 def _trainer(images, targets, labelled=ABSENT, *, conditional=True, seed=0, **kw) -> GANTrainer:
     torch.manual_seed(seed)
     labels = targets.shape[1] if conditional else 0
@@ -49,6 +54,7 @@ def _trainer(images, targets, labelled=ABSENT, *, conditional=True, seed=0, **kw
     D = DCGANDiscriminator(28, labels, 8, auxiliary_classifier=conditional and kw.get("aux_weight", 0) > 0)
     batches = SeededBatches(images, targets if conditional else None, batch_size=16, seed=seed)
     extra = {} if labelled is ABSENT else {"labelled": labelled}
+    terms = {name: kw.pop(name) for name in OBJECTIVE_FIELDS if name in kw}
     return GANTrainer(
         "cpu",
         G,
@@ -57,6 +63,7 @@ def _trainer(images, targets, labelled=ABSENT, *, conditional=True, seed=0, **kw
         torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999)),
         batches,
         kw.pop("iterations", 4),
+        objective=GANObjective(**terms),
         noise_seed=seed,
         **kw,
         **extra,
@@ -272,6 +279,7 @@ _WORKER = textwrap.dedent(
     from ignite.engine import Events
     from medgan_aug.data import sample_path
     from medgan_aug.engines.distributed import Shard, ShardedBatches, ShardedDiffAugment
+    from medgan_aug.engines.gan_losses import GANObjective
     from medgan_aug.engines.gan_trainer import GANTrainer
     from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
     from medgan_aug.transforms.diffaugment import DiffAugment
@@ -292,7 +300,7 @@ _WORKER = textwrap.dedent(
         "cpu", G, D,
         torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)),
         torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999)),
-        ShardedBatches(images, targets, 16, 0, shard), 6, noise_seed=0, aux_weight=1.0,
+        ShardedBatches(images, targets, 16, 0, shard), 6, noise_seed=0, objective=GANObjective(aux_weight=1.0),
         augment=ShardedDiffAugment(DiffAugment("translation,cutout", seed=0), shard), shard=shard,
         labelled=labelled,
     )

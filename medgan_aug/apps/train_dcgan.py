@@ -20,6 +20,7 @@ from torch import nn
 from medgan_aug.apps.train_config import GANConfig
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.engines.distributed import ShardedBatches, ShardedDiffAugment
+from medgan_aug.engines.gan_losses import GANObjective
 from medgan_aug.engines.gan_trainer import GANTrainer, lr_lambda, run_seeds
 from medgan_aug.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_aug.transforms.adaptive import AdaptiveAugment
@@ -113,14 +114,16 @@ def build_gan_trainer(
         optimisers["d_opt"],
         batches,
         config.iterations,
-        loss=config.loss,
-        d_steps=config.d_steps,
+        objective=GANObjective(
+            loss=config.loss,
+            d_steps=config.d_steps,
+            r1_gamma=config.r1_gamma,
+            lecam_weight=config.lecam_weight,
+            bcr_weight=config.bcr_weight,
+            aux_weight=aux_weight,
+        ),
         ema_decay=config.ema_decay,
         augment=augment,
-        r1_gamma=config.r1_gamma,
-        lecam_weight=config.lecam_weight,
-        bcr_weight=config.bcr_weight,
-        aux_weight=aux_weight,
         g_scheduler=optimisers["g_scheduler"],
         d_scheduler=optimisers["d_scheduler"],
         noise_seed=seeds["noise"],

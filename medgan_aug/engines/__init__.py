@@ -21,6 +21,7 @@ from medgan_aug.engines.distributed import (
     single_process,
 )
 from medgan_aug.engines.gan_losses import (
+    GANObjective,
     LeCamAnchors,
     auxiliary_classification_loss,
     consistency_penalty,

@@ -22,20 +22,27 @@
   real rows; a batch without any gives an exact 0 that is still connected to the logits, so every
   parameter gets a (zero) gradient and data-parallel ranks stay in step.
 
+* :class:`GANObjective`: which of these terms one training run combines, and their weights, as one
+  checked value (what :class:`~medgan_aug.engines.GANTrainer` takes instead of seven loose keywords).
+
 ``tests/test_gan_losses.py`` checks every term against values computed by hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from medgan_aug.utils.choices import LOSSES
+from medgan_aug.utils.validation import check_integer, is_real
 
 __all__ = [
     "LOSSES",
+    "GANObjective",
     "discriminator_loss",
     "generator_loss",
     "LeCamAnchors",
@@ -122,3 +129,44 @@ def auxiliary_classification_loss(logits: torch.Tensor, targets: torch.Tensor) -
     if logits.shape[0] == 0:
         return logits.sum()  # 0.0, in the graph (the mean of nothing would be NaN)
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+
+
+@dataclasses.dataclass(frozen=True)
+class GANObjective:
+    """The discriminator and generator objective of one GAN run: the loss and the regularisers added to it.
+
+    The defaults are plain DCGAN (non-saturating BCE, one D step, no regulariser); each weight 0 turns its
+    term off. The references of each term are in this module's docstring.
+
+    Attributes:
+        loss: ``"bce"`` (Goodfellow et al. 2014) or ``"hinge"`` (Lim & Ye 2017).
+        d_steps: D updates per iteration (>= 1).
+        r1_gamma: R1 gradient penalty weight on real images (Mescheder, Geiger & Nowozin, ICML 2018).
+        lecam_weight, lecam_decay: LeCam regularisation weight and its anchors' EMA decay in [0, 1).
+        bcr_weight: balanced consistency regularisation weight (needs an augmentation in the trainer).
+        aux_weight: AC-GAN auxiliary classification weight (needs ``auxiliary_classifier=True`` in D).
+
+    Raises:
+        ValueError: an unknown loss, or a count or weight out of range (the message names the field).
+    """
+
+    loss: str = "bce"
+    d_steps: int = 1
+    r1_gamma: float = 0.0
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99
+    bcr_weight: float = 0.0
+    aux_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        object.__setattr__(self, "d_steps", check_integer("d_steps", self.d_steps, 1))
+        for name in ("r1_gamma", "lecam_weight", "bcr_weight", "aux_weight"):
+            value = getattr(self, name)
+            if not is_real(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not is_real(self.lecam_decay) or not 0.0 <= self.lecam_decay < 1.0:
+            raise ValueError(f"lecam_decay must be a number in [0, 1), got {self.lecam_decay!r}")
+        object.__setattr__(self, "lecam_decay", float(self.lecam_decay))

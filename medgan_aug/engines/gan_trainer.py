@@ -83,6 +83,7 @@ from torch import nn
 from medgan_aug.data.batches import SeededBatches
 from medgan_aug.engines.gan_losses import (
     LOSSES,
+    GANObjective,
     LeCamAnchors,
     auxiliary_classification_loss,
     consistency_penalty,
@@ -121,15 +122,12 @@ class GANTrainer(Trainer):
         g_optimizer, d_optimizer: their optimisers.
         batches: a :class:`SeededBatches` (bound to this engine here).
         iterations: total number of iterations; the engine stops there.
-        loss: ``"bce"`` or ``"hinge"``.
-        d_steps: D updates per iteration.
+        objective: a :class:`~medgan_aug.engines.gan_losses.GANObjective`: the loss (``"bce"`` or
+            ``"hinge"``), D steps per iteration and the regulariser weights (R1, LeCam, bCR, AC-GAN; 0 is
+            off). None: plain DCGAN. bCR needs ``augment``; AC-GAN a discriminator built with
+            ``auxiliary_classifier=True``.
         ema_decay: EMA decay of G's weights (0: no EMA; ``generator_ema`` then mirrors G).
         augment: a :class:`DiffAugment` or :class:`AdaptiveAugment` applied to real and fake D inputs, or None.
-        r1_gamma: R1 penalty weight (0: off).
-        lecam_weight, lecam_decay: LeCam regularisation weight (0: off) and its anchors' EMA decay.
-        bcr_weight: bCR weight, the same for the real and the fake arm (0: off; needs ``augment``).
-        aux_weight: weight of AC-GAN's auxiliary classification loss in D and G (0: off; needs a
-            discriminator built with ``auxiliary_classifier=True``).
         g_scheduler, d_scheduler: optional per-iteration LR schedulers.
         noise_seed: seed of the latent-noise generator.
         train_handlers: MONAI/ignite handlers (objects with ``attach``), attached at construction.
@@ -172,15 +170,9 @@ class GANTrainer(Trainer):
         d_optimizer: torch.optim.Optimizer,
         batches: SeededBatches,
         iterations: int,
-        loss: str = "bce",
-        d_steps: int = 1,
+        objective: GANObjective | None = None,
         ema_decay: float = 0.999,
         augment: DiffAugment | AdaptiveAugment | None = None,
-        r1_gamma: float = 0.0,
-        lecam_weight: float = 0.0,
-        lecam_decay: float = 0.99,
-        bcr_weight: float = 0.0,
-        aux_weight: float = 0.0,
         g_scheduler: Any = None,
         d_scheduler: Any = None,
         noise_seed: int = 0,
@@ -190,20 +182,14 @@ class GANTrainer(Trainer):
         channels_last: bool = False,
         labelled: torch.Tensor | None = None,
     ) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        objective = GANObjective() if objective is None else objective
+        if not isinstance(objective, GANObjective):
+            raise TypeError(f"objective must be a GANObjective or None, got {type(objective).__name__}")
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), got {precision!r}")
-        for name, value in (
-            ("lecam_weight", lecam_weight),
-            ("bcr_weight", bcr_weight),
-            ("aux_weight", aux_weight),
-        ):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if bcr_weight > 0 and augment is None:
+        if objective.bcr_weight > 0 and augment is None:
             raise ValueError("bcr_weight > 0 needs an augmentation (bCR compares D on two augmented views)")
-        if aux_weight > 0 and not getattr(discriminator, "auxiliary_classifier", False):
+        if objective.aux_weight > 0 and not getattr(discriminator, "auxiliary_classifier", False):
             raise ValueError("aux_weight > 0 needs a discriminator built with auxiliary_classifier=True")
         if generator.num_labels != discriminator.num_labels:
             raise ValueError(
@@ -227,14 +213,11 @@ class GANTrainer(Trainer):
         self.batches = batches
         batches.bind(self)
         self.iterations = int(iterations)
-        self.loss, self.d_steps, self.ema_decay = loss, int(d_steps), float(ema_decay)
-        self.augment, self.r1_gamma = augment, float(r1_gamma)
-        self.lecam_weight, self.bcr_weight, self.aux_weight = (
-            float(lecam_weight),
-            float(bcr_weight),
-            float(aux_weight),
-        )
-        self.lecam = LeCamAnchors(lecam_decay) if self.lecam_weight > 0 else None
+        self.objective, self.ema_decay, self.augment = objective, float(ema_decay), augment
+        self.loss, self.d_steps, self.r1_gamma = objective.loss, objective.d_steps, objective.r1_gamma
+        self.lecam_weight, self.bcr_weight = objective.lecam_weight, objective.bcr_weight
+        self.aux_weight = objective.aux_weight
+        self.lecam = LeCamAnchors(objective.lecam_decay) if self.lecam_weight > 0 else None
         self.noise_rng = torch.Generator().manual_seed(int(noise_seed))
         self.conditional = generator.num_labels > 0
         self.shard = shard
