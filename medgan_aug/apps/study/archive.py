@@ -8,6 +8,10 @@ record (``runs/<key>.json``), its test scores, targets and test patients (``scor
 evaluation numbers of the GANs the summary's generator table shows. Scores stay float32 as the study wrote
 them (rounding them would move AUC ties and so the intervals).
 
+A name ending in ``.json.gz`` packs the committable text form instead (:mod:`.archive_text`: per-finding
+score ranks, which determine every AUC and 0.5-threshold accuracy the summary computes, about a fifth of the
+size); ``rebuild`` reads either.
+
 Layout: an ``.npz`` (no pickles) with a ``meta`` member (a JSON string: format, config, records, GAN
 evaluations) and per run ``scores_<i>``, ``targets_<i>`` and, where known, ``patients_<i>``, ``i`` being the
 run's place in ``records``.
@@ -24,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from medgan_aug.apps.study.archive_text import TEXT_ARCHIVE_SUFFIX, read_text_archive, write_text_archive
 from medgan_aug.apps.study.folder import read_scores, write_scores
 from medgan_aug.apps.study.summary import GAN_EVALUATIONS_FILE, collect_runs, gan_evaluation, summarise_runs
 from medgan_aug.utils.atomic import atomic_path, write_json_atomic
@@ -40,7 +45,7 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
 
     Args:
         out: a study folder (``study_config.json``, ``results.csv``, ``runs/``, ``scores/``).
-        archive: the ``.npz`` to write.
+        archive: the ``.npz`` to write, or a ``.json.gz`` for the text form (:mod:`.archive_text`).
 
     Raises:
         FileNotFoundError: ``out`` lacks one of those files.
@@ -70,14 +75,18 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
         "records": records,
         "gan_evaluations": evaluations,
     }
-    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     archive = Path(archive)
+    if archive.name.endswith(TEXT_ARCHIVE_SUFFIX):
+        return write_text_archive(archive, meta, arrays)
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     with atomic_path(archive) as tmp:
         np.savez_compressed(tmp, **arrays)
     return archive
 
 
 def _read_archive(archive: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if archive.name.endswith(TEXT_ARCHIVE_SUFFIX):
+        return read_text_archive(archive)
     try:
         with np.load(archive, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

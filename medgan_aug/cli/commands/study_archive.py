@@ -3,8 +3,8 @@ summary from that file alone (:mod:`medgan_aug.apps.study.archive`).
 
 Examples::
 
-    medgan-aug study-archive pack --study results/nih --archive experiments/results/nih/scores_archive.npz
-    medgan-aug study-archive rebuild --archive experiments/results/nih/scores_archive.npz --out /tmp/nih \\
+    medgan-aug study-archive pack --study results/nih --archive experiments/results/nih/scores_archive.json.gz
+    medgan-aug study-archive rebuild --archive experiments/results/nih/scores_archive.json.gz --out /tmp/nih \\
         --check experiments/results/nih/summary.md
 """
 
@@ -22,13 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "study-archive",
         help="pack a study's records and test scores into one file, or rebuild its summary.md from it",
         description="pack: write every run record and test score array of a finished study folder (the runs "
-        "its results.csv lists) into one .npz. rebuild: write results.csv, summary.md and the figures from such "
-        "a file alone into a new folder; --check compares the rebuilt summary.md with a committed one, byte "
-        "for byte (exit 1 when they differ).",
+        "its results.csv lists) into one file: .npz (float32 scores) or .json.gz (the committable text form: "
+        "per-finding score ranks, which fix every AUC and 0.5-threshold accuracy of the summary). rebuild: "
+        "write results.csv, summary.md and the figures from such a file alone into a new folder; --check "
+        "compares the rebuilt summary.md with a committed one, byte for byte (exit 1 when they differ).",
     )
     parser.add_argument("action", choices=("pack", "rebuild"))
     parser.add_argument(
-        "--archive", required=True, help="the archive (.npz) to write (pack) or read (rebuild)"
+        "--archive", required=True, help="the archive (.npz or .json.gz) to write (pack) or read (rebuild)"
     )
     parser.add_argument("--study", help="pack: the study folder `medgan-aug study` wrote")
     parser.add_argument("--out", help="rebuild: a new or empty folder for the rebuilt files")
