@@ -1,0 +1,38 @@
+"""experiments/lowlabel_table.py copies cells from committed study summaries, and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("lowlabel_table", ROOT / "experiments" / "lowlabel_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cells_are_the_summaries_own_and_the_first_study_named_wins(tmp_path):
+    table = _module().build_table(
+        [
+            ("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md"),
+            ("pool", RESULTS / "study_nih1000_lowlabel" / "summary.md"),
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[0] == "| arm | 10% | 25% |"
+    pool = (RESULTS / "study_nih1000_lowlabel" / "summary.md").read_text()
+    question = next(line for line in lines if "pool generator vs pseudo-labels" in line)
+    # the 10% cell is the summary's own row (ΔAUC and interval, then its number of study seeds)
+    row = next(line for line in pool.splitlines() if line.startswith("| real+synthetic@0.5 vs real+pseudo@0.5"))
+    delta, seeds = row.split(" | ")[3], row.split(" | ")[2]
+    assert question.split(" | ")[1] == f"{delta} ({seeds})"
+    real = next(line for line in lines if line.startswith("| `real`"))
+    assert real.split(" | ")[1:] == ["0.540 ± 0.034", "0.545 ± 0.048 |"]
+    # a study that lacks an arm leaves the cell saying so
+    only_subset = _module().build_table([("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md")])
+    assert "| **pool generator vs pseudo-labels** (the question) | not run | not run |" in only_subset
