@@ -147,13 +147,16 @@ def _argparse_kwargs(field: dataclasses.Field) -> dict[str, Any]:
 
 
 def _value_type(field: dataclasses.Field) -> type:
-    """int for ``int``, ``int | None`` or ``Optional[int]``, as an annotation or (``from __future__``) string."""
+    """int for ``int``, ``int | None`` or ``Optional[int]``, as an annotation or (``from __future__``) string;
+    str for ``str`` beside a class the command line gives as a string (``str | os.PathLike``)."""
     if isinstance(field.type, str):
         text = field.type.replace("Optional[", "").replace("]", "")
         names = [part.strip() for part in text.split("|") if part.strip() != "None"]
     else:
         args = typing.get_args(field.type) or (field.type,)
         names = [getattr(a, "__name__", str(a)) for a in args if a is not type(None)]
+    if "str" in names:  # str | os.PathLike, str | torch.device: given as a string on the command line
+        names = [name for name in names if name == "str" or "." not in name]
     if len(names) != 1 or names[0] not in _TYPES:
         raise TypeError(f"field {field.name!r} of type {field.type!r} cannot be a command-line option")
     return _TYPES[names[0]]

