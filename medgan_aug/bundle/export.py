@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +118,34 @@ def export_bundle(
         label_names = None  # e.g. a binary flag stores two class names for one label column
     name = name or out.name
 
+    metadata = _bundle_metadata(generator, family, meta, record, label_names, name, version)
+    with atomic_dir(out, may_replace=lambda path: _check_bundle_folder(path, overwrite)) as tmp:
+        for sub in ("configs", "models", "docs"):
+            (tmp / sub).mkdir()
+        weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+        atomic_torch_save(weights, tmp / "models/model.pt")
+        if generator.num_labels:
+            pool = meta_label_pool(meta, int(generator.num_labels), gen_file)
+            np.save(tmp / LABEL_POOL_FILE, np.ascontiguousarray(pool, dtype=np.float32), allow_pickle=False)
+        (tmp / "configs/metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        inference = inference_config(generator, label_names, int(num_samples), int(seed))
+        (tmp / "configs/inference.json").write_text(json.dumps(inference, indent=2) + "\n")
+        (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
+        (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
+    return out
+
+
+def _bundle_metadata(
+    generator: Any,
+    family: str,
+    meta: dict[str, Any],
+    record: dict[str, Any],
+    label_names: list[str] | None,
+    name: str,
+    version: str,
+) -> dict[str, Any]:
+    """``configs/metadata.json`` of a bundle: MONAI's metadata schema (what it is, for what, from which data,
+    its inputs and outputs) plus a ``medgan_aug`` section (family, architecture, labels, seeding, the run)."""
     run_info = {
         k: meta.get(k)
         for k in ("iterations", "seed", "ema_decay", "fraction", "subset_seed", "conditional")
@@ -165,20 +194,7 @@ def export_bundle(
     metadata["medgan_aug"]["training_config"].pop("out", None)  # a local path of the exporting machine
     metadata["medgan_aug"]["training_config"].pop("path", None)
 
-    with atomic_dir(out, may_replace=lambda path: _check_bundle_folder(path, overwrite)) as tmp:
-        for sub in ("configs", "models", "docs"):
-            (tmp / sub).mkdir()
-        weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
-        atomic_torch_save(weights, tmp / "models/model.pt")
-        if generator.num_labels:
-            pool = meta_label_pool(meta, int(generator.num_labels), gen_file)
-            np.save(tmp / LABEL_POOL_FILE, np.ascontiguousarray(pool, dtype=np.float32), allow_pickle=False)
-        (tmp / "configs/metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-        inference = inference_config(generator, label_names, int(num_samples), int(seed))
-        (tmp / "configs/inference.json").write_text(json.dumps(inference, indent=2) + "\n")
-        (tmp / "configs/logging.conf").write_text(LOGGING_CONF)
-        (tmp / "docs/README.md").write_text(bundle_readme(metadata, name))
-    return out
+    return metadata
 
 
 def _check_bundle_folder(out: Path, overwrite: bool) -> None:
