@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from medgan_aug.apps.study import runner as study_runner
+from medgan_aug.apps.study.archive import pack_study
 from medgan_aug.apps.study.config import (
     RunSpec,
     StudyConfig,
@@ -265,6 +266,10 @@ def test_quick_config_end_to_end_and_leak_free(tmp_path, chest28_path, monkeypat
     text_args = ["study-archive", "rebuild", "--archive", str(text_archive), "--out", str(from_text)]
     assert cli_main([*text_args, "--check", str(out / "summary.md")]) == 0
     assert (from_text / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+    # packing after the GAN folders are gone would drop the Generators table: refused, naming the file
+    with pytest.raises(FileNotFoundError, match="metrics.json is gone, but results.csv shows"):
+        pack_study(out, tmp_path / "late.json.gz")
+    assert not (tmp_path / "late.json.gz").exists()
     (out / "summary.md").write_text(summary.replace("Protocol", "Protokoll"))
     shutil.rmtree(rebuilt)
     assert cli_main([*args, "--check", str(out / "summary.md")]) == 1  # a changed summary is caught

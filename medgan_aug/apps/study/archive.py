@@ -48,7 +48,8 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
         archive: the ``.npz`` to write, or a ``.json.gz`` for the text form (:mod:`.archive_text`).
 
     Raises:
-        FileNotFoundError: ``out`` lacks one of those files.
+        FileNotFoundError: ``out`` lacks one of those files, or the evaluation of a GAN that results.csv shows
+            (its folder was deleted: pack first).
     """
     out = Path(out)
     for needed in ("study_config.json", "results.csv", "runs", "scores"):
@@ -57,7 +58,9 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
                 f"{out} has no {needed}: give a study folder that `medgan-aug study` wrote"
             )
     with open(out / "results.csv", newline="", encoding="utf-8") as fh:
-        keys = {row["key"] for row in csv.DictReader(fh)}
+        rows = list(csv.DictReader(fh))
+    keys = {row["key"] for row in rows}
+    evaluated = {row["key"] for row in rows if row.get("gan_fd")}  # runs whose GAN numbers the summary shows
     records = collect_runs(out, keys)
     arrays: dict[str, np.ndarray] = {}
     evaluations: dict[str, Any] = {}
@@ -69,6 +72,12 @@ def pack_study(out: str | os.PathLike, archive: str | os.PathLike) -> Path:
         pretrained = record.get("synthetic_pretrain_iterations", 0) > 0
         if record.get("gan_dir") and (record["synthetic_ratio"] > 0 or pretrained):
             evaluations[record["gan_dir"]] = gan_evaluation(out, record["gan_dir"])
+            if record["key"] in evaluated and not evaluations[record["gan_dir"]]:
+                raise FileNotFoundError(
+                    f"{out / record['gan_dir'] / 'metrics.json'} is gone, but results.csv shows its generator's "
+                    "evaluation: pack the study before deleting its GAN folders (the rebuilt summary would lose "
+                    "its Generators table)"
+                )
     meta = {
         "format": ARCHIVE_FORMAT,
         "config": json.loads((out / "study_config.json").read_text()),
