@@ -9,8 +9,8 @@ evaluation numbers of the GANs the summary's generator table shows. Scores stay 
 them (rounding them would move AUC ties and so the intervals).
 
 A name ending in ``.json.gz`` packs the committable text form instead (:mod:`.archive_text`: per-finding
-score ranks, which determine every AUC and 0.5-threshold accuracy the summary computes, about a fifth of the
-size); ``rebuild`` reads either.
+score ranks, which determine every AUC and 0.5-threshold accuracy the summary computes, a third to half of
+the size); ``rebuild`` reads either.
 
 Layout: an ``.npz`` (no pickles) with a ``meta`` member (a JSON string: format, config, records, GAN
 evaluations) and per run ``scores_<i>``, ``targets_<i>`` and, where known, ``patients_<i>``, ``i`` being the
