@@ -66,6 +66,8 @@ def test_check_integer_bounds_are_inclusive():
         (math.nan, {}, "lr must be a finite number, got nan"),
         (True, {}, "lr must be a finite number, got True"),
         (0.0, {"positive": True}, "lr must be a positive finite number, got 0.0"),
+        (math.nan, {"positive": True}, "lr must be a positive finite number, got nan"),
+        (True, {"positive": True}, "lr must be a positive finite number, got True"),
         (-0.5, {"minimum": 0.0}, "lr must be a finite number >= 0.0, got -0.5"),
     ],
 )

@@ -21,7 +21,6 @@ self-describing weights-only file (:func:`save_classifier`, :func:`load_classifi
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -37,7 +36,7 @@ from medgan_aug.handlers.loss_log import LossHistory
 from medgan_aug.handlers.progress import IterationProgress
 from medgan_aug.networks.classifiers import loss_for_task, scores_from_logits
 from medgan_aug.utils.tasks import check_task
-from medgan_aug.utils.validation import check_integer
+from medgan_aug.utils.validation import check_integer, check_real
 
 __all__ = ["train_classifier", "predict", "extract_features"]
 
@@ -122,8 +121,7 @@ def train_classifier(
     check_task(task)
     for arg, value in (("iterations", iterations), ("batch_size", batch_size)):
         check_integer(arg, value, 1)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    check_real("lr", lr, positive=True)
     if batch_transform is not None and not callable(batch_transform):
         raise TypeError(f"batch_transform must be callable or None, got {type(batch_transform).__name__}")
     try:

@@ -46,12 +46,14 @@ def check_real(name: str, value: Any, minimum: float | None = None, positive: bo
     """``value`` as a finite Python ``float`` (not a bool), ``> 0`` if ``positive``, ``>= minimum`` if given.
 
     Raises:
-        ValueError: the message names ``name``, what it must be and the value given.
+        ValueError: ``"<name> must be a positive finite number, got <value!r>"`` when ``positive``, else
+            ``"... must be a finite number[ >= minimum], got ..."``.
     """
-    if not is_real(value) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
+    finite = is_real(value) and math.isfinite(value)
+    if positive and not (finite and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if not finite:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
     return float(value)

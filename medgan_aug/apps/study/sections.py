@@ -12,14 +12,13 @@ The grid's lists (fractions, seeds, conditions, classifiers) and the ``data:`` s
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from medgan_aug.apps.study.conditions import parse_condition
 from medgan_aug.data.medmnist import flag_info
-from medgan_aug.utils.validation import check_integer, is_integer, is_real
+from medgan_aug.utils.validation import check_integer, check_real, is_integer, is_real
 
 __all__ = [
     "MAX_SEED",
@@ -62,9 +61,7 @@ class ClassifierBudget:
     def __post_init__(self) -> None:
         _integer("classifier", "iterations", self.iterations, 1)
         _integer("classifier", "batch_size", self.batch_size, 1)
-        lr = self.lr
-        if not is_real(lr) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"classifier.lr must be a positive finite number, got {lr!r}")
+        check_real("classifier.lr", self.lr, positive=True)
 
 
 @dataclasses.dataclass(frozen=True)
