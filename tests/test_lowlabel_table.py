@@ -10,7 +10,9 @@ RESULTS = ROOT / "experiments" / "results"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("lowlabel_table", ROOT / "experiments" / "lowlabel_table.py")
+    spec = importlib.util.spec_from_file_location(
+        "lowlabel_table", ROOT / "experiments" / "lowlabel_table.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,7 +30,9 @@ def test_cells_are_the_summaries_own_and_the_first_study_named_wins(tmp_path):
     pool = (RESULTS / "study_nih1000_lowlabel" / "summary.md").read_text()
     question = next(line for line in lines if "pool generator vs pseudo-labels" in line)
     # the 10% cell is the summary's own row (ΔAUC and interval, then its number of study seeds)
-    row = next(line for line in pool.splitlines() if line.startswith("| real+synthetic@0.5 vs real+pseudo@0.5"))
+    row = next(
+        line for line in pool.splitlines() if line.startswith("| real+synthetic@0.5 vs real+pseudo@0.5")
+    )
     delta, seeds = row.split(" | ")[3], row.split(" | ")[2]
     assert question.split(" | ")[1] == f"{delta} ({seeds})"
     real = next(line for line in lines if line.startswith("| `real`"))
