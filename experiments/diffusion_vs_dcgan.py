@@ -24,8 +24,11 @@ Subcommands:
   plus a train-on-synthetic / test-on-real AUC (TSTR: a small CNN trained on the generated images only,
   scored on ``--heldout``, val by default), one row per run in ``<out>/equal_minutes.csv`` (rows already
   there are skipped; each report's metrics.json is kept under ``<out>/reports/``).
-- ``steps``: one diffusion run's held-out-anchored FD ratio (trained features) and sampling images/s at each
-  DDIM step count: ``<out>/fd_vs_steps.csv`` and ``<out>/fd_vs_steps.png``.
+- ``steps``: one diffusion run's held-out-anchored FD ratio (trained features), label shift and sampling
+  images/s at each DDIM step count and guidance scale (``--guidance``; default the run's own), anchored on val
+  (``--anchor val``, the default: sampling settings are chosen without reading test) or on val + test as the
+  report is: rows merged into ``<out>/fd_vs_steps.csv`` (a steps sweep and a guidance sweep share it), the
+  run's curve in ``<out>/fd_vs_steps.png``.
 - ``table``: ``<out>/equal_minutes.md`` from the two CSVs.
 
 The report's held-out anchor is val + test (patients outside the training split; the report has no flag to
@@ -57,6 +60,9 @@ iteration) and a DDIM sampling cost of roughly 5 ms per image per UNet pass (an 
         --out experiments/results/diffusion_vs_dcgan --num 1000 --threads 1
     OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/diffusion_vs_dcgan.py steps \\
         --run /work/dvd/runs/pneumonia_100/ddpm/60min --steps 10 25 50 100 \\
+        --out experiments/results/diffusion_vs_dcgan --num 1000 --threads 1
+    OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/diffusion_vs_dcgan.py steps \\
+        --run /work/dvd/runs/pneumonia_100/ddpm/60min --steps 25 --guidance 0 1 3 \\
         --out experiments/results/diffusion_vs_dcgan --num 1000 --threads 1
     PYTHONPATH=. python experiments/diffusion_vs_dcgan.py table --out experiments/results/diffusion_vs_dcgan
 
@@ -565,18 +571,25 @@ def evaluate(args: argparse.Namespace) -> None:
 
 # -- steps -----------------------------------------------------------------------------------------
 STEP_COLUMNS = (
-    "run", "ddim_steps", "guidance_scale", "network_passes_per_image", "num_samples", "fd_ratio_trained",
-    "fd_ratio_trained_std", "fd_synthetic_trained", "fd_train_trained", "anchor_n", "sampling_images",
-    "sampling_seconds", "sampling_images_per_s",
+    "run", "anchor", "ddim_steps", "guidance_scale", "network_passes_per_image", "num_samples",
+    "fd_ratio_trained", "fd_ratio_trained_std", "fd_synthetic_trained", "fd_train_trained", "anchor_n",
+    "label_shift", "faithfulness_samples", "sampling_images", "sampling_seconds", "sampling_images_per_s",
 )  # fmt: skip
+#: the held-out images each ``--anchor`` measures against: ``val`` while settings are chosen (the test split
+#: stays unread), ``val+test`` for the report's anchor (all patients outside the training split)
+ANCHORS = {"val": ("val",), "val+test": ("val", "test")}
 
 
 def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Path, extractor_iterations: int,
-                     repeats: int, device: str) -> list[dict[str, Any]]:  # fmt: skip
-    """For a diffusion run: at each DDIM step count, ``num`` generated images (seed 0), their
-    held-out-anchored FD ratio in the trained extractor's space (the report's: anchor val + test, reference
-    the whole real training split, :func:`medgan_aug.apps.report.anchored.anchored_block`) and the images per
-    second the sampling took."""
+                     repeats: int, device: str, guidance: Sequence[float] | None = None, anchor: str = "val",
+                     faithfulness: int = 256) -> list[dict[str, Any]]:  # fmt: skip
+    """For a diffusion run, at each DDIM step count (Song et al. 2021) and each classifier-free guidance scale
+    (Ho & Salimans 2022; None: the run's own): ``num`` generated images (seed 0), their held-out-anchored FD
+    ratio in the trained extractor's space (:func:`medgan_aug.apps.report.anchored.anchored_block`, reference
+    the whole real training split, anchor the ``anchor`` split(s)), the images per second the sampling took
+    and, for a conditional run with ``faithfulness`` > 0, the label shift
+    (:func:`medgan_aug.metrics.label_faithfulness` read by the same extractor, ``faithfulness`` noise vectors,
+    base labels drawn from the training labels with seed 0). Rows: guidance-major, steps ascending."""
     from medgan_aug.apps.extractor_fit import load_or_fit_extractor
     from medgan_aug.apps.report.anchored import anchored_block
     from medgan_aug.apps.report.instrument import split_images
@@ -585,6 +598,7 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
     from medgan_aug.data.medmnist import MedMNISTDataset
     from medgan_aug.data.synthetic import CHUNK_SIZE, SyntheticDataset
     from medgan_aug.metrics.extractor import extractor_features
+    from medgan_aug.metrics.faithfulness import label_faithfulness
     from medgan_aug.networks.model_file import generator_family
 
     source = run_data_source(load_run_record(run), run)
@@ -593,66 +607,106 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
                                         seed=0, device=device)  # fmt: skip
     model = model.to(device)
     train_images = split_images(splits["train"])
-    heldout_images = torch.cat([split_images(splits["val"]), split_images(splits["test"])])
+    heldout_images = torch.cat([split_images(splits[s]) for s in ANCHORS[anchor]])
     f_train = extractor_features(model, train_images, device=device)
     f_held = extractor_features(model, heldout_images, device=device)
     rows = []
-    for count in steps:
-        synthetic = SyntheticDataset.from_run(run, num, seed=0, device=device)
-        if generator_family(synthetic.generator) != "ddpm":
-            raise InputError(f"--run {run} is not a diffusion run (model ddpm): DDIM steps do not apply")
-        synthetic.generator.set_sampling(num_inference_steps=int(count))
-        started = time.perf_counter()
-        images = synthetic.get_batch(np.arange(num))["image"].cpu()
-        seconds = time.perf_counter() - started
-        generated = CHUNK_SIZE * math.ceil(num / CHUNK_SIZE)  # the generator always makes whole chunks
-        f_syn = extractor_features(model, images, device=device)
-        block = anchored_block({"extractor": (f_held, f_train, f_syn)}, heldout_images, train_images, images,
-                               train_patients=splits["train"].patients, repeats=repeats, seed=0)  # fmt: skip
-        space = block["spaces"]["extractor"]
-        settings = sampling_settings(synthetic.generator)
-        rows.append(
-            dict(
-                run=str(run),
-                ddim_steps=int(count),
-                guidance_scale=settings["guidance_scale"],
-                network_passes_per_image=settings["network_passes_per_image"],
-                num_samples=num,
-                fd_ratio_trained=space["ratio"],
-                fd_ratio_trained_std=space["ratio_std"],
-                fd_synthetic_trained=space["frechet_distance"]["synthetic"],
-                fd_train_trained=space["frechet_distance"]["train"],
-                anchor_n=space["n"],
-                sampling_images=generated,
-                sampling_seconds=round(seconds, 3),
-                sampling_images_per_s=round(generated / seconds, 3),
+    for scale in guidance if guidance else [None]:
+        for count in steps:
+            synthetic = SyntheticDataset.from_run(run, num, seed=0, device=device)
+            if generator_family(synthetic.generator) != "ddpm":
+                raise InputError(f"--run {run} is not a diffusion run (model ddpm): DDIM steps do not apply")
+            synthetic.generator.set_sampling(num_inference_steps=int(count), guidance_scale=scale)
+            started = time.perf_counter()
+            images = synthetic.get_batch(np.arange(num))["image"].cpu()
+            seconds = time.perf_counter() - started
+            generated = CHUNK_SIZE * math.ceil(num / CHUNK_SIZE)  # the generator always makes whole chunks
+            f_syn = extractor_features(model, images, device=device)
+            block = anchored_block({"extractor": (f_held, f_train, f_syn)}, heldout_images, train_images, images,
+                                   train_patients=splits["train"].patients, repeats=repeats, seed=0)  # fmt: skip
+            space = block["spaces"]["extractor"]
+            settings = sampling_settings(synthetic.generator)
+            shift = None
+            if faithfulness > 0 and int(synthetic.generator.num_labels) > 0:
+                train = splits["train"]
+                base = train.targets[np.random.default_rng(0).choice(len(train), faithfulness)]
+                shift = label_faithfulness(synthetic.generator, model, num_samples=faithfulness, base_labels=base,
+                                           seed=0, task=str(train.task),
+                                           label_names=train.label_names)["mean_shift"]  # fmt: skip
+            rows.append(
+                dict(
+                    run=str(run),
+                    anchor=anchor,
+                    ddim_steps=int(count),
+                    guidance_scale=settings["guidance_scale"],
+                    network_passes_per_image=settings["network_passes_per_image"],
+                    num_samples=num,
+                    fd_ratio_trained=space["ratio"],
+                    fd_ratio_trained_std=space["ratio_std"],
+                    fd_synthetic_trained=space["frechet_distance"]["synthetic"],
+                    fd_train_trained=space["frechet_distance"]["train"],
+                    anchor_n=space["n"],
+                    label_shift=shift,
+                    faithfulness_samples=faithfulness if shift is not None else 0,
+                    sampling_images=generated,
+                    sampling_seconds=round(seconds, 3),
+                    sampling_images_per_s=round(generated / seconds, 3),
+                )
             )
-        )
+            print(f"{count:4d} steps, guidance {settings['guidance_scale']:g}: FD ratio {space['ratio']:.3f} ± "
+                  f"{space['ratio_std']:.3f}, label shift {shift if shift is None else round(shift, 3)}, "
+                  f"{generated / seconds:.2f} img/s", flush=True)  # fmt: skip
     return rows
 
 
+def _step_key(row: dict[str, Any]) -> tuple[str, str, int, float]:
+    # rows written before the anchor column existed were anchored on val + test
+    return (str(row["run"]), str(row.get("anchor") or "val+test"), int(row["ddim_steps"]),
+            float(row["guidance_scale"]))  # fmt: skip
+
+
+def merge_step_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of fd_vs_steps.csv after a ``steps`` call: ``new`` replaces an old row of the same run, anchor,
+    steps and guidance; the rest are kept (a steps sweep and a guidance sweep share one file)."""
+    keys = {_step_key(r) for r in new}
+    rows = [r for r in old if _step_key(r) not in keys] + list(new)
+    return sorted(rows, key=lambda r: (_step_key(r)[:2], _step_key(r)[3], _step_key(r)[2]))
+
+
 def plot_steps(rows: list[dict[str, Any]], path: Path) -> None:
-    """FD ratio (± sd over draws) and sampling images/s against DDIM steps, side by side, as a PNG."""
+    """FD ratio (± sd over draws) and sampling images/s against DDIM steps, one line per guidance scale, side
+    by side, as a PNG (the rows of one run and anchor)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    steps = [int(r["ddim_steps"]) for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.errorbar(steps, [float(r["fd_ratio_trained"]) for r in rows],
-                  yerr=[float(r["fd_ratio_trained_std"]) for r in rows], marker="o", capsize=3)  # fmt: skip
+    scales = sorted({float(r["guidance_scale"]) for r in rows})
+    for scale in scales:
+        mine = sorted(
+            (r for r in rows if float(r["guidance_scale"]) == scale), key=lambda r: int(r["ddim_steps"])
+        )
+        steps = [int(r["ddim_steps"]) for r in mine]
+        left.errorbar(steps, [float(r["fd_ratio_trained"]) for r in mine],
+                      yerr=[float(r["fd_ratio_trained_std"]) for r in mine], marker="o", capsize=3,
+                      label=f"guidance {scale:g}")  # fmt: skip
+        right.plot(
+            steps, [float(r["sampling_images_per_s"]) for r in mine], marker="o", label=f"guidance {scale:g}"
+        )
+    ticks = sorted({int(r["ddim_steps"]) for r in rows})
     left.axhline(1.0, color="grey", lw=0.8, ls="--")
     left.set(xscale="log", xlabel="DDIM steps", ylabel="FD ratio (trained features)",
-             title="held-out-anchored FD ratio (1 = real train)")  # fmt: skip
-    right.plot(steps, [float(r["sampling_images_per_s"]) for r in rows], marker="o")
+             title=f"FD ratio, anchor {rows[0]['anchor']} (1 = real train)")  # fmt: skip
     right.set(xscale="log", yscale="log", xlabel="DDIM steps", ylabel="images / s", title="sampling speed")
     for ax in (left, right):
-        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.set_xticks(ticks, [str(s) for s in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
     right.yaxis.set_major_formatter(ScalarFormatter())
     right.yaxis.set_minor_formatter(NullFormatter())
+    if len(scales) > 1:
+        left.legend(fontsize=7)
     fig.suptitle(Path(rows[0]["run"]).parent.parent.name + " ddpm " + Path(rows[0]["run"]).name, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -665,16 +719,21 @@ def steps_command(args: argparse.Namespace) -> None:
         raise InputError(f"--run {args.run} holds no finished run (generator.pt and config.json)")
     if any(s < 1 for s in args.steps):
         raise InputError(f"--steps must be integers >= 1, got {args.steps}")
+    if args.guidance and any(not math.isfinite(g) or g < 0 for g in args.guidance):
+        raise InputError(f"--guidance must be finite scales >= 0, got {args.guidance}")
+    if args.faithfulness != 0 and args.faithfulness < 2:
+        raise InputError(f"--faithfulness must be 0 (off) or >= 2 noise vectors, got {args.faithfulness}")
     extractor = args.extractor or extractor_path(args.run.parents[2], args.run, args.extractor_iterations)
     rows = fd_against_steps(args.run, sorted(args.steps), num=args.num, extractor=extractor,
                             extractor_iterations=args.extractor_iterations, repeats=args.repeats,
-                            device=args.device)  # fmt: skip
+                            device=args.device, guidance=args.guidance, anchor=args.anchor,
+                            faithfulness=args.faithfulness)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "fd_vs_steps.csv", rows, STEP_COLUMNS)
-    plot_steps(rows, args.out / "fd_vs_steps.png")
-    for r in rows:
-        print(f"{r['ddim_steps']:4d} steps: FD ratio {r['fd_ratio_trained']:.3f} ± {r['fd_ratio_trained_std']:.3f}, "
-              f"{r['sampling_images_per_s']:.2f} img/s", flush=True)  # fmt: skip
+    path = args.out / "fd_vs_steps.csv"
+    rows = merge_step_rows(list(csv.DictReader(open(path))) if path.is_file() else [], rows)
+    write_csv(path, rows, STEP_COLUMNS)
+    plot_steps([r for r in rows if r["run"] == str(args.run) and r["anchor"] == args.anchor],
+               args.out / "fd_vs_steps.png")  # fmt: skip
 
 
 # -- table -----------------------------------------------------------------------------------------
@@ -694,6 +753,14 @@ def _cell(value: Any, digits: int) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if not math.isfinite(number) else f"{number:.{digits}f}"
+
+
+def _groups(steps: list[dict[str, Any]]) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
+    """fd_vs_steps.csv's rows per (run, anchor), in file order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in steps:
+        groups.setdefault(_step_key(r)[:2], []).append(r)
+    return list(groups.items())
 
 
 def table_markdown(rows: list[dict[str, Any]], steps: list[dict[str, Any]]) -> str:
@@ -727,21 +794,23 @@ def table_markdown(rows: list[dict[str, Any]], steps: list[dict[str, Any]]) -> s
             cells = [_cell(r.get(k), d) for k, _, d in TABLE]
             lines.append(f"| {r['family']} | {r['minutes']} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## FD ratio against DDIM steps", ""]
+    lines += ["## FD ratio against DDIM steps and guidance", ""]
     if not steps:
         lines += ["not measured", ""]
-    else:
+    for (run, anchor), mine in _groups(steps):
         lines += [
-            f"Run `{steps[0]['run']}`, {steps[0]['num_samples']} images per step count (fd_vs_steps.png).",
+            f"Run `{run}`, anchor {anchor}, {mine[0]['num_samples']} images per setting (fd_vs_steps.png);",
+            "label shift: mean score shift of the extractor when the label is switched (noise vectors in",
+            "`faithfulness_samples`).",
             "",
-            "| DDIM steps | UNet passes / image | FD ratio trained | sampling img/s |",
-            "|---|---|---|---|",
+            "| guidance | DDIM steps | UNet passes / image | FD ratio trained | label shift | sampling img/s |",
+            "|---|---|---|---|---|---|",
         ]
-        for r in steps:
+        for r in mine:
             lines.append(
-                f"| {r['ddim_steps']} | {r['network_passes_per_image']} | "
+                f"| {float(r['guidance_scale']):g} | {r['ddim_steps']} | {r['network_passes_per_image']} | "
                 f"{_cell(r['fd_ratio_trained'], 2)} ± {_cell(r['fd_ratio_trained_std'], 2)} | "
-                f"{_cell(r['sampling_images_per_s'], 2)} |"
+                f"{_cell(r.get('label_shift'), 3)} | {_cell(r['sampling_images_per_s'], 2)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -794,6 +863,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("steps", help="FD ratio and sampling speed of one ddpm run against DDIM steps")
     s.add_argument("--run", type=Path, required=True)
     s.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 100])
+    s.add_argument("--guidance", type=float, nargs="+", default=None,
+                   help="classifier-free guidance scales to sweep (default: the run's own)")  # fmt: skip
+    s.add_argument("--anchor", choices=tuple(ANCHORS), default="val",
+                   help="held-out images of the FD ratio: val to choose settings (default), val+test as the report")  # fmt: skip
+    s.add_argument(
+        "--faithfulness", type=int, default=256, help="noise vectors of the label shift (0: skip it)"
+    )
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--num", type=int, default=1000)
     s.add_argument("--extractor", type=Path, default=None, help="default: the one evaluate uses")

@@ -194,9 +194,10 @@ def test_table_lists_each_measured_row_and_marks_the_rest():
             }
         )
     steps = [
-        {"run": "r/pneumonia_10/ddpm/60min", "num_samples": 1000, "ddim_steps": s, "network_passes_per_image": 2 * s,
-         "fd_ratio_trained": f, "fd_ratio_trained_std": 0.1, "sampling_images_per_s": 100 / s}
-        for s, f in ((10, 2.0), (50, 1.3))
+        {"run": "r/pneumonia_10/ddpm/60min", "anchor": "val", "num_samples": 1000, "ddim_steps": s,
+         "guidance_scale": g, "network_passes_per_image": 2 * s if g else s, "fd_ratio_trained": f,
+         "fd_ratio_trained_std": 0.1, "label_shift": shift, "sampling_images_per_s": 100 / s}
+        for s, g, f, shift in ((10, 1.0, 2.0, 0.5), (50, 1.0, 1.3, 0.7), (50, 0.0, 1.1, None))
     ]  # fmt: skip
     text = dvd.table_markdown(rows, steps)
     section = text.split("## pneumonia_10\n")[1].split("##")[0]
@@ -206,7 +207,26 @@ def test_table_lists_each_measured_row_and_marks_the_rest():
     )  # dcgan first, whatever the CSV order
     assert lines[1].startswith("| ddpm | 60 | 100 | 50 | 128 | 1.25 |")
     assert text.split("## pneumonia_100\n")[1].split("##")[0].strip() == "not measured"
-    assert "| 10 | 20 | 2.00 ± 0.10 | 10.00 |" in text and "| 50 | 100 | 1.30 ± 0.10 | 2.00 |" in text
+    assert (
+        "| 1 | 10 | 20 | 2.00 ± 0.10 | 0.500 | 10.00 |" in text
+        and "| 1 | 50 | 100 | 1.30 ± 0.10 | 0.700 | 2.00 |" in text
+    )
+    assert "| 0 | 50 | 50 | 1.10 ± 0.10 | - | 2.00 |" in text and "anchor val" in text
+
+
+def test_a_guidance_sweep_joins_the_steps_sweep_in_one_file():
+    def row(steps, guidance, ratio, anchor="val"):
+        return {"run": "r/a/ddpm/15min", "anchor": anchor, "ddim_steps": steps, "guidance_scale": guidance,
+                "fd_ratio_trained": ratio}  # fmt: skip
+
+    old = [row(10, 1.0, 3.0), row(50, 1.0, 2.0), row(50, 1.0, 9.0, anchor="val+test")]
+    merged = dvd.merge_step_rows(old, [row(50, 1.0, 1.5), row(50, 0.0, 2.5)])
+    assert [(r["anchor"], r["guidance_scale"], r["ddim_steps"], r["fd_ratio_trained"]) for r in merged] == [
+        ("val", 0.0, 50, 2.5), ("val", 1.0, 10, 3.0), ("val", 1.0, 50, 1.5), ("val+test", 1.0, 50, 9.0)
+    ]  # fmt: skip
+    # a row of the format before the anchor column counts as anchored on val + test
+    legacy = {k: v for k, v in row(50, 1.0, 7.0).items() if k != "anchor"}
+    assert dvd.merge_step_rows([legacy], [row(50, 1.0, 8.0, anchor="val+test")])[0]["fd_ratio_trained"] == 8.0
 
 
 # ------------------------------------------------------------------------------------- end to end
@@ -283,6 +303,17 @@ def test_evaluate_steps_and_table_write_their_files(smoke_runs, tmp_path):
     steps = list(csv.DictReader(open(out / "fd_vs_steps.csv")))
     assert [(r["ddim_steps"], r["network_passes_per_image"]) for r in steps] == [("1", "2"), ("2", "4")]
     assert all(float(r["fd_ratio_trained"]) > 0 and float(r["sampling_images_per_s"]) > 0 for r in steps)
+    assert {r["anchor"] for r in steps} == {"val"} and all(r["label_shift"] != "" for r in steps)
+    dvd.main(["steps", "--run", str(ddpm), "--steps", "1", "--guidance", "0", "--faithfulness", "4", "--out", str(out),
+              *small])  # fmt: skip
+    steps = list(csv.DictReader(open(out / "fd_vs_steps.csv")))  # the guidance row joins the two above
+    assert [(r["guidance_scale"], r["ddim_steps"], r["network_passes_per_image"]) for r in steps] == [
+        ("0.0", "1", "1"), ("1.0", "1", "2"), ("1.0", "2", "4")
+    ]  # fmt: skip
+    assert steps[0]["faithfulness_samples"] == "4" and -1 <= float(steps[0]["label_shift"]) <= 1
+    assert "--guidance must be" in _one_line_error(
+        ["steps", "--run", str(ddpm), "--guidance", "-1", "--out", str(out)]
+    )
     assert (out / "fd_vs_steps.png").stat().st_size > 1000
     dvcgan = root / "runs" / "nih1000_100" / "dcgan" / "0.1min"
     assert "is not a diffusion run" in _one_line_error(
