@@ -616,7 +616,10 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
             synthetic = SyntheticDataset.from_run(run, num, seed=0, device=device)
             if generator_family(synthetic.generator) != "ddpm":
                 raise InputError(f"--run {run} is not a diffusion run (model ddpm): DDIM steps do not apply")
-            synthetic.generator.set_sampling(num_inference_steps=int(count), guidance_scale=scale)
+            try:
+                synthetic.generator.set_sampling(num_inference_steps=int(count), guidance_scale=scale)
+            except ValueError as error:  # guidance > 0 on an unconditional run, steps beyond the schedule
+                raise InputError(f"--steps {count} / --guidance {scale} for --run {run}: {error}") from None
             started = time.perf_counter()
             images = synthetic.get_batch(np.arange(num))["image"].cpu()
             seconds = time.perf_counter() - started

@@ -314,6 +314,8 @@ def test_evaluate_steps_and_table_write_their_files(smoke_runs, tmp_path):
     assert "--guidance must be" in _one_line_error(
         ["steps", "--run", str(ddpm), "--guidance", "-1", "--out", str(out)]
     )
+    message = _one_line_error(["steps", "--run", str(ddpm), "--steps", "5000", "--out", str(out), *small])
+    assert "--steps 5000" in message and "exceeds num_train_timesteps" in message
     assert (out / "fd_vs_steps.png").stat().st_size > 1000
     dvcgan = root / "runs" / "nih1000_100" / "dcgan" / "0.1min"
     assert "is not a diffusion run" in _one_line_error(
