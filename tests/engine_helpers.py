@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from ignite.engine import Events
 
@@ -55,3 +58,17 @@ def tiny_gan_config(out: str | Path, *, iterations: int, **overrides) -> GANConf
     ``TINY_GAN`` with ``overrides`` on top (``path=`` for another file; a test's deliberate differences)."""
     settings = {"path": str(sample_path("nih1000")), **TINY_GAN, **overrides}
     return GANConfig(out=str(out), iterations=iterations, **settings)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of the repository that is not a package module (``experiments/x.py``, ``benchmarks/x.py``),
+    imported under its file stem and registered in ``sys.modules`` (dataclasses and pickling look it up)."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -7,23 +7,17 @@ one and the speed-up read 1.0x.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from engine_helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_vs_commit", REPO / "benchmarks" / "bench_vs_commit.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+bench_vs_commit = load_script("benchmarks/bench_vs_commit.py")
 
 
 def _has_history() -> bool:
@@ -33,20 +27,18 @@ def _has_history() -> bool:
 
 @pytest.mark.skipif(not _has_history(), reason="needs the repository's git history")
 def test_exported_commit_is_the_imported_tree(tmp_path):
-    bench = _bench()
-    tree = bench.export_commit("HEAD", tmp_path)
+    tree = bench_vs_commit.export_commit("HEAD", tmp_path)
     assert (tree / "medgan_aug" / "__init__.py").is_file()
     assert (tree / "medgan_aug" / "cli.py").is_file() or (tree / "medgan_aug" / "cli").is_dir()
-    bench.check_imports_from(tree)  # passes: PYTHONPATH and the working directory both point at it
+    bench_vs_commit.check_imports_from(tree)  # passes: PYTHONPATH and the working directory both point at it
 
 
 def test_a_tree_without_the_package_is_refused(tmp_path):
-    bench = _bench()
     with pytest.raises(SystemExit, match=re.escape(f"not from {tmp_path}")):
-        bench.check_imports_from(tmp_path)  # medgan_aug would come from the installed copy
+        bench_vs_commit.check_imports_from(tmp_path)  # medgan_aug would come from the installed copy
 
 
 @pytest.mark.skipif(not _has_history(), reason="needs the repository's git history")
 def test_unknown_baseline_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no-such-revision"):
-        _bench().export_commit("no-such-revision", tmp_path)
+        bench_vs_commit.export_commit("no-such-revision", tmp_path)

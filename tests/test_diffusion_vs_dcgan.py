@@ -4,29 +4,15 @@ and the table."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from engine_helpers import load_script
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "diffusion_vs_dcgan", REPO / "experiments" / "diffusion_vs_dcgan.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dvd = _load_script()
+dvd = load_script("experiments/diffusion_vs_dcgan.py")
 
 #: 0.5 s per iteration: 0.05 minutes = 6 iterations, 0.1 minutes = 12
 SMOKE_CALIBRATION = {"seconds_per_iteration": {"dcgan": 0.5, "ddpm": 0.5}, "machine": "test"}

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from engine_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "lowlabel_table", ROOT / "experiments" / "lowlabel_table.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+lowlabel_table = load_script("experiments/lowlabel_table.py")
 
 
 def test_cells_are_the_summaries_own_and_the_first_study_named_wins(tmp_path):
-    table = _module().build_table(
+    table = lowlabel_table.build_table(
         [
             ("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md"),
             ("pool", RESULTS / "study_nih1000_lowlabel" / "summary.md"),
@@ -38,5 +33,7 @@ def test_cells_are_the_summaries_own_and_the_first_study_named_wins(tmp_path):
     real = next(line for line in lines if line.startswith("| `real`"))
     assert real.split(" | ")[1:] == ["0.540 ± 0.034", "0.545 ± 0.048 |"]
     # a study that lacks an arm leaves the cell saying so
-    only_subset = _module().build_table([("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md")])
+    only_subset = lowlabel_table.build_table(
+        [("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md")]
+    )
     assert "| **pool generator vs pseudo-labels** (the question) | not run | not run |" in only_subset

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from engine_helpers import load_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "recipe_ablation_seeds", REPO / "experiments" / "recipe_ablation_seeds.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-seeds = _load_script()
+seeds = load_script("experiments/recipe_ablation_seeds.py")
 
 
 def test_the_test_table_gives_mean_and_sd_over_seeds_and_names_test_aucs(tmp_path):
