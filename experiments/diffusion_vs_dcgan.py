@@ -610,6 +610,10 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
     heldout_images = torch.cat([split_images(splits[s]) for s in ANCHORS[anchor]])
     f_train = extractor_features(model, train_images, device=device)
     f_held = extractor_features(model, heldout_images, device=device)
+    train = splits["train"]
+    base = (
+        train.targets[np.random.default_rng(0).choice(len(train), faithfulness)] if faithfulness > 0 else None
+    )
     rows = []
     for scale in guidance if guidance else [None]:
         for count in steps:
@@ -626,13 +630,11 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
             generated = CHUNK_SIZE * math.ceil(num / CHUNK_SIZE)  # the generator always makes whole chunks
             f_syn = extractor_features(model, images, device=device)
             block = anchored_block({"extractor": (f_held, f_train, f_syn)}, heldout_images, train_images, images,
-                                   train_patients=splits["train"].patients, repeats=repeats, seed=0)  # fmt: skip
+                                   train_patients=train.patients, repeats=repeats, seed=0)  # fmt: skip
             space = block["spaces"]["extractor"]
             settings = sampling_settings(synthetic.generator)
             shift = None
-            if faithfulness > 0 and int(synthetic.generator.num_labels) > 0:
-                train = splits["train"]
-                base = train.targets[np.random.default_rng(0).choice(len(train), faithfulness)]
+            if base is not None and int(synthetic.generator.num_labels) > 0:
                 shift = label_faithfulness(synthetic.generator, model, num_samples=faithfulness, base_labels=base,
                                            seed=0, task=str(train.task),
                                            label_names=train.label_names)["mean_shift"]  # fmt: skip
@@ -662,10 +664,11 @@ def fd_against_steps(run: Path, steps: Sequence[int], *, num: int, extractor: Pa
     return rows
 
 
-def _step_key(row: dict[str, Any]) -> tuple[str, str, int, float]:
-    # rows written before the anchor column existed were anchored on val + test
-    return (str(row["run"]), str(row.get("anchor") or "val+test"), int(row["ddim_steps"]),
-            float(row["guidance_scale"]))  # fmt: skip
+def _step_key(row: dict[str, Any]) -> tuple[str, str, float, int]:
+    """(run, anchor, guidance, steps): a row's identity in fd_vs_steps.csv and its place in the file. Rows
+    written before the anchor column existed were anchored on val + test."""
+    return (str(row["run"]), str(row.get("anchor") or "val+test"), float(row["guidance_scale"]),
+            int(row["ddim_steps"]))  # fmt: skip
 
 
 def merge_step_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -673,7 +676,7 @@ def merge_step_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> lis
     steps and guidance; the rest are kept (a steps sweep and a guidance sweep share one file)."""
     keys = {_step_key(r) for r in new}
     rows = [r for r in old if _step_key(r) not in keys] + list(new)
-    return sorted(rows, key=lambda r: (_step_key(r)[:2], _step_key(r)[3], _step_key(r)[2]))
+    return sorted(rows, key=_step_key)
 
 
 def plot_steps(rows: list[dict[str, Any]], path: Path) -> None:
@@ -735,8 +738,8 @@ def steps_command(args: argparse.Namespace) -> None:
     path = args.out / "fd_vs_steps.csv"
     rows = merge_step_rows(list(csv.DictReader(open(path))) if path.is_file() else [], rows)
     write_csv(path, rows, STEP_COLUMNS)
-    plot_steps([r for r in rows if r["run"] == str(args.run) and r["anchor"] == args.anchor],
-               args.out / "fd_vs_steps.png")  # fmt: skip
+    mine = [r for r in rows if _step_key(r)[:2] == (str(args.run), args.anchor)]
+    plot_steps(mine, args.out / "fd_vs_steps.png")
 
 
 # -- table -----------------------------------------------------------------------------------------
