@@ -62,6 +62,7 @@ from medgan_aug.data.label_samplers import (
     resolve_labels,
 )
 from medgan_aug.data.pretrained import pretrained_path
+from medgan_aug.data.synthetic_cache import load_or_generate
 from medgan_aug.networks.dcgan import to_unit_range
 from medgan_aug.networks.model_file import (
     check_generator_protocol,
@@ -193,7 +194,7 @@ class SyntheticDataset(Dataset):
             return self._fixed_labels
         num_chunks = math.ceil(self.num_samples / CHUNK_SIZE)
         if self.label_sampler is not None:
-            rows = [self._chunk_inputs(k)[1] for k in range(num_chunks)]
+            rows = [self.chunk_inputs(k)[1] for k in range(num_chunks)]
         elif self._label_order is not None:  # cached chunks hold shuffled labels: label fresh ones
             rows = [self._generate_chunk(k, shuffled=False)["label"] for k in range(num_chunks)]
         else:
@@ -236,7 +237,12 @@ class SyntheticDataset(Dataset):
             )
 
     # ------------------------------------------------------------------ generation
-    def _chunk_inputs(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    @property
+    def chunk_size(self) -> int:
+        """Items per chunk (:data:`CHUNK_SIZE`), the unit of every generator forward pass."""
+        return CHUNK_SIZE
+
+    def chunk_inputs(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latent codes ``(CHUNK_SIZE, latent_dim)`` and conditioning labels of chunk ``k``."""
         generator = chunk_generator(self.seed, k)
         z = torch.randn(CHUNK_SIZE, self.latent_dim, generator=generator)
@@ -258,7 +264,7 @@ class SyntheticDataset(Dataset):
 
     @torch.no_grad()
     def _generate_chunk(self, k: int, shuffled: bool = True) -> dict[str, torch.Tensor]:
-        z, labels = self._chunk_inputs(k)
+        z, labels = self.chunk_inputs(k)
         self.generator.eval()
         out = self.generator(z.to(self.device), None if labels is None else labels.to(self.device))
         expected = (CHUNK_SIZE, self.num_channels, self.image_size, self.image_size)
@@ -304,21 +310,37 @@ class SyntheticDataset(Dataset):
             self._cache.popitem(last=False)
         return self._cache[k]
 
-    def materialize(self) -> SyntheticDataset:
+    def materialize(self, cache_file: str | os.PathLike | None = None) -> SyntheticDataset:
         """Generate and cache every chunk now (raising ``cache_bytes`` to fit them all); returns self.
 
         Useful before forking DataLoader workers (they inherit the cache) or for a mixing source.
+
+        Args:
+            cache_file: keep the generated items in this file too, and read them from it next time
+                (:mod:`medgan_aug.data.synthetic_cache`: fingerprinted by the generator's weights and
+                sampling settings, the seed, the count and every chunk's inputs; a file holding other
+                items is replaced). For a generator that samples slowly (``--model ddpm``). Not with a
+                ``labeller`` (ValueError).
         """
         if self._full is not None:
             return self
+        if cache_file is not None:
+            full = load_or_generate(self, cache_file)
+        else:
+            full = self._generate_all()
+        chunk_bytes = sum(t[:CHUNK_SIZE].numel() * t.element_size() for t in full.values())
+        self.cache_bytes = max(self.cache_bytes, chunk_bytes * (math.ceil(self.num_samples / CHUNK_SIZE) + 1))
+        self._full = full
+        self._cache = self._chunk_views()
+        return self
+
+    def _generate_all(self) -> dict[str, torch.Tensor]:
+        """Every item's tensors, one contiguous tensor per key (gathers in get_batch are a single index)."""
         num_chunks = math.ceil(self.num_samples / CHUNK_SIZE)
         chunk_bytes = sum(t.numel() * t.element_size() for t in self._chunk(0).values())
         self.cache_bytes = max(self.cache_bytes, chunk_bytes * (num_chunks + 1))
         chunks = [self._chunk(k) for k in range(num_chunks)]
-        # one contiguous tensor per key (gathers in get_batch are a single index), chunks become views of it
-        self._full = {key: torch.cat([c[key] for c in chunks])[: self.num_samples] for key in chunks[0]}
-        self._cache = self._chunk_views()
-        return self
+        return {key: torch.cat([c[key] for c in chunks])[: self.num_samples] for key in chunks[0]}
 
     def _chunk_views(self) -> OrderedDict[int, dict[str, torch.Tensor]]:
         """The chunk cache as views of the materialized tensors."""

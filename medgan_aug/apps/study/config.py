@@ -135,6 +135,13 @@ class StudyConfig:
             comparison exploratory. Empty: no primary comparison. Not part of any run key.
         classifier_seeds: classifiers trained per GAN and condition (default 1): classifier seed k of
             study seed s is :func:`classifier_run_seed` ``(s, k)``; k = 0 is the study's run as it was.
+        shared_gan: one generator for every (fraction, seed) group instead of one per group: trained once on
+            the pool (``gan.pool``: train or a pool file) with seed 0, unconditional (``gan.conditional:
+            false``), so it sees no label and nothing that depends on a group's subset; its images (drawn
+            once, seed 0, kept in its folder) are labelled per run by the cell's teacher (``synthetic.labels:
+            teacher``). A user with an unlabelled archive trains one such model and uses it for any labelled
+            subset; the study then measures that model, and its intervals do not cover the variation between
+            generator trainings. For slow generators (``model: ddpm``). Part of the GAN's key.
         device: where GANs, classifiers and evaluations run: ``cpu`` (default), ``cuda[:N]`` or ``auto``;
             under torchrun, ``cuda``/``auto`` give each process ``cuda:LOCAL_RANK``. Like the thread count
             it is not part of any key, and each run records the device it ran on (column ``device``):
@@ -154,6 +161,7 @@ class StudyConfig:
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     primary: dict[str, Any] = dataclasses.field(default_factory=dict)
     classifier_seeds: int = 1
+    shared_gan: bool = False
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -233,6 +241,7 @@ class StudyConfig:
         pool = self.gan.get("pool", POOL_LABELLED)
         if pool not in POOL_NAMES and not Path(pool).is_file():  # a GANConfig checked its form above
             raise ValueError(f"gan.pool: pool file {pool} does not exist (or: labelled, train)")
+        _check_shared_gan(self, pool)
         if not isinstance(self.primary, Mapping):
             raise ValueError(f"primary must be a mapping (condition, baseline, ...), got {self.primary!r}")
         if self.primary:
@@ -270,7 +279,8 @@ def gan_run_config(
     resume: bool = False,
 ) -> GANConfig:
     """The settings the study trains the GAN of group (``fraction``, ``seed``) with: the config's ``gan:``
-    block, and the data, subset, seed and folder the study sets itself.
+    block, and the data, subset, seed and folder the study sets itself (with ``shared_gan``, every group's
+    generator is the one of :data:`SHARED_GAN_GROUP`).
 
     Args:
         config: the study.
@@ -280,6 +290,8 @@ def gan_run_config(
         device: where it trains (None: the config's device).
         resume: continue the run in ``out``.
     """
+    if getattr(config, "shared_gan", False):
+        fraction, seed = SHARED_GAN_GROUP
     data = config.data
     settings = dict(config.gan)
     settings.update(
@@ -297,6 +309,33 @@ def gan_run_config(
         resume=resume,
     )
     return GANConfig(**settings)
+
+
+def _check_shared_gan(config: StudyConfig, pool: str) -> None:
+    """Refuse ``shared_gan`` where one generator could not stand for every group's (see StudyConfig)."""
+    if not isinstance(config.shared_gan, bool):
+        raise ValueError(f"shared_gan must be true or false, got {config.shared_gan!r}")
+    if not config.shared_gan:
+        return
+    if pool == POOL_LABELLED:
+        raise ValueError(
+            "shared_gan: true needs gan.pool: train (or a pool file): a generator trained on a group's "
+            "labelled subset differs between groups"
+        )
+    if config.gan.get("conditional", False):
+        raise ValueError(
+            "shared_gan: true needs gan.conditional: false: a conditional generator learns from a group's "
+            "labels, so it differs between groups"
+        )
+    if config.synthetic_budget.labels != "teacher":
+        raise ValueError(
+            "shared_gan: true needs synthetic.labels: teacher (the shared generator is unconditional: the "
+            "cell's teacher labels its images)"
+        )
+
+
+#: The group whose settings the shared generator trains with (``shared_gan``): the whole pool, seed 0.
+SHARED_GAN_GROUP = (1.0, 0)
 
 
 def _checked_primary(config: StudyConfig) -> dict[str, Any]:

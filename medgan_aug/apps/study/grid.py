@@ -37,6 +37,7 @@ class StudyConfig(Protocol):
     gan: dict[str, Any]
     classifier: dict[str, Any]
     synthetic: dict[str, Any]
+    shared_gan: bool
 
 
 __all__ = [
@@ -164,7 +165,10 @@ def gan_identity(config: StudyConfig) -> dict[str, Any]:
 
 
 def gan_key(config: StudyConfig, fraction: float, seed: int) -> str:
-    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings (:func:`gan_identity`)."""
+    """Key of the GAN of a (fraction, seed) group: data, subset and GAN settings (:func:`gan_identity`);
+    with ``shared_gan`` one key for every group (data and GAN settings only)."""
+    if getattr(config, "shared_gan", False):
+        return _digest({"data": data_identity(config), "shared": True, "gan": gan_identity(config)})
     return _digest(
         {"data": data_identity(config), "fraction": fraction, "seed": seed, "gan": gan_identity(config)}
     )

@@ -163,11 +163,22 @@ def warn_if_trained_otherwise(run_dir: Path, config: GANConfig) -> None:
         )
 
 
+#: The file in a generator's folder that keeps its study images (:func:`_synthetic_source`).
+SYNTHETIC_CACHE_FILE = "study_images.pt"
+
+
 def _synthetic_source(run_dir: Path, config: StudyConfig, seed: int) -> Any:
+    """The generated images the runs of a group mix in: ``num_samples`` items drawn with the group's seed
+    (seed 0 from a ``shared_gan``, the same images for every group). A diffusion generator's or a shared
+    one's are kept in its folder (:data:`SYNTHETIC_CACHE_FILE`) and read back by later groups and resumed
+    studies: a DDPM samples a few images a second on a CPU core."""
     device = process_device(config)  # generated there, cached on the CPU (mixed into CPU batches)
-    return SyntheticDataset.from_run(
-        run_dir, config.synthetic_budget.num_samples, seed=seed, device=device
-    ).materialize()
+    num = config.synthetic_budget.num_samples
+    if config.shared_gan:
+        seed = 0
+    dataset = SyntheticDataset.from_run(run_dir, num, seed=seed, device=device)
+    slow = config.shared_gan or config.gan.get("model", "dcgan") != "dcgan"
+    return dataset.materialize(run_dir / SYNTHETIC_CACHE_FILE if slow else None)
 
 
 def _unfinished(config: StudyConfig, runs: Sequence[RunSpec], out: Path) -> list[RunSpec]:
@@ -213,11 +224,13 @@ def run_group(
             if held and not (out / "gans" / key / "generator.pt").is_file():
                 logger.info("training GAN %s: fraction=%g seed=%d", key, fraction, seed)
             trained = ensure_gan(config, fraction, seed, out, train_all.size) if held else None
+            # drawn under the lock: a slow generator's images are drawn once, then read from its folder
+            synthetic = None if trained is None else _synthetic_source(trained[0], config, seed)
         if trained is None:
             logger.info("GAN %s is being trained by another process: its runs come later", key)
             runs = [run for run in runs if not conditions[run.condition].needs_gan]
         else:
-            gan = (*trained, _synthetic_source(trained[0], config, seed))
+            gan = (*trained, synthetic)
     rows = []
     teachers: dict[tuple[str, int], Any] = {}  # the cell's teacher by (classifier, classifier seed)
     for run in runs:

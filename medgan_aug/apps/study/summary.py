@@ -297,7 +297,16 @@ def protocol_text(rows: list[dict[str, Any]]) -> str:
     teacher = any(row.get("synthetic_labels") == "teacher" or row.get("pseudo_ratio", 0) > 0 for row in rows)
     pretrain = any(row.get("synthetic_pretrain_iterations", 0) > 0 for row in rows)
     text = PROTOCOL
-    if pools:
+    if pools and shared_generator(rows):
+        named = ", ".join(f"`{pool}`" for pool in pools)
+        text = text.replace(_GAN_ON_SUBSET, _bullet(
+            f"Generator: one for every (fraction, seed) group (`shared_gan`), unconditional, trained once on the "
+            f"pool {named} (`train`: every training-split image, no labels; val and test images never); its "
+            "images are drawn once (seed 0) and are the same in every group, labelled per run by the cell's "
+            "teacher. The intervals below cover the subsets, teachers, classifiers and test images, not the "
+            "variation between generator trainings: they measure this one generator."
+        ))  # fmt: skip
+    elif pools:
         named = ", ".join(f"`{pool}`" for pool in pools)
         text = text.replace(_GAN_ON_SUBSET, _bullet(
             f"GAN: one per (fraction, seed), trained on the pool {named} (`train`: every training-split image; "
@@ -323,6 +332,14 @@ def protocol_text(rows: list[dict[str, Any]]) -> str:
             "- Classifier: same architecture", "\n".join(extra) + "\n- Classifier: same architecture"
         )
     return text
+
+
+def shared_generator(rows: list[dict[str, Any]]) -> bool:
+    """Whether the runs with generated images of several (fraction, seed) groups all drew them from one
+    generator folder (a study with ``shared_gan``), read from the records themselves."""
+    with_gan = [row for row in rows if row.get("gan_dir")]
+    groups = {(row.get("fraction"), row.get("seed")) for row in with_gan}
+    return len(groups) > 1 and len({row["gan_dir"] for row in with_gan}) == 1
 
 
 def _bullet(sentence: str) -> str:
