@@ -36,7 +36,16 @@ ROWS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("pool",),
         "real+synthetic@0.5 vs real+pseudo@0.5",
     ),
-)
+    # a study with shared_gan and model: ddpm (issue 22): rows shown only where such a study is named
+    ("one diffusion model on the pool (shared), teacher labels, vs `real`", ("diffusion",), "real+synthetic@0.5 vs real"),
+    ("… its placebo (labels permuted) vs `real`", ("diffusion",), "real+shuffled@0.5 vs real"),
+    ("synthetic pretraining (diffusion model), then real, vs `real`", ("diffusion",), "synthetic-pretrain+real vs real"),
+    ("**diffusion model vs pseudo-labels**", ("diffusion",), "real+synthetic@0.5 vs real+pseudo@0.5"),
+)  # fmt: skip
+
+#: the labels ``--study`` takes: the generator saw the labelled subset, the pool, or (one shared diffusion
+#: model) the pool
+LABELS = ("subset", "pool", "diffusion")
 
 _SECTION = re.compile(r"^## Fraction ([0-9.]+) \((\d+) training images\)")
 
@@ -71,7 +80,10 @@ def build_table(studies: list[tuple[str, Path]]) -> str:
         "| arm | " + " | ".join(f"{float(f) * 100:g}%" for f in fractions) + " |",
         "|---|" + "---|" * len(fractions),
     ]
+    labels = {label for label, _ in studies}
     for title, sources, name in ROWS:
+        if "diffusion" in sources and "diffusion" not in labels:
+            continue  # the diffusion rows only where a diffusion study is named
         row = []
         for fraction in fractions:
             cell = next(
@@ -94,15 +106,15 @@ def main() -> None:
         "--study",
         action="append",
         required=True,
-        help="LABEL=summary.md, LABEL subset (the generator saw the labelled subset) or pool; repeat a label "
-        "to add fractions, the first named wins",
+        help="LABEL=summary.md, LABEL subset (the generator saw the labelled subset), pool, or diffusion (one "
+        "shared diffusion model on the pool); repeat a label to add fractions, the first named wins",
     )
     args = parser.parse_args()
     studies = []
     for item in args.study:
         label, _, path = item.partition("=")
-        if label not in {"subset", "pool"} or not path:
-            parser.error(f"--study {item!r}: give LABEL=PATH with LABEL subset or pool")
+        if label not in LABELS or not path:
+            parser.error(f"--study {item!r}: give LABEL=PATH with LABEL one of {', '.join(LABELS)}")
         if not Path(path).is_file():
             parser.error(f"--study {item!r}: {path} is not a file")
         studies.append((label, Path(path)))

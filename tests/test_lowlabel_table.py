@@ -37,3 +37,16 @@ def test_cells_are_the_summaries_own_and_the_first_study_named_wins(tmp_path):
         [("subset", RESULTS / "study_nih1000_chestmnist" / "summary.md")]
     )
     assert "| **pool generator vs pseudo-labels** (the question) | not run | not run |" in only_subset
+
+
+def test_diffusion_rows_appear_only_with_a_diffusion_study(tmp_path):
+    pool = RESULTS / "study_nih1000_lowlabel" / "summary.md"
+    without = lowlabel_table.build_table([("pool", pool)])
+    assert "diffusion" not in without
+    # a stand-in diffusion study: the pool study's summary under the diffusion label gives its own cells
+    table = lowlabel_table.build_table([("pool", pool), ("diffusion", pool)])
+    lines = table.splitlines()
+    assert len(lines) == len(without.splitlines()) + 4
+    question = next(line for line in lines if "pool generator vs pseudo-labels" in line)
+    diffusion = next(line for line in lines if "diffusion model vs pseudo-labels" in line)
+    assert question.split(" | ")[1:] == diffusion.split(" | ")[1:]
