@@ -143,6 +143,21 @@ def test_cached_images_are_read_back_byte_identical_without_generating(tmp_path,
     assert again[299]["image"].shape == (1, 28, 28) and len(again) == 300
 
 
+def test_a_dataset_materialized_in_memory_writes_the_cache_without_generating_again(tmp_path, monkeypatch):
+    dataset = dcgan_dataset().materialize()
+    images = dataset.get_batch(range(300))["image"].clone()
+    calls = []
+    generate = SyntheticDataset._generate_chunk
+    monkeypatch.setattr(
+        SyntheticDataset, "_generate_chunk", lambda *a, **k: calls.append(1) or generate(*a, **k)
+    )
+    dataset.materialize(tmp_path / "later.pt")
+    assert calls == [] and (tmp_path / "later.pt").is_file()
+    again = dcgan_dataset().materialize(tmp_path / "later.pt")
+    assert calls == []
+    torch.testing.assert_close(again.get_batch(range(300))["image"], images, rtol=0, atol=0)
+
+
 def test_a_cache_of_other_images_or_a_damaged_one_is_replaced_with_a_warning(tmp_path):
     cache = tmp_path / "images.pt"
     dcgan_dataset(seed=0).materialize(cache)

@@ -320,9 +320,10 @@ class SyntheticDataset(Dataset):
                 (:mod:`medgan_aug.data.synthetic_cache`: fingerprinted by the generator's weights and
                 sampling settings, the seed, the count and every chunk's inputs; a file holding other
                 items is replaced). For a generator that samples slowly (``--model ddpm``). Not with a
-                ``labeller`` (ValueError).
+                ``labeller`` (ValueError). An already materialized dataset writes its items there (the file
+                missing or holding others) without running the generator again.
         """
-        if self._full is not None:
+        if self._full is not None and cache_file is None:
             return self
         if cache_file is not None:
             full = load_or_generate(self, cache_file)
