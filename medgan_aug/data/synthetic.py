@@ -326,7 +326,7 @@ class SyntheticDataset(Dataset):
         if self._full is not None and cache_file is None:
             return self
         if cache_file is not None:
-            full = load_or_generate(self, cache_file)
+            full = load_or_generate(self, cache_file, self._generate_all)
         else:
             full = self._generate_all()
         chunk_bytes = sum(t[:CHUNK_SIZE].numel() * t.element_size() for t in full.values())

@@ -23,6 +23,7 @@ import hashlib
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,17 @@ def _read(path: Path, fingerprint: str, expected_items: int) -> dict[str, torch.
     return tensors
 
 
-def load_or_generate(dataset: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The materialized tensors of ``dataset``: read from ``path`` when it holds them, else generated with
-    ``dataset._generate_all()`` and written to ``path`` atomically (a kill leaves the old file or none)."""
+def load_or_generate(
+    dataset: Any, path: str | os.PathLike, generate: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """The materialized tensors of ``dataset``: read from ``path`` when it holds them, else made by
+    ``generate()`` and written to ``path`` atomically (a kill leaves the old file or none)."""
     path = Path(path)
     fingerprint = dataset_fingerprint(dataset)
     if path.is_file():
         tensors = _read(path, fingerprint, dataset.num_samples)
         if tensors is not None:
             return tensors
-    tensors = dataset._generate_all()
+    tensors = generate()
     atomic_torch_save({"fingerprint": fingerprint, "tensors": tensors}, path)
     return tensors
