@@ -25,6 +25,7 @@ ARCHIVED = (
     "study_nih1000_lowlabel",
     "study_pneumoniamnist_lowlabel",
     "study_pneumoniamnist_lowlabel_subset",
+    "study_pneumoniamnist_lowlabel_ddpm",
 )
 
 
