@@ -1,7 +1,7 @@
 """A generated dataset's images kept on disk, so an expensive generator samples them once.
 
-A DDPM sampled with 25 DDIM steps makes about 2.5 images/s on one CPU core (a DCGAN about 1,000), so
-5,000 images cost half an hour; a study that mixes the same generator's images into 24 groups, or a
+A DDPM sampled with 25 DDIM steps makes about 2 images/s on one core of a 2-core AVX2 CPU (a DCGAN over
+1,000), so 5,000 images cost about 40 minutes; a study that mixes the same generator's images into 24 groups, or a
 resumed one, should not draw them 24 times. :func:`load_or_generate` stores what
 :meth:`SyntheticDataset.materialize <medgan_aug.data.SyntheticDataset.materialize>` computed (every item's
 image and label tensors) in a weights-only torch file with a fingerprint of everything those bytes depend
