@@ -237,11 +237,6 @@ class SyntheticDataset(Dataset):
             )
 
     # ------------------------------------------------------------------ generation
-    @property
-    def chunk_size(self) -> int:
-        """Items per chunk (:data:`CHUNK_SIZE`), the unit of every generator forward pass."""
-        return CHUNK_SIZE
-
     def chunk_inputs(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latent codes ``(CHUNK_SIZE, latent_dim)`` and conditioning labels of chunk ``k``."""
         generator = chunk_generator(self.seed, k)
@@ -311,18 +306,11 @@ class SyntheticDataset(Dataset):
         return self._cache[k]
 
     def materialize(self, cache_file: str | os.PathLike | None = None) -> SyntheticDataset:
-        """Generate and cache every chunk now (raising ``cache_bytes`` to fit them all); returns self.
-
-        Useful before forking DataLoader workers (they inherit the cache) or for a mixing source.
-
-        Args:
-            cache_file: keep the generated items in this file too, and read them from it next time
-                (:mod:`medgan_aug.data.synthetic_cache`: fingerprinted by the generator's weights and
-                sampling settings, the seed, the count and every chunk's inputs; a file holding other
-                items is replaced). For a generator that samples slowly (``--model ddpm``). Not with a
-                ``labeller`` (ValueError). An already materialized dataset writes its items there (the file
-                missing or holding others) without running the generator again.
-        """
+        """Generate and cache every chunk now (raising ``cache_bytes`` to fit them all); returns self. Useful
+        before forking DataLoader workers (they inherit the cache) or for a mixing source. ``cache_file``: keep
+        the items in that file too and read them from it next time, for a slow generator (``--model ddpm``;
+        fingerprinted, a file of other items is replaced; not with a ``labeller``:
+        :mod:`medgan_aug.data.synthetic_cache`)."""
         if self._full is not None and cache_file is None:
             return self
         if cache_file is not None:
@@ -428,25 +416,13 @@ class SyntheticDataset(Dataset):
         self._full = None
 
     def __repr__(self) -> str:
-        labels = (
-            "none"
-            if not self.has_labels
-            else "fixed"
-            if self._fixed_labels is not None
-            else repr(self.label_sampler)
-            if self.label_sampler is not None
-            else "labeller"
+        labels = "none" if not self.has_labels else "fixed" if self._fixed_labels is not None else None
+        labels = labels or (repr(self.label_sampler) if self.label_sampler is not None else "labeller")
+        shuffle = (
+            "" if self.shuffle_labels_seed is None else f", shuffle_labels_seed={self.shuffle_labels_seed}"
         )
-        return (
-            f"SyntheticDataset(n={self.num_samples}, image=({self.num_channels}, {self.image_size}, "
-            f"{self.image_size}), seed={self.seed}, labels={labels}"
-            + (
-                ""
-                if self.shuffle_labels_seed is None
-                else f", shuffle_labels_seed={self.shuffle_labels_seed}"
-            )
-            + ")"
-        )
+        size = f"{self.num_channels}, {self.image_size}, {self.image_size}"
+        return f"SyntheticDataset(n={self.num_samples}, image=({size}), seed={self.seed}, labels={labels}{shuffle})"
 
     @classmethod
     def from_run(

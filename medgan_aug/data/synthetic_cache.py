@@ -20,7 +20,6 @@ generator weights that are not part of any item.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import warnings
 from collections.abc import Callable
@@ -74,11 +73,13 @@ def dataset_fingerprint(dataset: Any) -> str:
     for name, tensor in sorted(generator.state_dict().items()):
         digest.update(name.encode())
         _update(digest, tensor)
-    for k in range(math.ceil(dataset.num_samples / dataset.chunk_size)):
+    k, covered = 0, 0
+    while covered < dataset.num_samples:  # every chunk's inputs (a chunk is as long as its noise)
         z, labels = dataset.chunk_inputs(k)
         _update(digest, z)
         if labels is not None:
             _update(digest, labels)
+        k, covered = k + 1, covered + len(z)
     return digest.hexdigest()
 
 
